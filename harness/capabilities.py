@@ -1,0 +1,57 @@
+"""What an approach claims it can do; scenarios needing more are reported `unsupported`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+DDL_KINDS = ("add", "drop", "rename", "type")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """An approach's claims, shown in the matrix and used by the checker.
+
+    ``before_image``: ``full`` (whole old row), ``key`` (key columns only) or ``none``.
+    ``updates``: ``update`` (one event) or ``delete+insert`` (two events per update).
+    ``transactions``: all changes of one commit arrive together, not interleaved.
+    ``delivery``: ``exactly-once``, or ``at-least-once`` (exact repeats at the same position
+    allowed, e.g. after a crash between receipt and ack).
+    ``ddl``: the DDL kinds (``add|drop|rename|type``) after which events carry the new shape.
+    ``truncate``: emits a truncate event. ``resume``: restarts after an acknowledged position.
+    """
+
+    before_image: Literal["full", "key", "none"] = "full"
+    updates: Literal["update", "delete+insert"] = "update"
+    transactions: bool = True
+    delivery: Literal["exactly-once", "at-least-once"] = "exactly-once"
+    ddl: frozenset[str] = field(default_factory=frozenset)
+    truncate: bool = False
+    resume: bool = True
+    notes: tuple[str, ...] = ()
+
+    def lacks(self, requirement: str) -> str | None:
+        """Return why ``requirement`` (e.g. ``ddl:rename``, ``truncate``, ``resume``) is not met."""
+        kind, _, arg = requirement.partition(":")
+        if kind == "ddl" and arg not in self.ddl:
+            return f"does not follow DDL '{arg}' (claims: {sorted(self.ddl) or 'none'})"
+        if kind == "truncate" and not self.truncate:
+            return "emits no truncate event"
+        if kind == "resume" and not self.resume:
+            return "cannot resume from an acknowledged position"
+        if kind == "before" and self.before_image != "full":
+            return f"gives before images '{self.before_image}', not full"
+        return None
+
+    def as_dict(self) -> dict:
+        """Plain-JSON form for the results file."""
+        return {
+            "before_image": self.before_image,
+            "updates": self.updates,
+            "transactions": self.transactions,
+            "delivery": self.delivery,
+            "ddl": sorted(self.ddl),
+            "truncate": self.truncate,
+            "resume": self.resume,
+            "notes": list(self.notes),
+        }

@@ -1,0 +1,415 @@
+"""The checker: compares what the source committed with what an approach captured.
+
+Vectorized with polars: images and keys are encoded once into type-aware canonical strings
+(``harness.values``), then matched as columns. Only the rows left unmatched — the anomalies
+themselves — are classified one by one, to name them and to keep readable examples.
+
+Matching, in order:
+1. exact: each committed change is paired with a captured event of identical
+   (table, key, op, before, after), the n-th occurrence with the n-th (commit vs capture order).
+   Surplus identical events are ``duplicate`` — unless delivery is at-least-once and the surplus
+   repeats a paired event at the same position.
+2. split updates: a delete then an insert of the same key whose images equal one unpaired
+   committed update → ``op-mismatch`` (when the approach claims ``update``).
+3. near: remaining events and changes of the same key are paired and classified as
+   ``op-mismatch``, ``schema`` (other columns or value types), ``after-mismatch``,
+   ``missing-before`` or ``before-mismatch``. Unpaired changes are ``lost``, unpaired events
+   ``phantom`` (matching a rolled-back change, or invented).
+4. order: per key, capture order must follow commit order (``reordered``); with
+   ``transactions`` claimed, one commit's events must share one commit position and be
+   contiguous (``torn-txn``).
+5. replay: the captured events applied to the empty initial state must give the engine's final
+   state (``divergence``), counted per key that no other anomaly already explains.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from harness.capabilities import Capabilities
+from harness.events import ChangeEvent
+from harness.ledger import Ledger, LedgerChange
+from harness.values import (
+    describe_difference,
+    encode_image,
+    encode_key,
+    jsonable,
+    shape_differs,
+)
+from harness.verdict import ANOMALIES, MAX_EXAMPLES, Verdict
+
+CONTENT = ["table", "key", "op", "before", "after"]
+#: engine final state: table -> {key tuple -> row}
+FinalState = Mapping[str, Mapping[tuple, Mapping[str, Any]]]
+
+
+@dataclass
+class EncodedHistory:
+    """Ledger and events as polars frames of canonical strings (built once, checked many times)."""
+
+    ledger: pl.DataFrame
+    events: pl.DataFrame
+    ledger_rows: Sequence[LedgerChange]
+    event_rows: Sequence[ChangeEvent]
+    ddl: list[LedgerChange]
+    rolled_back: pl.DataFrame
+
+
+def encode_history(ledger: Ledger | Sequence[LedgerChange], events: Sequence[ChangeEvent]) -> EncodedHistory:
+    """Encode ledger changes and captured events into frames (one pass over each, in Python)."""
+    changes = ledger.changes if isinstance(ledger, Ledger) else list(ledger)
+    committed = [c for c in changes if not c.rolled_back and c.op != "ddl"]
+    rolled = [c for c in changes if c.rolled_back and c.op != "ddl"]
+    ddl = [c for c in changes if c.op == "ddl" and not c.rolled_back]
+    ev = [e for e in events if e.op != "ddl"]
+
+    def ledger_frame(rows: Sequence[LedgerChange]) -> pl.DataFrame:
+        return pl.DataFrame(
+            {
+                "table": [c.table for c in rows],
+                "key": [encode_key(c.key) for c in rows],
+                "op": [c.op for c in rows],
+                "before": [encode_image(c.before) for c in rows],
+                "after": [encode_image(c.after) for c in rows],
+                "txid": [c.txid for c in rows],
+                "commit_seq": [c.commit_seq for c in rows],
+                "issued_at": [c.commit_issued_at for c in rows],
+            },
+            schema={"table": pl.String, "key": pl.String, "op": pl.String, "before": pl.String,
+                    "after": pl.String, "txid": pl.Int64, "commit_seq": pl.Int64,
+                    "issued_at": pl.Int64},
+        ).with_row_index("lseq")
+
+    events_df = pl.DataFrame(
+        {
+            "table": [e.table for e in ev],
+            "key": [encode_key(e.key) for e in ev],
+            "op": [e.op for e in ev],
+            "before": [encode_image(e.before) for e in ev],
+            "after": [encode_image(e.after) for e in ev],
+            "pos": [repr(e.position) for e in ev],
+            "etx": [repr(e.txid) for e in ev],
+            "captured_at": [e.captured_at for e in ev],
+        },
+        schema={"table": pl.String, "key": pl.String, "op": pl.String, "before": pl.String,
+                "after": pl.String, "pos": pl.String, "etx": pl.String, "captured_at": pl.Int64},
+    ).with_row_index("eidx")
+    return EncodedHistory(ledger_frame(committed), events_df, committed, ev, ddl, ledger_frame(rolled))
+
+
+class _Anomalies:
+    """Counts and first examples per anomaly kind, plus the keys each one touched."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = defaultdict(int)
+        self.examples: dict[str, list[Any]] = defaultdict(list)
+        self.keys: set[tuple[str, str]] = set()
+
+    def add(self, kind: str, count: int, examples: list[Any], keys: Sequence[tuple[str, str]]) -> None:
+        if count <= 0:
+            return
+        self.counts[kind] += count
+        room = MAX_EXAMPLES - len(self.examples[kind])
+        self.examples[kind].extend(examples[:max(room, 0)])
+        self.keys.update(keys)
+
+
+def _event_json(e: ChangeEvent) -> dict:
+    return {"table": e.table, "op": e.op, "key": jsonable(e.key), "before": jsonable(e.before),
+            "after": jsonable(e.after), "position": list(e.position), "txid": jsonable(e.txid)}
+
+
+def _change_json(c: LedgerChange) -> dict:
+    return {"table": c.table, "op": c.op, "key": jsonable(c.key), "before": jsonable(c.before),
+            "after": jsonable(c.after), "txid": c.txid, "commit_seq": c.commit_seq}
+
+
+def _rank(df: pl.DataFrame, order_col: str) -> pl.DataFrame:
+    return df.with_columns(pl.col(order_col).rank("ordinal").over(CONTENT).alias("ord"))
+
+
+def check(
+    history: EncodedHistory,
+    capabilities: Capabilities,
+    final_state: FinalState | None = None,
+    table_keys: Mapping[str, Sequence[str]] | None = None,
+) -> Verdict:
+    """Compare an encoded history under ``capabilities``; return the verdict with lag figures.
+
+    ``final_state`` is the engine's state read after the run (rows by key tuple); when None the
+    replay is compared with the ledger's own final state.
+    """
+    found = _Anomalies()
+    L = history.ledger
+    E = history.events
+    if capabilities.updates == "delete+insert":
+        L = _split_ledger_updates(L)
+    if capabilities.before_image != "full":
+        L = L.with_columns(pl.lit(None, pl.String).alias("before"))
+        E = E.with_columns(pl.lit(None, pl.String).alias("before"))
+
+    # 1. exact matching by content and occurrence
+    Lr = _rank(L, "lseq")
+    Er = _rank(E, "eidx")
+    matched = Lr.join(Er, on=[*CONTENT, "ord"], how="inner", suffix="_e")
+    e_unmatched = Er.join(matched.select("eidx"), on="eidx", how="anti")
+    l_unmatched = Lr.join(matched.select("lseq"), on="lseq", how="anti")
+    in_ledger = e_unmatched.join(L.select(CONTENT).unique(), on=CONTENT, how="semi", nulls_equal=True)
+    surplus = in_ledger
+    if capabilities.delivery == "at-least-once":
+        repeats = matched.select([*CONTENT, "pos"]).unique()
+        surplus = in_ledger.join(repeats, on=[*CONTENT, "pos"], how="anti", nulls_equal=True)
+    _add_events(found, "duplicate", surplus, history, "captured more often than committed")
+    rest = e_unmatched.join(in_ledger.select("eidx"), on="eidx", how="anti")
+
+    # 2. updates captured as delete + insert
+    if capabilities.updates == "update" and rest.height and l_unmatched.height:
+        rest, l_unmatched = _split_updates(found, rest, l_unmatched, history)
+
+    # 3. near matches, lost and phantoms (only anomalous rows reach this Python loop)
+    paired = _classify_leftovers(found, rest, l_unmatched, history, capabilities)
+
+    # 4. order and transaction boundaries
+    pairs = pl.concat([matched.select(["table", "key", "lseq", "eidx", "txid", "etx"]), paired])
+    _check_order(found, pairs, history)
+    if capabilities.transactions:
+        _check_transactions(found, pairs, history)
+
+    # 5. replay
+    _check_replay(found, history, final_state, table_keys or {})
+
+    lag_ns = (matched["captured_at"] - matched["issued_at"]).filter(matched["issued_at"] > 0)
+    measurements = lag_summary(lag_ns)
+    measurements.update(events=E.height, committed=L.height, matched=matched.height)
+    counts = {k: found.counts[k] for k in ANOMALIES if found.counts.get(k)}
+    return Verdict(
+        status="fail" if counts else "pass",
+        anomalies=counts,
+        examples={k: found.examples[k] for k in counts},
+        measurements=measurements,
+    )
+
+
+def lag_summary(lag_ns: pl.Series) -> dict[str, Any]:
+    """Lag percentiles in ms (p50/p95/p99/max) of a series of nanosecond lags."""
+    if lag_ns.len() == 0:
+        return {"lag_ms": {"p50": None, "p95": None, "p99": None, "max": None}}
+    ms = lag_ns.cast(pl.Float64) / 1e6
+    return {"lag_ms": {
+        "p50": round(float(ms.quantile(0.50, "linear")), 3),
+        "p95": round(float(ms.quantile(0.95, "linear")), 3),
+        "p99": round(float(ms.quantile(0.99, "linear")), 3),
+        "max": round(float(ms.max()), 3),
+    }}
+
+
+def _add_events(found: _Anomalies, kind: str, df: pl.DataFrame, history: EncodedHistory, why: str) -> None:
+    if not df.height:
+        return
+    idx = df["eidx"].head(MAX_EXAMPLES).to_list()
+    examples = [{"why": why, "event": _event_json(history.event_rows[i])} for i in idx]
+    found.add(kind, df.height, examples, list(zip(df["table"].to_list(), df["key"].to_list(), strict=False)))
+
+
+def _split_ledger_updates(L: pl.DataFrame) -> pl.DataFrame:
+    """Expand committed updates into delete(before) + insert(after) for delete+insert approaches."""
+    upd = L.filter(pl.col("op") == "update")
+    if not upd.height:
+        return L
+    dels = upd.with_columns(pl.lit("delete").alias("op"), pl.lit(None, pl.String).alias("after"),
+                            (pl.col("lseq") * 2).alias("lseq2"))
+    ins = upd.with_columns(pl.lit("insert").alias("op"), pl.lit(None, pl.String).alias("before"),
+                           (pl.col("lseq") * 2 + 1).alias("lseq2"))
+    keep = L.filter(pl.col("op") != "update").with_columns((pl.col("lseq") * 2).alias("lseq2"))
+    out = pl.concat([keep, dels, ins]).sort("lseq2")
+    return out.drop("lseq").rename({"lseq2": "lseq"}).with_columns(pl.col("lseq").cast(pl.UInt32))
+
+
+def _split_updates(found: _Anomalies, rest: pl.DataFrame, l_un: pl.DataFrame,
+                   history: EncodedHistory) -> tuple[pl.DataFrame, pl.DataFrame]:
+    s = rest.sort(["table", "key", "eidx"])
+    nxt = s.select(
+        pl.col("op").shift(-1).over(["table", "key"]).alias("n_op"),
+        pl.col("after").shift(-1).over(["table", "key"]).alias("n_after"),
+        pl.col("eidx").shift(-1).over(["table", "key"]).alias("n_eidx"),
+    )
+    s = pl.concat([s, nxt], how="horizontal")
+    combos = s.filter((pl.col("op") == "delete") & (pl.col("n_op") == "insert")).select(
+        "table", "key", pl.col("before"), pl.col("n_after").alias("after"),
+        pl.col("eidx").alias("d_eidx"), pl.col("n_eidx").alias("i_eidx"))
+    updates = l_un.filter(pl.col("op") == "update").select("table", "key", "before", "after", "lseq")
+    hit = combos.join(updates, on=["table", "key", "before", "after"], how="inner", nulls_equal=True)
+    hit = hit.unique("lseq", keep="first").unique("d_eidx", keep="first")
+    if not hit.height:
+        return rest, l_un
+    examples = [{"why": "update captured as delete + insert",
+                 "committed": _change_json(history.ledger_rows[r]),
+                 "captured": [_event_json(history.event_rows[r2]) for r2 in (d, i)]}
+                for r, d, i in hit.select("lseq", "d_eidx", "i_eidx").head(MAX_EXAMPLES).iter_rows()]
+    found.add("op-mismatch", hit.height, examples, list(zip(hit["table"].to_list(), hit["key"].to_list(), strict=False)))
+    used = pl.concat([hit["d_eidx"], hit["i_eidx"]]).to_frame("eidx")
+    return rest.join(used, on="eidx", how="anti"), l_un.join(hit.select("lseq"), on="lseq", how="anti")
+
+
+def _ledger_row(history: EncodedHistory, lseq: int, split: bool) -> LedgerChange:
+    return history.ledger_rows[lseq // 2 if split else lseq]
+
+
+def _classify_leftovers(found: _Anomalies, rest: pl.DataFrame, l_un: pl.DataFrame,
+                        history: EncodedHistory, caps: Capabilities) -> pl.DataFrame:
+    """Pair leftover events and changes per key and name each anomaly; return the pairs."""
+    split = caps.updates == "delete+insert"
+    by_key: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for row in l_un.select("table", "key", "op", "lseq", "txid").iter_rows(named=True):
+        by_key[(row["table"], row["key"])].append(row)
+    rolled = set(history.rolled_back.select(CONTENT).iter_rows())
+    pairs: list[tuple] = []
+    for row in rest.select(*CONTENT, "eidx", "etx").iter_rows(named=True):
+        k = (row["table"], row["key"])
+        e = history.event_rows[row["eidx"]]
+        cands = by_key.get(k)
+        if not cands:
+            content = tuple(row[c] for c in CONTENT)
+            why = "matches a rolled-back change" if content in rolled else "never committed"
+            found.add("phantom", 1, [{"why": why, "event": _event_json(e)}], [k])
+            continue
+        # prefer the earliest change of the same op; else the earliest change
+        pick = next((c for c in cands if c["op"] == row["op"]), cands[0])
+        cands.remove(pick)
+        c = _ledger_row(history, pick["lseq"], split)
+        pairs.append((row["table"], row["key"], pick["lseq"], row["eidx"], pick["txid"], row["etx"]))
+        for kind, why in _pair_kinds(c, e, pick["op"], caps):
+            found.add(kind, 1, [{"why": why, "committed": _change_json(c), "captured": _event_json(e),
+                                 "difference": jsonable(_diff_for(kind, c, e))}], [k])
+    for cands in by_key.values():
+        for pick in cands:
+            c = _ledger_row(history, pick["lseq"], split)
+            found.add("lost", 1, [{"why": "committed, never captured", "committed": _change_json(c)}],
+                      [(pick["table"], pick["key"])])
+    return pl.DataFrame(pairs, schema={"table": pl.String, "key": pl.String, "lseq": pl.UInt32,
+                                       "eidx": pl.UInt32, "txid": pl.Int64, "etx": pl.String},
+                        orient="row")
+
+
+def _diff_for(kind: str, c: LedgerChange, e: ChangeEvent) -> Any:
+    if kind in ("before-mismatch", "missing-before"):
+        return describe_difference(c.before, e.before)
+    return describe_difference(c.after, e.after)
+
+
+def _pair_kinds(c: LedgerChange, e: ChangeEvent, expected_op: str, caps: Capabilities) -> list[tuple[str, str]]:
+    """Name what differs between a committed change and the captured event paired with it."""
+    if e.op != expected_op:
+        return [("op-mismatch", f"committed {expected_op}, captured {e.op}")]
+    exp_after = c.after if expected_op != "delete" else None
+    exp_before = c.before if expected_op != "insert" else None
+    kinds: list[tuple[str, str]] = []
+    if encode_image(exp_after) != encode_image(e.after):
+        if shape_differs(exp_after, e.after):
+            kinds.append(("schema", "after image has other columns or types than committed"))
+        else:
+            kinds.append(("after-mismatch", "after image differs from the committed row"))
+    if caps.before_image == "full" and encode_image(exp_before) != encode_image(e.before):
+        if e.before is None:
+            kinds.append(("missing-before", "no before image although full before images are claimed"))
+        elif shape_differs(exp_before, e.before):
+            kinds.append(("schema", "before image has other columns or types than committed"))
+        else:
+            kinds.append(("before-mismatch", "before image differs from the committed row"))
+    return kinds
+
+
+def _check_order(found: _Anomalies, pairs: pl.DataFrame, history: EncodedHistory) -> None:
+    s = pairs.sort(["table", "key", "lseq"]).with_columns(
+        pl.col("eidx").cum_max().shift(1).over(["table", "key"]).alias("prev_max"))
+    bad = s.filter(pl.col("eidx") < pl.col("prev_max"))
+    if bad.height:
+        _add_events(found, "reordered", bad, history,
+                    "captured before a change committed earlier on this key")
+
+
+def _check_transactions(found: _Anomalies, pairs: pl.DataFrame, history: EncodedHistory) -> None:
+    ranked = pairs.with_columns(pl.col("eidx").rank("dense").alias("pos_rank"))
+    per_tx = ranked.group_by("txid").agg(
+        pl.col("etx").n_unique().alias("positions"),
+        pl.col("pos_rank").min().alias("lo"),
+        pl.col("pos_rank").max().alias("hi"),
+        pl.len().alias("n"),
+        pl.col("eidx").first().alias("eidx"),
+        pl.col("table").first().alias("table"),
+        pl.col("key").first().alias("key"),
+    )
+    torn = per_tx.filter((pl.col("positions") > 1) | ((pl.col("hi") - pl.col("lo") + 1) != pl.col("n")))
+    if torn.height:
+        _add_events(found, "torn-txn", torn, history,
+                    "one transaction's changes split across commit positions or interleaved")
+
+
+def _check_replay(found: _Anomalies, history: EncodedHistory, final_state: FinalState | None,
+                  table_keys: Mapping[str, Sequence[str]]) -> None:
+    E = history.events
+    truncs = E.filter(pl.col("op") == "truncate").group_by("table").agg(pl.col("eidx").max().alias("t_idx"))
+    last = (E.filter(pl.col("op") != "truncate").sort("eidx").group_by(["table", "key"]).last()
+            .join(truncs, on="table", how="left")
+            .filter(pl.col("t_idx").is_null() | (pl.col("eidx") > pl.col("t_idx")))
+            .filter(pl.col("op") != "delete"))
+    replayed = {(t, k): i for t, k, i in last.select("table", "key", "eidx").iter_rows()}
+    expected = _expected_final(history, final_state)
+    ddl_tables = {c.table for c in history.ddl}
+    bad_keys: list[tuple[str, str]] = []
+    examples: list[dict] = []
+    for tk in set(replayed) | set(expected):
+        if tk in found.keys:
+            continue
+        got_idx = replayed.get(tk)
+        got = history.event_rows[got_idx].after if got_idx is not None else None
+        if got is not None and tk[0] in ddl_tables:
+            got = _project(got, tk[0], history.ddl)
+        want = expected.get(tk)
+        if encode_image(got) != encode_image(want):
+            bad_keys.append(tk)
+            if len(examples) < MAX_EXAMPLES:
+                examples.append({"why": "replayed state differs from the source's final state",
+                                 "table": tk[0], "expected": jsonable(want), "replayed": jsonable(got)})
+    found.add("divergence", len(bad_keys), examples, bad_keys)
+
+
+def _expected_final(history: EncodedHistory, final_state: FinalState | None) -> dict[tuple[str, str], Any]:
+    if final_state is not None:
+        return {(t, encode_key(k)): row for t, rows in final_state.items() for k, row in rows.items()}
+    state: dict[tuple[str, str], Any] = {}
+    for c in history.ledger_rows:
+        if c.op == "truncate":
+            for tk in [tk for tk in state if tk[0] == c.table]:
+                del state[tk]
+        elif c.op == "delete":
+            state.pop((c.table, encode_key(c.key)), None)
+        else:
+            state[(c.table, encode_key(c.key))] = c.after
+    return state
+
+
+def _project(image: Mapping[str, Any], table: str, ddl: list[LedgerChange]) -> dict[str, Any]:
+    """Bring an image to the table's final shape: the table's DDL applied in order.
+
+    Each DDL is idempotent on an image written after it (add keeps a present column, drop and
+    rename skip absent ones), so the whole history can be applied to any image.
+    """
+    out = dict(image)
+    for d in ddl:
+        if d.table != table:
+            continue
+        spec = d.after or {}
+        kind = spec.get("kind")
+        if kind == "add" and spec["column"] not in out:
+            out[spec["column"]] = None
+        elif kind == "drop":
+            out.pop(spec["column"], None)
+        elif kind == "rename" and spec["old"] in out and spec["new"] not in out:
+            out[spec["new"]] = out.pop(spec["old"])
+    return out

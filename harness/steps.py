@@ -1,0 +1,173 @@
+"""Engine-neutral scenario steps and table specs; sources turn them into real writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Logical column types every source maps to a native type.
+LOGICAL_TYPES = (
+    "int", "bigint", "decimal", "float", "text", "bool", "bytes", "date", "timestamp",
+    "timestamptz", "json", "uuid", "int[]",
+)
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column: name, logical type (see ``LOGICAL_TYPES``), nullability."""
+
+    name: str
+    type: str
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A table a scenario creates: columns and the key columns (identifier fields)."""
+
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...] = ("id",)
+
+    def column(self, name: str) -> Column:
+        """The column called ``name``."""
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(f"{self.name} has no column {name!r}")
+
+
+@dataclass(frozen=True)
+class Insert:
+    """Insert one row (a full mapping of column → value)."""
+
+    table: str
+    row: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class InsertMany:
+    """Insert many rows in one statement (COPY / multi-row INSERT / one append)."""
+
+    table: str
+    rows: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class Update:
+    """Set ``changes`` on the row with key ``key``."""
+
+    table: str
+    key: tuple
+    changes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Delete:
+    """Delete the row with key ``key``."""
+
+    table: str
+    key: tuple
+
+
+@dataclass(frozen=True)
+class Truncate:
+    """Remove every row of a table."""
+
+    table: str
+
+
+@dataclass(frozen=True)
+class Txn:
+    """Several steps committed together; ``commit=False`` makes it fail/roll back with no trace."""
+
+    steps: tuple[Any, ...]
+    commit: bool = True
+
+
+@dataclass(frozen=True)
+class Savepoint:
+    """Inside a Txn: steps under a savepoint, rolled back to it when ``rollback`` is True."""
+
+    steps: tuple[Any, ...]
+    rollback: bool = True
+
+
+@dataclass(frozen=True)
+class AddColumn:
+    """ALTER TABLE ADD COLUMN (nullable, no default)."""
+
+    table: str
+    column: Column
+
+
+@dataclass(frozen=True)
+class DropColumn:
+    """ALTER TABLE DROP COLUMN."""
+
+    table: str
+    name: str
+
+
+@dataclass(frozen=True)
+class RenameColumn:
+    """ALTER TABLE RENAME COLUMN."""
+
+    table: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class AlterType:
+    """Widen a column's type (e.g. int → bigint, float → decimal is not a widening)."""
+
+    table: str
+    name: str
+    new_type: str
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A fault the runner injects: ``kind`` (e.g. ``reader-crash``) at ``point``."""
+
+    kind: str
+    point: str = ""
+    target: str = "reader"
+
+
+@dataclass(frozen=True)
+class Pace:
+    """Open-loop offered load for the following steps, in changes per second (0 = unpaced)."""
+
+    rate: float
+
+
+@dataclass
+class Scenario:
+    """A deterministic list of steps over some tables, with what it needs from an approach.
+
+    ``requires`` lists capability requirements (``ddl:rename``, ``truncate``, ``resume``,
+    ``before``) checked before running; a lacking approach gets ``unsupported``.
+    """
+
+    name: str
+    tables: tuple[TableSpec, ...]
+    steps: list[Any]
+    requires: tuple[str, ...] = ()
+    description: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def change_count(self) -> int:
+        """Number of row-level steps (a rough size, for progress and sanity)."""
+        def count(steps: Any) -> int:
+            n = 0
+            for s in steps:
+                if isinstance(s, (Txn, Savepoint)):
+                    n += count(s.steps)
+                elif isinstance(s, InsertMany):
+                    n += len(s.rows)
+                elif isinstance(s, (Insert, Update, Delete)):
+                    n += 1
+            return n
+        return count(self.steps)
