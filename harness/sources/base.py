@@ -1,0 +1,267 @@
+"""The source contract and the model-tracking base every engine family builds on."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from harness.context import RunContext
+from harness.errors import Unsupported
+from harness.ledger import Ledger
+from harness.steps import (
+    AddColumn,
+    AlterType,
+    Column,
+    Delete,
+    DropColumn,
+    Insert,
+    InsertMany,
+    RenameColumn,
+    Savepoint,
+    TableSpec,
+    Truncate,
+    Txn,
+    Update,
+)
+
+Row = dict[str, Any]
+
+
+@dataclass
+class RowChange:
+    """One row-level change with its images, derived from the source's model of the table."""
+
+    table: str
+    op: str  # insert | update | delete | truncate
+    key: tuple
+    before: Row | None
+    after: Row | None
+    set_cols: tuple[str, ...] = ()
+
+
+@dataclass
+class Statement:
+    """One statement inside a transaction: ``kind`` is ``insert``, ``insert_many``, ``update``,
+    ``delete``, ``truncate``, ``savepoint``, ``rollback_to`` or ``release``; ``changes`` are the
+    row changes it makes (empty for savepoint commands)."""
+
+    kind: str
+    table: str = ""
+    changes: list[RowChange] = field(default_factory=list)
+    name: str = ""
+
+
+class Source:
+    """Applies scenario steps to one engine and records every committed change in the ledger.
+
+    Subclasses implement the engine hooks (``create_table``, ``execute``, ``ddl``,
+    ``read_table``). The base keeps a model of each table's rows, so before images come from
+    what was committed, not from what the engine reports. Contract of ``execute``: run the
+    statements as one transaction and return ``(issued_at, committed_at)`` — ``time.time_ns()``
+    just before COMMIT is sent and right after it returns; with ``commit=False`` make the
+    transaction fail or roll back leaving no trace, and return ``None``.
+    """
+
+    family: ClassVar[str] = ""
+    #: True when the engine has no TRUNCATE event and truncation is a delete of every row.
+    truncate_as_deletes: ClassVar[bool] = False
+    #: True for table formats: one commit records one net change per key (see ``net_changes``).
+    commits_net_changes: ClassVar[bool] = False
+
+    def __init__(self, ctx: RunContext, ledger: Ledger) -> None:
+        self.ctx = ctx
+        self.ledger = ledger
+        self.specs: dict[str, TableSpec] = {}
+        self.rows: dict[str, dict[tuple, Row]] = {}
+
+    # -- engine hooks -------------------------------------------------------------------------
+    def create_table(self, spec: TableSpec) -> None:
+        raise NotImplementedError
+
+    def execute(self, statements: list[Statement], commit: bool) -> tuple[int, int] | None:
+        raise NotImplementedError
+
+    def ddl(self, step: Any) -> tuple[int, int]:
+        """Run one DDL step (AddColumn/DropColumn/RenameColumn/AlterType); return commit times."""
+        raise Unsupported(f"{type(self).__name__} cannot run {type(step).__name__}")
+
+    def read_table(self, spec: TableSpec) -> Iterable[Row]:
+        """All rows of a table as the engine has them now."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections."""
+
+    # -- driving ------------------------------------------------------------------------------
+    def setup(self, specs: Iterable[TableSpec]) -> None:
+        """Create the scenario's tables (not recorded: approaches start after this)."""
+        for spec in specs:
+            self.create_table(spec)
+            self.specs[spec.name] = spec
+            self.rows[spec.name] = {}
+
+    def apply(self, step: Any) -> None:
+        """Apply one step; row steps outside a Txn run as their own transaction."""
+        if isinstance(step, (AddColumn, DropColumn, RenameColumn, AlterType)):
+            self._apply_ddl(step)
+        elif isinstance(step, Txn):
+            self._apply_txn(step.steps, step.commit)
+        elif isinstance(step, (Insert, InsertMany, Update, Delete, Truncate)):
+            self._apply_txn((step,), True)
+        else:
+            raise Unsupported(f"{type(self).__name__} cannot apply {type(step).__name__}")
+
+    def key_of(self, table: str, row: Mapping[str, Any]) -> tuple:
+        """The key tuple of a row of ``table``."""
+        return tuple(row[k] for k in self.specs[table].key)
+
+    def final_state(self) -> dict[str, dict[tuple, Row]]:
+        """The engine's rows now, by key — what a replay of the captured events must give."""
+        out: dict[str, dict[tuple, Row]] = {}
+        for name, spec in self.specs.items():
+            out[name] = {self.key_of(name, r): dict(r) for r in self.read_table(spec)}
+        return out
+
+    # -- internals ----------------------------------------------------------------------------
+    def _apply_txn(self, steps: Iterable[Any], commit: bool) -> None:
+        overlay = {t: dict(rows) for t, rows in self.rows.items()}
+        statements: list[Statement] = []
+        savepoint_rollbacks: list[list[RowChange]] = []
+        self._plan(steps, overlay, statements, savepoint_rollbacks, [0])
+        txid = self.ledger.begin()
+        if self.commits_net_changes:
+            for ch in net_changes(statements):
+                self.ledger.stage(txid, ch.table, ch.op, ch.key, ch.before, ch.after)
+        else:
+            for st in statements:
+                for ch in st.changes:
+                    self.ledger.stage(txid, ch.table, ch.op, ch.key, ch.before, ch.after)
+                if st.kind == "rollback_to":
+                    self.ledger.discard_last(txid, len(st.changes))
+        times = self.execute(statements, commit)
+        if commit and times is not None:
+            self.ledger.commit(txid, *times)
+            self.rows = overlay
+        else:
+            self.ledger.rollback(txid)
+
+    def _plan(self, steps: Iterable[Any], overlay: dict[str, dict[tuple, Row]],
+              out: list[Statement], sp_rollbacks: list, counter: list[int]) -> None:
+        for step in steps:
+            if isinstance(step, Savepoint):
+                counter[0] += 1
+                name = f"sp{counter[0]}"
+                snapshot = {t: dict(rows) for t, rows in overlay.items()}
+                out.append(Statement("savepoint", name=name))
+                inner: list[Statement] = []
+                self._plan(step.steps, overlay, inner, sp_rollbacks, counter)
+                out.extend(inner)
+                if step.rollback:
+                    undone = [ch for st in inner for ch in st.changes]
+                    overlay.clear()
+                    overlay.update(snapshot)
+                    out.append(Statement("rollback_to", name=name, changes=undone))
+                else:
+                    out.append(Statement("release", name=name))
+            else:
+                out.append(self._statement(step, overlay))
+
+    def _statement(self, step: Any, overlay: dict[str, dict[tuple, Row]]) -> Statement:
+        rows = overlay[step.table]
+        if isinstance(step, Insert):
+            return Statement("insert", step.table, [self._insert(step.table, step.row, rows)])
+        if isinstance(step, InsertMany):
+            return Statement("insert_many", step.table, [self._insert(step.table, r, rows) for r in step.rows])
+        if isinstance(step, Update):
+            before = rows[step.key]
+            after = {**before, **step.changes}
+            rows[step.key] = after
+            return Statement("update", step.table,
+                             [RowChange(step.table, "update", step.key, before, after, tuple(step.changes))])
+        if isinstance(step, Delete):
+            before = rows.pop(step.key)
+            return Statement("delete", step.table, [RowChange(step.table, "delete", step.key, before, None)])
+        if isinstance(step, Truncate):
+            if self.truncate_as_deletes:
+                changes = [RowChange(step.table, "delete", k, r, None) for k, r in rows.items()]
+            else:
+                changes = [RowChange(step.table, "truncate", (), None, None)]
+            rows.clear()
+            return Statement("truncate", step.table, changes)
+        raise Unsupported(f"{type(self).__name__} cannot apply {type(step).__name__} inside a transaction")
+
+    def _insert(self, table: str, row: Row, rows: dict[tuple, Row]) -> RowChange:
+        full = {c.name: row.get(c.name) for c in self.specs[table].columns}
+        key = self.key_of(table, full)
+        rows[key] = full
+        return RowChange(table, "insert", key, None, full)
+
+    def _apply_ddl(self, step: Any) -> None:
+        spec = self.specs[step.table]
+        issued_at, committed_at = self.ddl(step)
+        cols = list(spec.columns)
+        rows = self.rows[step.table]
+        if isinstance(step, AddColumn):
+            cols.append(step.column)
+            info = {"kind": "add", "column": step.column.name, "type": step.column.type}
+            for r in rows.values():
+                r[step.column.name] = None
+        elif isinstance(step, DropColumn):
+            cols = [c for c in cols if c.name != step.name]
+            info = {"kind": "drop", "column": step.name}
+            for r in rows.values():
+                r.pop(step.name, None)
+        elif isinstance(step, RenameColumn):
+            cols = [Column(step.new, c.type, c.nullable) if c.name == step.old else c for c in cols]
+            info = {"kind": "rename", "old": step.old, "new": step.new}
+            for r in rows.values():
+                r[step.new] = r.pop(step.old)
+        else:
+            cols = [Column(c.name, step.new_type, c.nullable) if c.name == step.name else c for c in cols]
+            info = {"kind": "type", "column": step.name, "type": step.new_type}
+        self.specs[step.table] = TableSpec(spec.name, tuple(cols), spec.key)
+        txid = self.ledger.begin()
+        self.ledger.stage(txid, step.table, "ddl", (), None, info)
+        self.ledger.commit(txid, issued_at, committed_at)
+
+
+def net_changes(statements: list[Statement]) -> list[RowChange]:
+    """Collapse a transaction to one net change per key, as one table-format commit records it.
+
+    insert+update → insert, insert+delete → nothing, update+update → update (first before, last
+    after), update+delete → delete, delete+insert → update. Rolled-back savepoints are removed.
+    """
+    flat: list[RowChange] = []
+    for st in statements:
+        if st.kind == "rollback_to":
+            undone = {id(c) for c in st.changes}
+            flat = [c for c in flat if id(c) not in undone]
+        else:
+            flat.extend(st.changes)
+    net: dict[tuple[str, tuple], RowChange] = {}
+    for ch in flat:
+        k = (ch.table, ch.key)
+        prev = net.get(k)
+        if prev is None:
+            net[k] = RowChange(ch.table, ch.op, ch.key, ch.before, ch.after)
+            continue
+        before = prev.before
+        if prev.op == "insert":
+            op = "insert" if ch.op != "delete" else None
+        elif ch.op == "delete":
+            op = "delete"
+        else:
+            op = "update"
+        if op is None:
+            del net[k]
+        else:
+            net[k] = RowChange(ch.table, op, ch.key, before if op != "insert" else None,
+                               ch.after if op != "delete" else None)
+    return list(net.values())
+
+
+def now_ns() -> int:
+    """The clock every commit time and capture time uses (same host, ns)."""
+    return time.time_ns()
