@@ -1,0 +1,1 @@
+"""Engines: start, stop, kill and restart real servers, or open embedded table folders."""
