@@ -1,0 +1,1 @@
+"""Reports: turn a results JSON file into an HTML matrix, Prometheus pushgateway metrics and Allure."""
