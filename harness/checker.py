@@ -156,7 +156,7 @@ def check(
     # 1. exact matching by content and occurrence
     Lr = _rank(L, "lseq")
     Er = _rank(E, "eidx")
-    matched = Lr.join(Er, on=[*CONTENT, "ord"], how="inner", suffix="_e")
+    matched = Lr.join(Er, on=[*CONTENT, "ord"], how="inner", suffix="_e", nulls_equal=True)
     e_unmatched = Er.join(matched.select("eidx"), on="eidx", how="anti")
     l_unmatched = Lr.join(matched.select("lseq"), on="lseq", how="anti")
     in_ledger = e_unmatched.join(L.select(CONTENT).unique(), on=CONTENT, how="semi", nulls_equal=True)

@@ -14,11 +14,13 @@ import json
 import math
 import uuid
 from collections.abc import Callable, Mapping
-from decimal import Decimal
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 from typing import Any
 
 SEP = "\x1f"
 _UTC = dt.UTC
+#: normalize() rounds to the context precision (28 by default): decimal(38,10) needs an exact one.
+_EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 
 
 def _float(v: float) -> str:
@@ -36,7 +38,7 @@ def _decimal(v: Decimal) -> str:
         return "d:inf" if v > 0 else "d:-inf"
     if v == 0:
         return "d:0"
-    return "d:" + format(v.normalize(), "f")
+    return "d:" + format(v.normalize(_EXACT), "f")
 
 
 def _datetime(v: dt.datetime) -> str:
@@ -55,7 +57,8 @@ def _mapping(v: Mapping) -> str:
 
 
 def _sequence(v: list | tuple) -> str:
-    return "a:[" + ",".join(canonical(x) for x in v) + "]"
+    # JSON-quoted items, so a string holding the separator cannot pass for two items
+    return "a:" + json.dumps([canonical(x) for x in v], ensure_ascii=False, separators=(",", ":"))
 
 
 _ENCODERS: dict[type, Callable[[Any], str]] = {
