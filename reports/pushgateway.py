@@ -1,0 +1,111 @@
+"""Push a run's results to a Prometheus pushgateway: lag quantiles, throughput, anomalies and verdicts."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from typing import Any
+
+from reports.results_io import ANOMALY_KINDS, ReportError, Results, load, validate
+
+JOB = "cdc-harness"
+LAG_QUANTILES = (("p50", "0.5"), ("p95", "0.95"), ("p99", "0.99"), ("max", "1"))
+VERDICT_VALUES = {"pass": 1.0, "fail": 0.0, "unsupported": -1.0}
+DEFAULT_TIMEOUT_S = 2.0
+
+
+class PushgatewayWarning(UserWarning):
+    """The pushgateway could not be reached; the run goes on without pushing metrics."""
+
+
+def variant(res: dict[str, Any]) -> str:
+    """A stable label for a result's settings ("" when it has none), so variants do not overwrite."""
+    settings = res.get("settings") or {}
+    return ",".join(f"{k}={settings[k]}" for k in sorted(settings))
+
+
+def build_registry(results: Results) -> Any:
+    """A CollectorRegistry holding one sample set per result (labels: approach, scenario, variant)."""
+    from prometheus_client import CollectorRegistry, Gauge
+
+    registry = CollectorRegistry()
+    base = ["approach", "scenario", "variant"]
+    lag = Gauge("cdc_lag_seconds", "Capture lag (commit issued to captured) quantile, seconds",
+                base + ["quantile"], registry=registry)
+    tput = Gauge("cdc_throughput_events_per_second", "Events captured per second", base, registry=registry)
+    anomalies = Gauge("cdc_anomalies", "Anomalies found by the checker, by kind", base + ["kind"],
+                      registry=registry)
+    verdict = Gauge("cdc_verdict", "Verdict: 1 pass, 0 fail, -1 unsupported", base, registry=registry)
+    events = Gauge("cdc_events", "Events captured in the scenario", base, registry=registry)
+    for res in results["results"]:
+        labels = {"approach": res["approach"], "scenario": res["scenario"], "variant": variant(res)}
+        verdict.labels(**labels).set(VERDICT_VALUES[res["verdict"]])
+        if res["verdict"] == "unsupported":
+            continue  # nothing ran: no lag, throughput or anomalies to report
+        events.labels(**labels).set(int(res.get("events") or 0))
+        lag_ms = res.get("lag_ms") or {}
+        for key, q in LAG_QUANTILES:
+            if lag_ms.get(key) is not None:
+                lag.labels(**labels, quantile=q).set(float(lag_ms[key]) / 1000.0)
+        if res.get("events_per_s") is not None:
+            tput.labels(**labels).set(float(res["events_per_s"]))
+        counts = res.get("anomalies") or {}
+        for kind in dict.fromkeys([*ANOMALY_KINDS, *counts]):
+            anomalies.labels(**labels, kind=kind).set(int(counts.get(kind, 0)))
+    return registry
+
+
+def push_results(url: str, results: Results, *, job: str = JOB, timeout: float = DEFAULT_TIMEOUT_S,
+                 replace: bool = True) -> bool:
+    """Push ``results`` to the pushgateway at ``url`` under {job, run_id}; True when pushed.
+
+    Never raises for network trouble and never waits longer than about ``timeout`` seconds per
+    request: an unreachable gateway gives one ``PushgatewayWarning`` naming the URL and returns
+    False. ``replace`` uses PUT (the run's group is replaced); otherwise POST (pushadd).
+    """
+    from prometheus_client import push_to_gateway, pushadd_to_gateway
+
+    validate(results, "results")
+    registry = build_registry(results)
+    grouping = {"run_id": results["run"]["run_id"]}
+    push = push_to_gateway if replace else pushadd_to_gateway
+    started = time.monotonic()
+    try:
+        push(url, job=job, registry=registry, grouping_key=grouping, timeout=timeout)
+    except Exception as exc:  # noqa: BLE001 - any failure to push must not fail the run
+        warnings.warn(
+            f"pushgateway at {url} not reachable ({type(exc).__name__}: {exc}) after "
+            f"{time.monotonic() - started:.1f}s; metrics for run {grouping['run_id']} were not pushed",
+            PushgatewayWarning,
+            stacklevel=2,
+        )
+        return False
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: ``python -m reports.pushgateway RESULTS.json --url http://127.0.0.1:9091``."""
+    parser = argparse.ArgumentParser(prog="python -m reports.pushgateway", description=__doc__)
+    parser.add_argument("results", help="results JSON file written by the conformance suite")
+    parser.add_argument("--url", required=True, help="pushgateway URL, e.g. http://127.0.0.1:9091")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S)
+    args = parser.parse_args(argv)
+    try:
+        results = load(args.results)
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ok = push_results(args.url, results, timeout=args.timeout)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    if ok:
+        print(f"pushed {len(results['results'])} result(s) to {args.url} (run_id={results['run']['run_id']})")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
