@@ -1,0 +1,523 @@
+"""PostgreSQL engine: a private local cluster, a testcontainers container, or an external server.
+
+All three backends share :class:`PostgresEngine`: ``url`` (a libpq URL with the password),
+``cleanup(prefix)`` (drop the harness's slots, publications and schemas), ``drop_connections``
+(terminate walsenders/clients: the ``net-drop`` fault) and ``check()`` (the server settings CDC
+needs, raising ``EngineMisconfigured`` naming the setting to change).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from containers.engine import private_dir
+from harness.errors import EngineMisconfigured, EngineUnavailable, MissingDependency, Unsupported
+
+PG_BIN = Path(os.environ.get("CDC_PG_BIN", "/usr/lib/postgresql/15/bin"))
+INSTALL_HINT = "apt-get install -y postgresql-15 postgresql-15-wal2json (or: bash scripts/setup-postgres.sh)"
+#: Server settings every backend runs with (the docker one passes them as ``-c`` flags too).
+SERVER_SETTINGS: dict[str, str] = {
+    "wal_level": "logical",
+    "max_replication_slots": "40",
+    "max_wal_senders": "40",
+    "max_connections": "200",
+    "track_commit_timestamp": "on",
+    "listen_addresses": "127.0.0.1",
+    "fsync": "off",
+    "synchronous_commit": "on",  # off would delay walsenders by up to wal_writer_delay
+    "full_page_writes": "off",
+    "max_wal_size": "4GB",
+    "checkpoint_timeout": "30min",
+    "shared_buffers": "256MB",
+    "wal_sender_timeout": "60s",
+    "log_min_messages": "warning",
+    "timezone": "UTC",
+    "datestyle": "ISO, MDY",
+}
+CONNECT_TIMEOUT_S = 5
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ``***`` (for messages and reports)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - depends on the install
+        raise MissingDependency("psycopg", "postgres") from None
+    return psycopg
+
+
+def connect(url: str, **kwargs: Any) -> Any:
+    """An autocommit psycopg connection, failing fast with a one-line reason (never hangs)."""
+    psycopg = _psycopg()
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, **kwargs)
+    except psycopg.OperationalError as exc:
+        reason = " ".join(line.strip() for line in str(exc).strip().splitlines()) or type(exc).__name__
+        raise EngineUnavailable(
+            f"cannot connect to PostgreSQL at {mask_url(url)}: {reason}; "
+            "fix: check host, port, user and password in the URL and that the server runs"
+        ) from None
+
+
+class PostgresEngine:
+    """What every PostgreSQL backend offers besides the Engine contract.
+
+    Contract: ``prefix`` starts every name the harness creates (slots, publications, schemas);
+    ``stop()`` calls ``cleanup(prefix)`` before stopping, so no slot or publication survives.
+    """
+
+    family: ClassVar[str] = "postgres"
+    backend: str = ""
+
+    def __init__(self, prefix: str = "cdc_") -> None:
+        self.prefix = prefix
+        self.url = ""
+
+    # -- Engine contract (backends override) ------------------------------------------------
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def kill(self) -> None:
+        raise Unsupported(f"the {self.backend} PostgreSQL backend cannot be killed by the harness")
+
+    def restart(self) -> None:
+        raise Unsupported(f"the {self.backend} PostgreSQL backend cannot be restarted by the harness")
+
+    def log_path(self) -> Path | None:
+        return None
+
+    # -- shared helpers ---------------------------------------------------------------------
+    def connect(self, **kwargs: Any) -> Any:
+        """An autocommit psycopg connection to the engine."""
+        return connect(self.url, **kwargs)
+
+    def check(self) -> None:
+        """Raise ``EngineMisconfigured`` naming the setting when logical decoding cannot work."""
+        with self.connect() as conn:
+            check_server(conn, mask_url(self.url))
+
+    def cleanup(self, prefix: str | None = None) -> None:
+        """Drop every replication slot, publication and schema whose name starts with ``prefix``.
+
+        Active slots are released first by terminating their walsender. Idempotent.
+        """
+        prefix = prefix or self.prefix
+        like = prefix.replace("_", r"\_") + "%"
+        with self.connect() as conn:
+            deadline = time.monotonic() + 15
+            while True:
+                rows = conn.execute(
+                    "SELECT slot_name, active_pid FROM pg_replication_slots WHERE slot_name LIKE %s",
+                    (like,)).fetchall()
+                if not rows:
+                    break
+                for slot, pid in rows:
+                    if pid:
+                        conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                        continue
+                    with contextlib.suppress(Exception):
+                        conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+                if time.monotonic() > deadline:
+                    raise EngineUnavailable(f"could not drop replication slots {[r[0] for r in rows]} "
+                                            f"on {mask_url(self.url)} within 15 s")
+                time.sleep(0.05)
+            for (pub,) in conn.execute("SELECT pubname FROM pg_publication WHERE pubname LIKE %s",
+                                       (like,)).fetchall():
+                conn.execute(f'DROP PUBLICATION IF EXISTS "{pub}"')
+            for (schema,) in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
+                                          (like,)).fetchall():
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+    def drop_connections(self, prefix: str | None = None, clients: bool = False) -> int:
+        """Terminate the walsenders of slots starting with ``prefix`` (the ``net-drop`` fault).
+
+        With ``clients=True`` also every other client backend of this database except the caller.
+        Returns how many backends were terminated. The slot survives; readers must reconnect.
+        """
+        prefix = prefix or self.prefix
+        like = prefix.replace("_", r"\_") + "%"
+        with self.connect() as conn:
+            pids = [r[0] for r in conn.execute(
+                "SELECT active_pid FROM pg_replication_slots "
+                "WHERE slot_name LIKE %s AND active_pid IS NOT NULL",
+                (like,)).fetchall()]
+            if clients:
+                pids += [r[0] for r in conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' "
+                    "AND pid <> pg_backend_pid() AND datname = current_database()").fetchall()]
+            for pid in pids:
+                conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        return len(pids)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.backend} {mask_url(self.url)}>"
+
+
+def check_server(conn: Any, where: str) -> None:
+    """Check wal_level, free slots/walsenders and the REPLICATION privilege on ``conn``."""
+    settings = dict(conn.execute(
+        "SELECT name, setting FROM pg_settings WHERE name IN "
+        "('wal_level', 'max_replication_slots', 'max_wal_senders')").fetchall())
+    if settings.get("wal_level") != "logical":
+        raise EngineMisconfigured(
+            f"{where}: wal_level is '{settings.get('wal_level')}', logical decoding needs 'logical'; "
+            "fix: ALTER SYSTEM SET wal_level = logical; then restart the server")
+    used = conn.execute("SELECT count(*) FROM pg_replication_slots").fetchone()[0]
+    if int(settings["max_replication_slots"]) - used < 2:
+        raise EngineMisconfigured(
+            f"{where}: {used} of max_replication_slots={settings['max_replication_slots']} are in use; "
+            "fix: drop unused slots (SELECT pg_drop_replication_slot(name)) or raise "
+            "max_replication_slots (ALTER SYSTEM SET max_replication_slots = 20; restart)")
+    senders = conn.execute("SELECT count(*) FROM pg_stat_replication").fetchone()[0]
+    if int(settings["max_wal_senders"]) - senders < 2:
+        raise EngineMisconfigured(
+            f"{where}: {senders} of max_wal_senders={settings['max_wal_senders']} are busy; "
+            "fix: ALTER SYSTEM SET max_wal_senders = 20; then restart the server")
+    user, can = conn.execute(
+        "SELECT current_user, rolreplication OR rolsuper FROM pg_roles "
+        "WHERE rolname = current_user").fetchone()
+    if not can:
+        raise EngineMisconfigured(
+            f"{where}: role '{user}' lacks the REPLICATION privilege; fix: ALTER ROLE \"{user}\" REPLICATION")
+
+
+def _finalize_local(executor: Any, root: Path) -> None:
+    """Last-resort teardown (atexit / garbage collection): kill the cluster, remove its folder."""
+    with contextlib.suppress(Exception):
+        if executor is not None and executor.running():
+            executor.kill(sig=signal.SIGKILL)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _install_sigterm_exit() -> None:
+    """Make SIGTERM unwind (finally blocks, atexit) instead of killing Python outright."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        def _exit(signum: int, frame: Any) -> None:
+            raise SystemExit(128 + signum)
+        signal.signal(signal.SIGTERM, _exit)
+
+
+def _make_executor(command: list[str], url: str, log: Any, user: tuple[int, int] | None,
+                   timeout: float) -> Any:
+    """A mirakuru executor whose readiness probe is a real query, not just an open port."""
+    from mirakuru import Executor
+
+    class PgExecutor(Executor):
+        def pre_start_check(self) -> bool:
+            return _accepts_queries(url)
+
+        def after_start_check(self) -> bool:
+            return _accepts_queries(url)
+
+    popen: dict[str, Any] = {}
+    if user is not None:
+        popen = {"user": user[0], "group": user[1], "extra_groups": []}
+    return PgExecutor(command, timeout=timeout, sleep=0.05, stop_signal=signal.SIGINT,
+                      stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, popen_kwargs=popen)
+
+
+def _accepts_queries(url: str) -> bool:
+    psycopg = _psycopg()
+    try:
+        with psycopg.connect(url, connect_timeout=1, autocommit=True) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except psycopg.Error:
+        return False
+
+
+class LocalPostgres(PostgresEngine):
+    """A private cluster from the machine's PostgreSQL 15 binaries on a free loopback port.
+
+    Data lives in a 0700 temp dir owned by an unprivileged user (``postgres`` when running as
+    root). ``kill()`` SIGKILLs the postmaster's process group; ``restart()`` starts it again,
+    which runs crash recovery. ``stop()`` drops the harness's slots and publications, shuts the
+    server down fast and removes the directory; it is idempotent and also runs at exit.
+    """
+
+    backend = "local"
+
+    def __init__(self, prefix: str = "cdc_", bin_dir: Path | None = None, user: str = "postgres",
+                 start_timeout_s: float = 60.0) -> None:
+        super().__init__(prefix)
+        self.bin_dir = bin_dir or PG_BIN
+        self.user = user
+        self.start_timeout_s = start_timeout_s
+        self.root: Path | None = None
+        self.port = 0
+        self._executor: Any = None
+        self._log: Any = None
+        self._finalizer: weakref.finalize | None = None
+
+    @staticmethod
+    def available(bin_dir: Path | None = None) -> str | None:
+        """None when the binaries exist, else why not (with the install command)."""
+        bin_dir = bin_dir or PG_BIN
+        for exe in ("initdb", "postgres"):
+            if not (bin_dir / exe).exists():
+                return f"PostgreSQL binary {bin_dir / exe} not found; fix: {INSTALL_HINT}"
+        return None
+
+    def _owner(self) -> tuple[int, int] | None:
+        if os.geteuid() != 0:
+            return None
+        try:
+            pw = pwd.getpwnam(self.user)
+        except KeyError:
+            raise EngineUnavailable(
+                f"running as root needs an unprivileged system user '{self.user}' for PostgreSQL; "
+                f"fix: {INSTALL_HINT} (creates it) or useradd --system {self.user}") from None
+        return pw.pw_uid, pw.pw_gid
+
+    def start(self) -> None:
+        """initdb (first time) and start the server; return when it answers queries."""
+        if self._executor is not None and self._executor.running():
+            return
+        missing = self.available(self.bin_dir)
+        if missing:
+            raise EngineUnavailable(missing)
+        try:
+            import port_for
+        except ImportError:  # pragma: no cover
+            raise MissingDependency("port-for", "postgres") from None
+        owner = self._owner()
+        if self.root is None:
+            self.root = private_dir("postgres")
+            self._finalizer = weakref.finalize(self, _finalize_local, None, self.root)
+            self.port = port_for.select_random()
+            self._initdb(owner)
+        _install_sigterm_exit()
+        self._launch(owner)
+
+    def _initdb(self, owner: tuple[int, int] | None) -> None:
+        assert self.root is not None
+        password = secrets.token_urlsafe(18)
+        pwfile = self.root / "pwfile"
+        pwfile.write_text(password + "\n")
+        os.chmod(pwfile, 0o600)
+        if owner:
+            os.chown(self.root, *owner)
+            os.chown(pwfile, *owner)
+        data = self.root / "data"
+        cmd = [str(self.bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-E", "UTF8",
+               "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256",
+               f"--pwfile={pwfile}", "--no-sync", "--no-instructions"]
+        kwargs: dict[str, Any] = {"user": owner[0], "group": owner[1], "extra_groups": []} if owner else {}
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=self.root, **kwargs)
+        except subprocess.TimeoutExpired:
+            raise EngineUnavailable("initdb did not finish within 120 s") from None
+        pwfile.unlink()
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            raise EngineUnavailable(f"initdb failed: {' | '.join(tail)}")
+        self.url = f"postgresql://postgres:{quote(password, safe='')}@127.0.0.1:{self.port}/postgres"
+
+    def _launch(self, owner: tuple[int, int] | None) -> None:
+        assert self.root is not None
+        settings = {**SERVER_SETTINGS, "port": str(self.port), "unix_socket_directories": ""}
+        cmd = [str(self.bin_dir / "postgres"), "-D", str(self.root / "data")]
+        for k, v in settings.items():
+            cmd += ["-c", f"{k}={v}"]
+        if self._log is None:
+            self._log = open(self.root / "server.log", "ab")  # noqa: SIM115 - closed in stop()
+        self._executor = _make_executor(cmd, self.url, self._log, owner, self.start_timeout_s)
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        self._finalizer = weakref.finalize(self, _finalize_local, self._executor, self.root)
+        from mirakuru.exceptions import AlreadyRunning, ProcessExitedWithError, TimeoutExpired
+        try:
+            self._executor.start()
+        except (ProcessExitedWithError, TimeoutExpired) as exc:
+            self._executor.kill()
+            raise EngineUnavailable(f"PostgreSQL did not start ({type(exc).__name__}); "
+                                    f"server log: {self._log_tail()}") from None
+        except AlreadyRunning:
+            raise EngineUnavailable(f"port {self.port} is already taken by another server") from None
+
+    def _log_tail(self, lines: int = 3) -> str:
+        path = self.log_path()
+        if path is None or not path.exists():
+            return "(no log)"
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+
+    def kill(self) -> None:
+        """Crash the server: SIGKILL to the postmaster and all its backends (no shutdown)."""
+        if self._executor is not None:
+            self._executor.kill(sig=signal.SIGKILL)
+
+    def restart(self) -> None:
+        """Start the server again on the same port and data; crash recovery runs if it was killed."""
+        if self.root is None:
+            raise EngineUnavailable("restart() before start()")
+        if self._executor is not None and self._executor.running():
+            self._executor.stop()
+        self._launch(self._owner())
+
+    def stop(self) -> None:
+        """Drop the harness's slots/publications/schemas, shut down fast, remove the folder."""
+        try:
+            if self._executor is not None and self._executor.running():
+                with contextlib.suppress(Exception):
+                    self.cleanup()
+                try:
+                    self._executor.stop()
+                except Exception:
+                    self._executor.kill(sig=signal.SIGKILL)
+        finally:
+            self._executor = None
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+            if self._finalizer is not None:
+                self._finalizer()  # removes the folder (the process is gone already)
+                self._finalizer = None
+            self.root = None
+
+    def log_path(self) -> Path | None:
+        return self.root / "server.log" if self.root else None
+
+
+def docker_answers(timeout_s: float = 3.0) -> str | None:
+    """None when a Docker engine answers, else why not."""
+    try:
+        import docker
+    except ImportError:
+        return "the 'docker' Python package is missing (pip install testcontainers)"
+    host = os.environ.get("DOCKER_HOST", "")
+    if not host and not Path("/var/run/docker.sock").exists():
+        return "no Docker engine: DOCKER_HOST is unset and /var/run/docker.sock does not exist"
+    try:
+        client = docker.from_env(timeout=int(max(timeout_s, 1)))
+        client.ping()
+        client.close()
+    except Exception as exc:  # docker raises many kinds here
+        return f"no Docker engine answers at {host or 'unix:///var/run/docker.sock'}: {type(exc).__name__}"
+    return None
+
+
+class DockerPostgres(PostgresEngine):
+    """PostgreSQL 15 in a testcontainers container, bound to 127.0.0.1, with the CDC settings."""
+
+    backend = "docker"
+
+    def __init__(self, prefix: str = "cdc_", image: str = "postgres:15") -> None:
+        super().__init__(prefix)
+        self.image = image
+        self._container: Any = None
+
+    def start(self) -> None:
+        why = docker_answers()
+        if why:
+            raise EngineUnavailable(f"{why}; fix: start Docker or use --cdc-engines=local ({INSTALL_HINT})")
+        from testcontainers.postgres import PostgresContainer
+
+        flags = " ".join(f"-c {k}={v}" for k, v in SERVER_SETTINGS.items() if k != "listen_addresses")
+        container = PostgresContainer(self.image, password=secrets.token_urlsafe(18), driver=None)
+        container.with_command(f"postgres -c listen_addresses=* {flags}")
+        import port_for
+        container.with_bind_ports(5432, ("127.0.0.1", port_for.select_random()))
+        self._container = container.start()
+        self.url = container.get_connection_url()
+        self.check()
+
+    def kill(self) -> None:
+        """SIGKILL the container's postmaster (the container exits)."""
+        self._container.get_wrapped_container().kill(signal="SIGKILL")
+
+    def restart(self) -> None:
+        """Start the stopped container again; PostgreSQL runs crash recovery."""
+        wrapped = self._container.get_wrapped_container()
+        wrapped.start()
+        deadline = time.monotonic() + 60
+        while not _accepts_queries(self.url):
+            if time.monotonic() > deadline:
+                raise EngineUnavailable("the PostgreSQL container did not come back within 60 s")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self._container is None:
+            return
+        try:
+            with contextlib.suppress(Exception):
+                self.cleanup()
+            self._container.stop()
+        finally:
+            self._container = None
+
+
+class ExternalPostgres(PostgresEngine):
+    """A user-given server (``--cdc-engine-url postgres=postgresql://…``); checked up front.
+
+    ``kill``/``restart`` are unsupported (fault scenarios report ``unsupported``). ``stop()``
+    only drops what the harness created (names starting with ``prefix``).
+    """
+
+    backend = "external"
+
+    def __init__(self, url: str, prefix: str = "cdc_") -> None:
+        super().__init__(prefix)
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise EngineMisconfigured(f"external PostgreSQL URL must start with postgresql://, got "
+                                      f"{mask_url(url)!r}")
+        self.url = url
+        self._started = False
+
+    def start(self) -> None:
+        self.check()
+        self._started = True
+
+    def stop(self) -> None:
+        if self._started:
+            self._started = False
+            self.cleanup()
+
+
+def build_postgres_engine(backend: str = "auto", url: str | None = None,
+                          prefix: str = "cdc_") -> PostgresEngine:
+    """The engine for ``--cdc-engines`` (``auto|local|docker|external``) and an optional URL.
+
+    ``auto``: an external URL when given, else docker when it answers, else local when the
+    binaries exist, else ``EngineUnavailable`` with the install command. Not started yet.
+    """
+    if backend == "external" or (backend == "auto" and url):
+        if not url:
+            raise EngineMisconfigured("--cdc-engines=external needs --cdc-engine-url postgres=postgresql://…")
+        return ExternalPostgres(url, prefix)
+    if backend == "docker":
+        return DockerPostgres(prefix)
+    if backend == "local":
+        return LocalPostgres(prefix)
+    if backend != "auto":
+        raise EngineMisconfigured(f"unknown engine backend {backend!r}; valid: auto, local, docker, external")
+    if docker_answers(timeout_s=2.0) is None:
+        return DockerPostgres(prefix)
+    missing = LocalPostgres.available()
+    if missing is None:
+        return LocalPostgres(prefix)
+    raise EngineUnavailable(f"no Docker engine and {missing}")
