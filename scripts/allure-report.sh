@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Build the Allure HTML report from pytest's --alluredir results with the npm-pinned Allure 2 CLI.
+# Usage: scripts/allure-report.sh [RESULTS_DIR=allure-results] [OUT_DIR=allure-report]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+# Paths given on the command line are relative to where the script was called from.
+results=$(realpath -m "${1:-$root/allure-results}")
+out=$(realpath -m "${2:-$root/allure-report}")
+cd "$root"
+
+if [[ ! -x node_modules/.bin/allure ]]; then
+  echo "allure-report: Allure CLI not installed; fix: npm ci (or: bash scripts/setup-reports.sh)" >&2
+  exit 2
+fi
+if ! command -v java >/dev/null 2>&1; then
+  echo "allure-report: Allure needs Java 11+; fix: sudo apt-get install -y openjdk-17-jre-headless" >&2
+  exit 2
+fi
+if [[ ! -d $results ]] || [[ -z $(ls -A "$results" 2>/dev/null) ]]; then
+  echo "allure-report: no results in '$results'; run pytest with --alluredir=$results first" >&2
+  exit 2
+fi
+
+args=(generate "$results" --clean -o "$out")
+# --single-file (Allure >= 2.14) makes one self-contained index.html that opens from file://.
+if node_modules/.bin/allure --help 2>&1 | grep -q -- "--single-file"; then
+  args+=(--single-file)
+  single=1
+else
+  single=0
+fi
+# --no-install: never download anything at run time; the CLI comes from package-lock.json via npm ci.
+npx --no-install allure "${args[@]}"
+
+if [[ $single == 1 ]]; then
+  echo "allure-report: open file://$(realpath "$out")/index.html in a browser"
+else
+  echo "allure-report: serve it (file:// does not work for a multi-file report): npx allure open $out"
+fi
