@@ -144,7 +144,10 @@ class PushgatewayEngine:
         if self._dir is None:
             self._dir = private_dir("pushgateway")
         self._log = open(self._dir / "pushgateway.log", "ab")  # noqa: SIM115 - closed in stop()/kill()
-        command = [binary, f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"]
+        # Debian's build defaults --persistence.file to /var/lib/prometheus/pushgateway.data: empty it,
+        # so a test gateway keeps metrics in memory only and never mixes with another run's.
+        command = [binary, f"--web.listen-address=127.0.0.1:{self.port}", "--persistence.file=",
+                   "--log.level=warn"]
         executor = HTTPExecutor(
             command, url=f"{self.url}/-/ready", status=200, method="GET", timeout=self.start_timeout,
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

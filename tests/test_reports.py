@@ -1,0 +1,442 @@
+"""Tests for reports/: results file validation, HTML page, pushgateway metrics, alert rules, Allure, CI."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import warnings
+from pathlib import Path
+
+import pytest
+
+from reports import html as report_html
+from reports.results_io import ANOMALY_KINDS, ReportError, dump, load, synthetic, validate
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "reports" / "out"
+SETUP = "bash scripts/setup-reports.sh"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def write_json(path: Path, data: object) -> Path:
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+# -- results_io --------------------------------------------------------------------------------------
+
+
+def test_synthetic_results_are_valid_and_round_trip(tmp_path: Path) -> None:
+    data = synthetic()
+    path = dump(data, tmp_path / "results.json")
+    assert load(path) == data
+    assert {r["verdict"] for r in data["results"]} == {"pass", "fail", "unsupported"}
+
+
+def test_old_schema_is_a_clear_error(tmp_path: Path) -> None:
+    data = synthetic()
+    data["schema"] = 0
+    path = write_json(tmp_path / "old.json", data)
+    with pytest.raises(ReportError) as err:
+        load(path)
+    assert str(path) in str(err.value)
+    assert "schema 0" in str(err.value) and "schema 1" in str(err.value)
+
+
+def test_missing_schema_is_a_clear_error(tmp_path: Path) -> None:
+    data = synthetic()
+    del data["schema"]
+    path = write_json(tmp_path / "noschema.json", data)
+    with pytest.raises(ReportError, match="schema None is not supported"):
+        load(path)
+
+
+def test_malformed_json_names_file_and_position(tmp_path: Path) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text('{"schema": 1, "run": ', encoding="utf-8")
+    with pytest.raises(ReportError) as err:
+        load(path)
+    assert str(path) in str(err.value) and "malformed JSON at line 1" in str(err.value)
+
+
+def test_missing_file_is_a_report_error(tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match="cannot read results file"):
+        load(tmp_path / "nope.json")
+
+
+def test_not_an_object_is_a_report_error(tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match="top level must be a JSON object"):
+        load(write_json(tmp_path / "list.json", [1, 2]))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda d: d["results"][0].update(verdict="maybe"), "results[0].verdict"),
+        (lambda d: d["results"][1].update(anomalies={"lost": -1}), "results[1].anomalies['lost']"),
+        (lambda d: d["results"][0].update(lag_ms="fast"), "results[0].lag_ms"),
+        (lambda d: d["results"][0].update(lag_cdf=[[1.0]]), "results[0].lag_cdf"),
+        (lambda d: d["results"][0].pop("approach"), "results[0].approach"),
+        (lambda d: d["run"].update(scale="huge"), "run.scale"),
+        (lambda d: d["run"].pop("run_id"), "run.run_id"),
+        (lambda d: d.update(results={}), "results: must be a list"),
+        (lambda d: next(iter(d["capabilities"].values())).update(delivery="maybe"), ".delivery"),
+    ],
+)
+def test_invalid_fields_are_named(tmp_path: Path, mutate, expected: str) -> None:
+    data = synthetic()
+    mutate(data)
+    path = write_json(tmp_path / "bad.json", data)
+    with pytest.raises(ReportError) as err:
+        load(path)
+    assert str(path) in str(err.value) and expected in str(err.value)
+
+
+def test_empty_results_are_valid_and_page_says_no_tests_ran(tmp_path: Path) -> None:
+    data = synthetic()
+    data["results"] = []
+    data["capabilities"] = {}
+    validate(data)
+    page = report_html.render(data)
+    assert 'id="no-tests"' in page and "No tests ran" in page
+    assert 'id="grid"' not in page
+
+
+# -- HTML --------------------------------------------------------------------------------------------
+
+
+def test_html_has_grid_capabilities_charts_and_settings() -> None:
+    data = synthetic()
+    page = report_html.render(data)
+    assert 'id="grid"' in page and 'id="capabilities"' in page and 'id="run"' in page
+    for res in data["results"]:
+        a, sc, v = res["approach"], res["scenario"], res["verdict"]
+        cell = f'data-approach="{a}" data-scenario="{sc}" data-verdict="{v}"'
+        assert cell in page
+    fail = next(r for r in data["results"] if r["verdict"] == "fail")
+    assert f"lost: {fail['anomalies']['lost']}" in page
+    unsupported = next(r for r in data["results"] if r["verdict"] == "unsupported")
+    assert report_html.escape(unsupported["reason"]) in page
+    # plotly charts, with plotly.js inline: the page works offline
+    assert 'id="lag-cdf"' in page and 'id="throughput"' in page
+    assert "Plotly.newPlot" in page
+    assert not re.search(r"<script[^>]+src=", page), "page must not load scripts from the network"
+
+
+def test_html_escapes_every_string() -> None:
+    data = synthetic(approaches=("<script>alert(1)</script>",), scenarios=("a&b", "txn"))
+    data["results"][0]["reason"] = '<img src=x onerror="alert(2)">'
+    data["run"]["run_id"] = "</title><script>x()</script>"
+    page = report_html.render(data)
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert '<img src=x onerror="alert(2)">' not in page
+    assert "</title><script>x()</script>" not in page
+    assert "a&amp;b" in page
+    # example payloads (escaped JSON) cannot open tags either
+    assert "<b>&x</b>" not in page
+
+
+def test_combined_cdf_is_monotone_and_weighted() -> None:
+    a = {"events": 100, "lag_cdf": [[1.0, 0.5], [2.0, 1.0]]}
+    b = {"events": 300, "lag_cdf": [[4.0, 1.0]]}
+    pts = report_html.combined_cdf([a, b])
+    assert [x for x, _ in pts] == [1.0, 2.0, 4.0]
+    assert [f for _, f in pts] == pytest.approx([0.125, 0.25, 1.0])
+    assert report_html.combined_cdf([{"events": 1, "lag_cdf": []}]) == []
+
+
+def test_html_cli_writes_page_and_rejects_bad_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = dump(synthetic(), tmp_path / "results.json")
+    out = tmp_path / "out" / "report.html"
+    assert report_html.main([str(results), "-o", str(out)]) == 0
+    assert 'id="grid"' in out.read_text(encoding="utf-8")
+    bad = write_json(tmp_path / "bad.json", {"schema": 99})
+    assert report_html.main([str(bad), "-o", str(tmp_path / "x.html")]) == 2
+    assert str(bad) in capsys.readouterr().err
+
+
+def test_html_cli_as_module(tmp_path: Path) -> None:
+    results = dump(synthetic(), tmp_path / "results.json")
+    out = tmp_path / "report.html"
+    proc = subprocess.run([sys.executable, "-m", "reports.html", str(results), "-o", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert out.stat().st_size > 1_000_000  # plotly.js is inline
+
+
+def _chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess[str]:
+    cmd = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK), reason=f"chromium missing; fix: {SETUP}")
+def test_headless_chromium_renders_grid_and_charts(tmp_path: Path) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    page = report_html.write(synthetic(), OUT / "report.html")
+    url = page.resolve().as_uri()
+    png = OUT / "report.png"
+    png.unlink(missing_ok=True)
+    shot = _chromium(["--window-size=1400,2600", "--virtual-time-budget=5000", f"--screenshot={png}", url],
+                     tmp_path / "profile-shot")
+    assert png.exists() and png.stat().st_size > 20_000, shot.stderr[-2000:]
+    dom = _chromium(["--virtual-time-budget=5000", "--dump-dom", url], tmp_path / "profile-dom").stdout
+    assert '<table id="grid"' in dom
+    assert len(re.findall(r'<td class="cell (?:pass|fail|unsupported)"', dom)) == 9
+    # plotly.js ran: it marks each graph div and draws one trace group per approach
+    assert re.search(r'<div id="lag-cdf" class="[^"]*js-plotly-plot', dom)
+    assert re.search(r'<div id="throughput" class="[^"]*js-plotly-plot', dom)
+    assert len(re.findall(r'<g class="trace scatter', dom)) == 3
+    assert len(re.findall(r'<g class="trace bars"', dom)) == 3
+
+
+# -- Prometheus rules and Grafana ---------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason=f"promtool missing; fix: {SETUP}")
+def test_promtool_rule_unit_tests_pass() -> None:
+    check = subprocess.run(["promtool", "check", "rules", "reports/prometheus/alerts.yml"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+    proc = subprocess.run(["promtool", "test", "rules", "reports/prometheus/alerts_test.yml"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SUCCESS" in proc.stdout
+
+
+def test_alert_rules_and_tests_cover_each_alert() -> None:
+    rules = (ROOT / "reports/prometheus/alerts.yml").read_text(encoding="utf-8")
+    tests = (ROOT / "reports/prometheus/alerts_test.yml").read_text(encoding="utf-8")
+    for name in ("CDCLagHigh", "CDCDataLoss", "CDCApproachStalled"):
+        assert f"alert: {name}" in rules
+        assert f"alertname: {name}" in tests
+
+
+def test_grafana_dashboard_uses_pushed_metric_names() -> None:
+    dash = json.loads((ROOT / "reports/grafana/cdc-harness.json").read_text(encoding="utf-8"))
+    assert dash["uid"] == "cdc-harness" and dash["panels"]
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    known = {"cdc_lag_seconds", "cdc_throughput_events_per_second", "cdc_anomalies", "cdc_verdict"}
+    used = {m for e in exprs for m in re.findall(r"\b(cdc_[a-z_]+)\b", e)}
+    assert used == known
+    ids = [p["id"] for p in dash["panels"]]
+    assert len(ids) == len(set(ids))
+
+
+# -- pushgateway ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gateway():
+    from containers.pushgateway import PushgatewayEngine, find_binary
+
+    if find_binary() is None:
+        pytest.skip(f"prometheus-pushgateway missing; fix: {SETUP}")
+    engine = PushgatewayEngine("local")
+    engine.start()
+    try:
+        yield engine
+    finally:
+        engine.stop()
+
+
+def _scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name.startswith("cdc_"):
+                samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples
+
+
+def test_pushed_metrics_equal_results(gateway) -> None:
+    from reports.pushgateway import push_results, variant
+
+    data = synthetic()
+    data["run"]["run_id"] = "test-push-1"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert push_results(gateway.url, data) is True
+    got = _scrape(gateway.url)
+
+    def key(name: str, res: dict, **extra: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+        labels = {"job": "cdc-harness", "instance": "", "run_id": "test-push-1", "approach": res["approach"],
+                  "scenario": res["scenario"], "variant": variant(res), **extra}
+        return name, tuple(sorted(labels.items()))
+
+    expected = {}
+    for res in data["results"]:
+        expected[key("cdc_verdict", res)] = {"pass": 1, "fail": 0, "unsupported": -1}[res["verdict"]]
+        if res["verdict"] == "unsupported":
+            continue
+        expected[key("cdc_events", res)] = res["events"]
+        expected[key("cdc_throughput_events_per_second", res)] = res["events_per_s"]
+        for q, label in (("p50", "0.5"), ("p95", "0.95"), ("p99", "0.99"), ("max", "1")):
+            expected[key("cdc_lag_seconds", res, quantile=label)] = res["lag_ms"][q] / 1000
+        for kind in ANOMALY_KINDS:
+            expected[key("cdc_anomalies", res, kind=kind)] = res["anomalies"].get(kind, 0)
+    assert set(got) == set(expected)
+    for k, v in expected.items():
+        assert got[k] == pytest.approx(v, rel=1e-12), k
+    assert any(n == "cdc_anomalies" and v > 0 for (n, _), v in got.items())
+
+
+def test_push_replaces_the_runs_group(gateway) -> None:
+    from reports.pushgateway import push_results
+
+    data = synthetic()
+    data["run"]["run_id"] = "test-push-2"
+    assert push_results(gateway.url, data)
+    data["results"] = data["results"][:1]
+    assert push_results(gateway.url, data)
+    mine = [k for k in _scrape(gateway.url) if ("run_id", "test-push-2") in k[1] and k[0] == "cdc_verdict"]
+    assert len(mine) == 1
+
+
+def test_pushgateway_kill_and_restart(gateway) -> None:
+    from reports.pushgateway import PushgatewayWarning, push_results
+
+    gateway.kill()
+    with pytest.warns(PushgatewayWarning, match=re.escape(gateway.url)):
+        assert push_results(gateway.url, synthetic(), timeout=1) is False
+    gateway.restart()
+    assert push_results(gateway.url, synthetic())
+
+
+def test_pushgateway_stop_leaves_nothing_running() -> None:
+    from containers.pushgateway import PushgatewayEngine, find_binary, is_ready
+
+    if find_binary() is None:
+        pytest.skip(f"prometheus-pushgateway missing; fix: {SETUP}")
+    engine = PushgatewayEngine("local")
+    engine.start()
+    url, log_dir = engine.url, engine.log_path().parent
+    pid = engine._executor.process.pid
+    assert url.startswith("http://127.0.0.1:") and is_ready(url)
+    assert _scrape(url) == {}, "a fresh gateway must start empty (no persistence file)"
+    engine.stop()
+    engine.stop()  # idempotent
+    assert not is_ready(url)
+    assert not log_dir.exists()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_unreachable_gateway_warns_once_and_returns_quickly() -> None:
+    from reports.pushgateway import push_results
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    started = time.monotonic()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert push_results(url, synthetic(), timeout=1) is False
+    assert time.monotonic() - started < 2
+    assert len(caught) == 1 and url in str(caught[0].message)
+
+
+def test_silent_gateway_times_out_instead_of_hanging() -> None:
+    from reports.pushgateway import push_results
+
+    with socket.socket() as server:  # accepts connections (kernel backlog) but never answers
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        url = f"http://127.0.0.1:{server.getsockname()[1]}"
+        started = time.monotonic()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert push_results(url, synthetic(), timeout=0.5) is False
+        elapsed = time.monotonic() - started
+    assert elapsed < 3, elapsed
+    assert len(caught) == 1 and url in str(caught[0].message)
+
+
+def test_pushgateway_cli(tmp_path: Path) -> None:
+    results = dump(synthetic(), tmp_path / "results.json")
+    proc = subprocess.run([sys.executable, "-m", "reports.pushgateway", str(results), "--url",
+                           "http://127.0.0.1:9", "--timeout", "0.5"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "http://127.0.0.1:9" in proc.stderr
+
+
+def test_docker_and_external_backends_say_why_they_are_unavailable() -> None:
+    from containers.pushgateway import PushgatewayEngine, docker_answers
+    from harness.errors import EngineUnavailable
+
+    if docker_answers() is None:
+        pytest.skip("a Docker engine answers here; the docker backend would really start")
+    with pytest.raises(EngineUnavailable, match="docker backend for pushgateway unavailable"):
+        PushgatewayEngine("docker").start()
+    with pytest.raises(EngineUnavailable, match="does not answer"):
+        PushgatewayEngine("external", url="http://127.0.0.1:9").start()
+    with pytest.raises(ValueError):
+        PushgatewayEngine("external")
+
+
+# -- Allure, setup scripts, CI -----------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not (ROOT / "node_modules/.bin/allure").exists() or shutil.which("java") is None,
+                    reason=f"Allure CLI or Java missing; fix: npm ci (or {SETUP})")
+def test_allure_report_script_builds_a_report(tmp_path: Path) -> None:
+    (tmp_path / "test_tiny.py").write_text("def test_ok():\n    assert 1 + 1 == 2\n", encoding="utf-8")
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "allure_pytest.plugin", "-p",
+                          "no:cacheprovider", "--alluredir=allure-results", "test_tiny.py"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert list((tmp_path / "allure-results").glob("*-result.json"))
+    proc = subprocess.run(["bash", str(ROOT / "scripts/allure-report.sh"), "allure-results", "allure-report"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    index = tmp_path / "allure-report" / "index.html"
+    assert index.exists() and "file://" in proc.stdout
+
+
+def test_allure_script_explains_missing_results(tmp_path: Path) -> None:
+    proc = subprocess.run(["bash", str(ROOT / "scripts/allure-report.sh"), str(tmp_path / "none")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "npm ci" in proc.stderr or "--alluredir" in proc.stderr
+
+
+def test_scripts_are_valid_bash() -> None:
+    for script in ("scripts/setup-reports.sh", "scripts/allure-report.sh"):
+        proc = subprocess.run(["bash", "-n", str(ROOT / script)], capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 0, proc.stderr
+
+
+def test_ci_workflow_runs_each_engine_and_uploads_reports() -> None:
+    yaml = pytest.importorskip("yaml")
+    wf = yaml.safe_load((ROOT / ".github/workflows/ci.yml").read_text(encoding="utf-8"))
+    job = next(iter(wf["jobs"].values()))
+    engines = [e["engine"] for e in job["strategy"]["matrix"]["include"]]
+    assert {"embedded", "postgres"} <= set(engines)
+    text = json.dumps(job)
+    assert "make setup" in text and "make test ENGINE=" in text
+    assert "allure-report" in text and "reports/out/" in text
+
+
+def test_synthetic_is_deterministic_and_fresh() -> None:
+    a, b = synthetic(), synthetic()
+    a["results"].clear()
+    assert b["results"] and copy.deepcopy(b) == synthetic()
+    assert synthetic(seed=1) != synthetic(seed=2)
