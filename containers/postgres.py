@@ -154,7 +154,8 @@ class PostgresEngine:
     def drop_connections(self, prefix: str | None = None, clients: bool = False) -> int:
         """Terminate the walsenders of slots starting with ``prefix`` (the ``net-drop`` fault).
 
-        With ``clients=True`` also every other client backend of this database except the caller.
+        With ``clients=True`` also the client backends whose application_name starts with
+        ``prefix`` (the harness's sources and readers name their connections so).
         Returns how many backends were terminated. The slot survives; readers must reconnect.
         """
         prefix = prefix or self.prefix
@@ -167,10 +168,28 @@ class PostgresEngine:
             if clients:
                 pids += [r[0] for r in conn.execute(
                     "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' "
-                    "AND pid <> pg_backend_pid() AND datname = current_database()").fetchall()]
+                    "AND pid <> pg_backend_pid() AND application_name LIKE %s", (like,)).fetchall()]
             for pid in pids:
                 conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
         return len(pids)
+
+    def inject(self, kind: str, point: str = "", loop: Any = None) -> None:
+        """Run an engine fault (called by the runner with the capture loop paused).
+
+        ``source-restart``: ``kill()`` (SIGKILL, no shutdown) then ``restart()`` (crash
+        recovery); ``point`` ``idle`` or ``""``. ``net-drop``: terminate the run's walsenders
+        (slots named with the run's prefix) and, with ``point='all'``, the run's client
+        connections too (application_name starting with the prefix). Readers and the source
+        must reconnect; the slot keeps the last confirmed position.
+        """
+        prefix = getattr(getattr(loop, "ctx", None), "name_prefix", None) or self.prefix
+        if kind == "source-restart":
+            self.kill()
+            self.restart()
+        elif kind == "net-drop":
+            self.drop_connections(prefix, clients=point == "all")
+        else:
+            raise Unsupported(f"PostgreSQL engine cannot inject fault {kind!r}")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.backend} {mask_url(self.url)}>"
@@ -521,3 +540,18 @@ def build_postgres_engine(backend: str = "auto", url: str | None = None,
     if missing is None:
         return LocalPostgres(prefix)
     raise EngineUnavailable(f"no Docker engine and {missing}")
+
+
+def engine_from_options(backend: str = "auto", url: str | None = None, name_prefix: str = "cdc_",
+                        timeout_s: float = 60.0) -> PostgresEngine:
+    """``build_postgres_engine`` with the plugin's option names; ``timeout_s`` bounds startup."""
+    engine = build_postgres_engine(backend, url, prefix=_sanitize(name_prefix))
+    if isinstance(engine, LocalPostgres):
+        engine.start_timeout_s = max(timeout_s, 10.0)
+    return engine
+
+
+def _sanitize(prefix: str) -> str:
+    import re
+
+    return re.sub(r"[^a-z0-9_]", "_", prefix.lower())

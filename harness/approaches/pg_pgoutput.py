@@ -1,0 +1,384 @@
+"""Approach ``pg-pgoutput``: a logical replication slot read with psycopg2's replication protocol.
+
+``LogicalSlotReader`` holds what every slot-based PostgreSQL approach shares (slot lifecycle,
+replication connection, poll loop with timeouts, ack as flush LSN, abrupt crash); ``PgOutput``
+adds the publication and the pgoutput decoder. ``pg-wal2json`` subclasses the reader too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import socket
+import time
+from collections import OrderedDict
+from dataclasses import replace
+from typing import Any, ClassVar
+
+from harness.approach import BaseApproach
+from harness.capabilities import Capabilities
+from harness.context import RunContext
+from harness.errors import EngineMisconfigured, EngineUnavailable, MissingDependency
+from harness.events import ChangeEvent, Position
+from harness.sources.postgres import pg_name, require_engine, run_schema
+
+#: Session settings for the walsender: they fix the text format the converters parse.
+SESSION_OPTIONS = "-c timezone=UTC -c datestyle=ISO,MDY -c bytea_output=hex -c extra_float_digits=1"
+ALL_DDL = frozenset({"add", "drop", "rename", "type"})
+
+
+def _psycopg2() -> Any:
+    try:
+        import psycopg2
+        import psycopg2.errors
+        import psycopg2.extras
+    except ImportError:  # pragma: no cover - depends on the install
+        raise MissingDependency("psycopg2-binary", "postgres") from None
+    return psycopg2
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+class LogicalSlotReader(BaseApproach):
+    """Shared machinery for approaches reading one logical slot per run.
+
+    Contract: ``start(ctx, None)`` creates the run's slot (or reuses it when this run already
+    created it: a restart before any ack loses nothing); ``start(ctx, pos)`` streams from the
+    slot's confirmed position and drops events at or before ``pos`` (so an ack inside a
+    transaction is honoured exactly). ``poll`` returns whole transactions; a lost connection
+    raises (the capture loop restarts the reader). ``ack(pos)`` sends the flush LSN of the
+    last *complete* transaction at or before ``pos`` (forced, not deferred). ``crash()`` shuts
+    the socket down without feedback; ``stop()`` closes gracefully and drops the slot and any
+    publication (the run is over). Every wait is bounded by ``ctx.timeout_s``.
+    """
+
+    family: ClassVar[str] = "postgres"
+    requires_packages: ClassVar[tuple[str, ...]] = ("psycopg2", "psycopg")
+    extra: ClassVar[str | None] = "postgres"
+    plugin: ClassVar[str] = ""
+    slot_suffix: ClassVar[str] = "slot"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slot = ""
+        self.schema = ""
+        self.url = ""
+        self._conn: Any = None
+        self._cur: Any = None
+        self._resume_from: Position | None = None
+        self._ready: list[ChangeEvent] = []
+        self._decoder: Any = None
+        #: end LSN of each emitted transaction → index of its last event (for exact acks)
+        self._txn_last: OrderedDict[int, int] = OrderedDict()
+        self._flushed = 0
+
+    # -- hooks for subclasses -----------------------------------------------------------------
+    def prepare(self, admin: Any, fresh: bool) -> None:
+        """Create server-side objects the plugin needs (before the slot is created)."""
+
+    def plugin_options(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def make_decoder(self) -> Any:
+        """An object with ``feed(payload, captured_at) -> list[ChangeEvent] | None`` and ``reset()``."""
+        raise NotImplementedError
+
+    def drop_extra(self, admin: Any) -> None:
+        """Drop server-side objects made by ``prepare`` (called by ``stop``)."""
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    @classmethod
+    def capabilities_for(cls, settings: dict[str, Any]) -> Capabilities:
+        """The claims under the given engine settings (e.g. replica_identity); default: the class's."""
+        return cls.capabilities
+
+    def start(self, ctx: RunContext, resume_from: Position | None = None) -> None:
+        super().start(ctx, resume_from)
+        psycopg2 = _psycopg2()
+        self.url = require_engine(ctx)
+        self.schema = run_schema(ctx)
+        self.slot = pg_name(f"{ctx.name_prefix}_{self.slot_suffix}")
+        self.capabilities = self.capabilities_for(ctx.settings)
+        self._resume_from = resume_from
+        from containers.postgres import connect
+
+        with connect(self.url) as admin:
+            exists = admin.execute("SELECT plugin FROM pg_replication_slots WHERE slot_name = %s",
+                                   (self.slot,)).fetchone()
+            if resume_from is not None and not exists:
+                raise EngineUnavailable(
+                    f"replication slot {self.slot} is gone, cannot resume from {resume_from} "
+                    "(was the reader stopped, or the server restored without its slots?)")
+            self.prepare(admin, fresh=not exists)
+        self._decoder = self.make_decoder()
+        self._connect_replication(psycopg2)
+        if not exists:
+            self._create_slot(psycopg2)
+        self._start_replication(psycopg2)
+
+    def _connect_replication(self, psycopg2: Any) -> None:
+        from psycopg2.extras import LogicalReplicationConnection
+
+        try:
+            self._conn = psycopg2.connect(self.url, connection_factory=LogicalReplicationConnection,
+                                          connect_timeout=5, options=SESSION_OPTIONS,
+                                          application_name=f"{self.slot}"[:63])
+        except psycopg2.OperationalError as exc:
+            raise EngineUnavailable(f"replication connection failed: {_one_line(exc)}; fix: the role "
+                                    "needs REPLICATION and pg_hba.conf a 'replication' line") from None
+        self._cur = self._conn.cursor()
+
+    def _create_slot(self, psycopg2: Any) -> None:
+        try:
+            self._cur.create_replication_slot(self.slot, output_plugin=self.plugin)
+        except psycopg2.Error as exc:
+            msg = _one_line(exc)
+            self.close_connection()
+            if "could not access file" in msg or ("does not exist" in msg and self.plugin in msg):
+                raise EngineUnavailable(f"output plugin {self.plugin} is not installed on the server: {msg}; "
+                                        "fix: apt-get install -y postgresql-15-wal2json") from None
+            if "all replication slots are in use" in msg:
+                raise EngineMisconfigured(f"{msg}; fix: drop unused slots or raise max_replication_slots "
+                                          "(ALTER SYSTEM SET max_replication_slots = 40; restart)") from None
+            if "wal_level" in msg:
+                raise EngineMisconfigured(
+                    f"{msg}; fix: ALTER SYSTEM SET wal_level = logical; restart") from None
+            raise EngineUnavailable(f"cannot create replication slot {self.slot}: {msg}") from None
+
+    def _start_replication(self, psycopg2: Any) -> None:
+        deadline = time.monotonic() + min(self.ctx.timeout_s, 30.0)
+        while True:
+            try:
+                self._cur.start_replication(slot_name=self.slot, decode=False, start_lsn=0,
+                                            options=self.plugin_options(), status_interval=1)
+                return
+            except psycopg2.errors.ObjectInUse:
+                # the previous reader's walsender has not exited yet (crash, net-drop)
+                if time.monotonic() > deadline:
+                    raise EngineUnavailable(f"replication slot {self.slot} stayed active for 30 s") from None
+                self.close_connection()
+                self._terminate_slot_holder()
+                time.sleep(0.05)
+                self._connect_replication(psycopg2)
+            except psycopg2.Error as exc:
+                self.close_connection()
+                raise EngineUnavailable(
+                    f"START_REPLICATION on {self.slot} failed: {_one_line(exc)}") from None
+
+    def _terminate_slot_holder(self) -> None:
+        from containers.postgres import connect
+
+        with connect(self.url) as admin:
+            admin.execute("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+                          "WHERE slot_name = %s AND active_pid IS NOT NULL", (self.slot,))
+
+    # -- reading ------------------------------------------------------------------------------
+    def poll(self, max_events: int, timeout_s: float) -> list[ChangeEvent]:
+        """Whole transactions in commit order, waiting at most ``timeout_s`` for the first one."""
+        cur = self._cur
+        if cur is None:
+            raise EngineUnavailable("poll() on a reader that is not started")
+        decoder = self._decoder
+        out = self._ready
+        self._ready = []
+        deadline = time.monotonic() + timeout_s
+        read = cur.read_message
+        fileno = self._conn.fileno()
+        now_ns = time.time_ns
+        while len(out) < max_events:
+            msg = read()
+            if msg is None:
+                if out:
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                select.select([fileno], [], [], remaining)
+                continue
+            captured = now_ns()
+            events = decoder.feed(msg.payload, captured)
+            if events:
+                self._note_txn(events)
+                out.extend(events)
+        if self._resume_from is not None and out:
+            out = self._drop_resumed(out)
+        return out
+
+    def _note_txn(self, events: list[ChangeEvent]) -> None:
+        self._txn_last[events[-1].position[0]] = events[-1].position[1]
+
+    def _drop_resumed(self, out: list[ChangeEvent]) -> list[ChangeEvent]:
+        start = self._resume_from
+        assert start is not None
+        kept = [e for e in out if e.position > start]
+        if len(kept) == len(out):
+            self._resume_from = None  # past the resume point: stop filtering
+        return kept
+
+    def ack(self, position: Position) -> None:
+        """Confirm everything up to the last complete transaction at or before ``position``."""
+        end, ordinal = position[0], position[1]
+        last = self._txn_last.get(end)
+        if last is not None and ordinal >= last:
+            flush = end
+        else:  # inside a transaction: only the transactions before it are complete
+            flush = max([e for e in self._txn_last if e < end], default=self._flushed)
+        while self._txn_last and next(iter(self._txn_last)) <= flush:
+            self._txn_last.popitem(last=False)
+        if flush <= self._flushed:
+            return
+        self._flushed = flush
+        if self._cur is not None:
+            self._cur.send_feedback(write_lsn=flush, flush_lsn=flush, force=True)
+
+    # -- shutdown -----------------------------------------------------------------------------
+    def close_connection(self) -> None:
+        """Close the replication connection (no feedback beyond what was sent)."""
+        conn, self._conn, self._cur = self._conn, None, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def crash(self) -> None:
+        """Abrupt: shut the socket down under the driver, send no feedback, keep the slot."""
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                sock = socket.socket(fileno=os.dup(conn.fileno()))
+                sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+        self.close_connection()
+        self._ready = []
+
+    def stop(self) -> None:
+        """Graceful: close the connection, then drop the run's slot and server-side objects."""
+        self.close_connection()
+        if not self.slot or not self.url:
+            return
+        from containers.postgres import connect
+
+        with connect(self.url) as admin:
+            deadline = time.monotonic() + min(self.ctx.timeout_s if self.ctx else 30.0, 30.0)
+            while True:
+                row = admin.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s",
+                                    (self.slot,)).fetchone()
+                if row is None:
+                    break
+                if time.monotonic() > deadline:
+                    raise EngineUnavailable(f"could not drop replication slot {self.slot} within the timeout")
+                if row[0] is not None:  # our walsender is still exiting; hurry it
+                    admin.execute("SELECT pg_terminate_backend(%s)", (row[0],))
+                    time.sleep(0.02)
+                    continue
+                with contextlib.suppress(Exception):
+                    admin.execute("SELECT pg_drop_replication_slot(%s)", (self.slot,))
+            self.drop_extra(admin)
+        self.slot = ""
+
+
+class PgOutput(LogicalSlotReader):
+    """``pg-pgoutput``: the built-in pgoutput plugin, a publication for the run's schema.
+
+    Claims: updates as one event; whole transactions at one commit position; at-least-once
+    (after a crash the slot replays from its confirmed position, which the server persists
+    only at checkpoints); follows add/drop/rename/type DDL through Relation messages;
+    truncate events. Before images: key-only for deletes (none for updates) under REPLICA
+    IDENTITY DEFAULT, the full old row under FULL. Unchanged TOAST values are never invented:
+    filled from the old row under FULL, otherwise absent from the update's after image.
+    """
+
+    name: ClassVar[str] = "pg-pgoutput"
+    plugin: ClassVar[str] = "pgoutput"
+    slot_suffix: ClassVar[str] = "pgo"
+    proto_version: ClassVar[int] = 1
+    streaming: ClassVar[bool] = False
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        before_image="key",
+        updates="update",
+        transactions=True,
+        delivery="at-least-once",
+        ddl=ALL_DDL,
+        truncate=True,
+        resume=True,
+        notes=(
+            "before images: key-only (REPLICA IDENTITY DEFAULT); full with REPLICA IDENTITY FULL",
+            "unchanged TOAST values are absent from update after-images unless REPLICA IDENTITY FULL",
+        ),
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.publication = ""
+
+    @classmethod
+    def capabilities_for(cls, settings: dict[str, Any]) -> Capabilities:
+        """Full before images under ``replica_identity=full``; key-only otherwise."""
+        if str(settings.get("replica_identity", "default")).lower() == "full":
+            return replace(cls.capabilities, before_image="full", notes=(
+                "REPLICA IDENTITY FULL: full old rows; unchanged TOAST values filled from them",))
+        return cls.capabilities
+
+    def start(self, ctx: RunContext, resume_from: Position | None = None) -> None:
+        self.publication = pg_name(f"{ctx.name_prefix}_pub")
+        super().start(ctx, resume_from)
+
+    def prepare(self, admin: Any, fresh: bool) -> None:
+        """Create the run's publication (FOR TABLES IN SCHEMA; FOR TABLE … without superuser)."""
+        if admin.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (self.publication,)).fetchone():
+            return
+        import psycopg
+
+        try:
+            admin.execute(f'CREATE PUBLICATION "{self.publication}" FOR TABLES IN SCHEMA "{self.schema}"')
+        except psycopg.errors.InsufficientPrivilege:
+            tables = [r[0] for r in admin.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s", (self.schema,)).fetchall()]
+            if not tables:
+                raise EngineMisconfigured(
+                    f"no tables in schema {self.schema} to publish and no privilege for "
+                    "FOR TABLES IN SCHEMA; fix: create the tables before start() or use a superuser"
+                ) from None
+            names = ", ".join(f'"{self.schema}"."{t}"' for t in tables)
+            admin.execute(f'CREATE PUBLICATION "{self.publication}" FOR TABLE {names}')
+
+    def drop_extra(self, admin: Any) -> None:
+        if self.publication:
+            admin.execute(f'DROP PUBLICATION IF EXISTS "{self.publication}"')
+
+    def plugin_options(self) -> dict[str, str]:
+        opts = {"proto_version": str(self.proto_version), "publication_names": self.publication}
+        if self.streaming:
+            opts["streaming"] = "on"
+        return opts
+
+    def make_decoder(self) -> Any:
+        from harness.approaches.pgoutput import PgOutputDecoder
+
+        keys = _key_lookup(self.url)
+        return PgOutputDecoder(schema=self.schema, key_columns=keys)
+
+
+def _key_lookup(url: str) -> Any:
+    """``(namespace, table) -> primary key column names`` read from the catalog (cached)."""
+    cache: dict[tuple[str, str], tuple[str, ...] | None] = {}
+
+    def lookup(namespace: str, name: str) -> tuple[str, ...] | None:
+        k = (namespace, name)
+        if k not in cache:
+            from containers.postgres import connect
+
+            with connect(url) as conn:
+                rows = conn.execute(
+                    "SELECT a.attname FROM pg_index i "
+                    "JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true "
+                    "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum "
+                    "WHERE i.indisprimary AND n.nspname = %s AND c.relname = %s ORDER BY k.ord",
+                    (namespace, name)).fetchall()
+            cache[k] = tuple(r[0] for r in rows) or None
+        return cache[k]
+
+    return lookup

@@ -1,0 +1,525 @@
+"""Decoder of PostgreSQL's pgoutput logical replication protocol (versions 1 and 2 streaming).
+
+Two entry points share one tuple parser:
+- ``parse(payload, in_stream)`` turns one message into a small dataclass (tests, debugging);
+- ``PgOutputDecoder.feed(payload, captured_at)`` is the hot path: it keeps Relation state,
+  buffers one transaction's changes and returns its ``ChangeEvent``s at Commit (or Stream
+  Commit), with ``position = (commit end LSN, ordinal in the transaction)``.
+
+Values arrive in the text format; they are converted by type OID with converters built once
+per Relation message (``converter(oid)``). An unchanged TOAST value (``'u'``) is never
+invented: it is filled from the old tuple of the same message when one was sent (REPLICA
+IDENTITY FULL), otherwise the column is left out of the after image.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from struct import Struct
+from typing import Any
+
+from harness.events import ChangeEvent
+
+PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in µs since the Unix epoch
+
+_I16 = Struct(">h")
+_I32 = Struct(">i")
+_U32 = Struct(">I")
+_I64 = Struct(">q")
+_BEGIN = Struct(">qqI")       # final lsn, commit ts, xid
+_COMMIT = Struct(">bqqq")     # flags, commit lsn, end lsn, commit ts
+_SCOMMIT = Struct(">Ibqqq")   # xid, flags, commit lsn, end lsn, commit ts
+_COLTAIL = Struct(">Ii")      # type oid, typmod
+_TRUNC = Struct(">ib")        # nrels, options
+
+
+
+class _Unchanged:
+    """Marker type of an unchanged TOAST value ('u') in a parsed tuple."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<unchanged-toast>"
+
+
+#: Marker for an unchanged TOAST value in a parsed tuple.
+UNCHANGED = _Unchanged()
+
+
+# -- text-format converters by type OID ---------------------------------------------------------
+def _bool(b: bytes) -> bool:
+    return b == b"t"
+
+
+def _text(b: bytes) -> str:
+    return b.decode()
+
+
+def _numeric(b: bytes) -> Decimal:
+    return Decimal(b.decode())
+
+
+def _bytea(b: bytes) -> bytes:
+    if b[:2] == b"\\x":
+        return bytes.fromhex(b[2:].decode())
+    return _bytea_escape(b)
+
+
+def _bytea_escape(b: bytes) -> bytes:
+    out = bytearray()
+    i = 0
+    while i < len(b):
+        c = b[i]
+        if c == 0x5C and b[i + 1:i + 2] == b"\\":
+            out.append(0x5C)
+            i += 2
+        elif c == 0x5C:
+            out.append(int(b[i + 1:i + 4], 8))
+            i += 4
+        else:
+            out.append(c)
+            i += 1
+    return bytes(out)
+
+
+def _guard(fn: Callable[[str], Any]) -> Callable[[bytes], Any]:
+    """Wrap a str parser: values Python cannot represent (BC dates, infinity) stay strings."""
+    def conv(b: bytes) -> Any:
+        s = b.decode()
+        try:
+            return fn(s)
+        except ValueError:
+            return s
+    return conv
+
+
+def _timestamptz(s: str) -> dt.datetime:
+    v = dt.datetime.fromisoformat(s)
+    if v.tzinfo is None:  # the session runs with TimeZone=UTC; be safe anyway
+        v = v.replace(tzinfo=dt.UTC)
+    return v
+
+
+def _array(elem: Callable[[bytes], Any]) -> Callable[[bytes], list]:
+    """Parser of a 1-D or nested array of unquoted elements (numbers, booleans)."""
+    def conv(b: bytes) -> list:
+        if b == b"{}":
+            return []
+        if b.count(b"{") == 1:
+            return [None if x == b"NULL" else elem(x) for x in b[1:-1].split(b",")]
+        nested = json.loads(b.replace(b"{", b"[").replace(b"}", b"]").replace(b"NULL", b"null").decode())
+        return nested
+    return conv
+
+
+def _text_array(b: bytes) -> list:
+    """Parser of a 1-D text array, with PostgreSQL's quoting (``{a,"b c",NULL}``)."""
+    s = b.decode()
+    out: list[Any] = []
+    i, n = 1, len(s) - 1
+    while i < n:
+        if s[i] == '"':
+            j, buf = i + 1, []
+            while s[j] != '"':
+                if s[j] == "\\":
+                    j += 1
+                buf.append(s[j])
+                j += 1
+            out.append("".join(buf))
+            i = j + 2
+        else:
+            j = s.find(",", i)
+            j = n if j < 0 else j
+            tok = s[i:j]
+            out.append(None if tok == "NULL" else tok)
+            i = j + 1
+    return out
+
+
+_CONVERTERS: dict[int, Callable[[bytes], Any]] = {
+    16: _bool,
+    17: _bytea,
+    18: _text, 19: _text, 25: _text, 1042: _text, 1043: _text, 705: _text,
+    20: int, 21: int, 23: int, 26: int,
+    700: float, 701: float,
+    1700: _numeric,
+    114: json.loads, 3802: json.loads,
+    2950: lambda b: uuid.UUID(b.decode()),
+    1082: _guard(dt.date.fromisoformat),
+    1114: _guard(dt.datetime.fromisoformat),
+    1184: _guard(_timestamptz),
+    1083: _guard(dt.time.fromisoformat),
+    1000: _array(_bool), 1005: _array(int), 1007: _array(int), 1016: _array(int),
+    1021: _array(float), 1022: _array(float), 1231: _array(_numeric),
+    1009: _text_array, 1015: _text_array,
+}
+
+
+def converter(type_oid: int) -> Callable[[bytes], Any]:
+    """The text-format converter of a type OID (unknown types stay strings)."""
+    return _CONVERTERS.get(type_oid, _text)
+
+
+# -- parsed messages (for tests and debugging) --------------------------------------------------
+@dataclass
+class Column:
+    """One column of a Relation message."""
+
+    flags: int
+    name: str
+    type_oid: int
+    typmod: int
+
+    @property
+    def is_key(self) -> bool:
+        """Part of the replica identity."""
+        return bool(self.flags & 1)
+
+
+@dataclass
+class Message:
+    """One decoded pgoutput message: ``kind`` is the message byte; fields depend on it."""
+
+    kind: str
+    xid: int | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def _cstr(buf: bytes, off: int) -> tuple[str, int]:
+    end = buf.index(b"\0", off)
+    return buf[off:end].decode(), end + 1
+
+
+def _raw_tuple(buf: bytes, off: int) -> tuple[list[Any], int]:
+    """Parse TupleData into raw values: bytes (text/binary), None (null) or UNCHANGED."""
+    (n,) = _I16.unpack_from(buf, off)
+    off += 2
+    vals: list[Any] = []
+    for _ in range(n):
+        kind = buf[off]
+        off += 1
+        if kind == 0x74 or kind == 0x62:  # 't' / 'b'
+            (ln,) = _I32.unpack_from(buf, off)
+            off += 4
+            vals.append(buf[off:off + ln])
+            off += ln
+        elif kind == 0x6E:  # 'n'
+            vals.append(None)
+        elif kind == 0x75:  # 'u'
+            vals.append(UNCHANGED)
+        else:
+            raise ValueError(f"bad tuple column kind {kind!r} at offset {off - 1}")
+    return vals, off
+
+
+_STREAMED_KINDS = frozenset(b"RYIUDTM")
+
+
+def parse(payload: bytes, in_stream: bool = False) -> Message:
+    """Decode one pgoutput message (raw tuple values; no type conversion).
+
+    ``in_stream``: inside a Stream Start/Stop block (protocol 2), where data messages carry
+    the transaction id first.
+    """
+    buf = bytes(payload)
+    kind = buf[0]
+    off = 1
+    xid = None
+    if in_stream and kind in _STREAMED_KINDS:
+        (xid,) = _U32.unpack_from(buf, off)
+        off += 4
+    k = chr(kind)
+    f: dict[str, Any] = {}
+    if k == "B":
+        f["final_lsn"], ts, xid = _BEGIN.unpack_from(buf, off)
+        f["commit_ts_us"] = ts + PG_EPOCH_US
+    elif k == "C":
+        f["flags"], f["commit_lsn"], f["end_lsn"], ts = _COMMIT.unpack_from(buf, off)
+        f["commit_ts_us"] = ts + PG_EPOCH_US
+    elif k == "O":
+        (f["origin_lsn"],) = _I64.unpack_from(buf, off)
+        f["name"], _ = _cstr(buf, off + 8)
+    elif k == "R":
+        (f["relid"],) = _U32.unpack_from(buf, off)
+        f["namespace"], off = _cstr(buf, off + 4)
+        f["name"], off = _cstr(buf, off)
+        f["replica_identity"] = chr(buf[off])
+        (ncols,) = _I16.unpack_from(buf, off + 1)
+        off += 3
+        cols = []
+        for _ in range(ncols):
+            flags = buf[off]
+            name, off = _cstr(buf, off + 1)
+            oid, typmod = _COLTAIL.unpack_from(buf, off)
+            off += 8
+            cols.append(Column(flags, name, oid, typmod))
+        f["columns"] = cols
+    elif k == "Y":
+        (f["type_oid"],) = _U32.unpack_from(buf, off)
+        f["namespace"], off = _cstr(buf, off + 4)
+        f["name"], _ = _cstr(buf, off)
+    elif k in "IUD":
+        (f["relid"],) = _U32.unpack_from(buf, off)
+        off += 4
+        sub = chr(buf[off])
+        if sub in "KO":
+            f["old_kind"] = sub
+            f["old"], off = _raw_tuple(buf, off + 1)
+            sub = chr(buf[off]) if off < len(buf) else ""
+        if sub == "N":
+            f["new"], off = _raw_tuple(buf, off + 1)
+    elif k == "T":
+        nrels, f["options"] = _TRUNC.unpack_from(buf, off)
+        off += 5
+        f["relids"] = [_U32.unpack_from(buf, off + 4 * i)[0] for i in range(nrels)]
+    elif k == "M":
+        f["flags"] = buf[off]
+        (f["lsn"],) = _I64.unpack_from(buf, off + 1)
+        f["prefix"], off = _cstr(buf, off + 9)
+        (ln,) = _I32.unpack_from(buf, off)
+        f["content"] = buf[off + 4:off + 4 + ln]
+    elif k == "S":
+        (xid,) = _U32.unpack_from(buf, off)
+        f["first_segment"] = bool(buf[off + 4])
+    elif k == "E":
+        pass
+    elif k == "c":
+        xid, f["flags"], f["commit_lsn"], f["end_lsn"], ts = _SCOMMIT.unpack_from(buf, off)
+        f["commit_ts_us"] = ts + PG_EPOCH_US
+    elif k == "A":
+        xid, f["subxid"] = _U32.unpack_from(buf, off)[0], _U32.unpack_from(buf, off + 4)[0]
+    else:
+        raise ValueError(f"unknown pgoutput message {k!r}")
+    return Message(k, xid, f)
+
+
+# -- the hot path -------------------------------------------------------------------------------
+class Relation:
+    """A Relation message with its converters, built once per message (not per row)."""
+
+    __slots__ = ("relid", "namespace", "name", "table", "names", "convs", "key_idx", "ident_idx")
+
+    def __init__(self, relid: int, namespace: str, name: str, columns: list[Column],
+                 table: str, key_names: tuple[str, ...] | None) -> None:
+        self.relid = relid
+        self.namespace = namespace
+        self.name = name
+        self.table = table
+        self.names = [c.name for c in columns]
+        self.convs = [converter(c.type_oid) for c in columns]
+        self.ident_idx = [i for i, c in enumerate(columns) if c.is_key]
+        if key_names and all(k in self.names for k in key_names):
+            self.key_idx = [self.names.index(k) for k in key_names]
+        else:
+            self.key_idx = self.ident_idx
+
+
+#: ``key_columns(namespace, name) -> key column names or None`` (None: use the replica identity).
+KeyLookup = Callable[[str, str], "tuple[str, ...] | None"]
+
+
+class PgOutputDecoder:
+    """Turns a stream of pgoutput payloads into whole transactions of ``ChangeEvent``.
+
+    Contract: ``feed(payload, captured_at)`` returns the events of a transaction when its
+    Commit (or Stream Commit) arrives, else None. Positions are ``(end_lsn, ordinal)``;
+    ``txid`` is the xid; ``commit_ts`` is ns since the Unix epoch; ``captured_at`` is the
+    receipt time of each change message (for streamed transactions: of the Stream Commit,
+    since earlier chunks arrive before the source commits). Tables in ``schema`` are named
+    by relation name alone, others ``namespace.name``. ``reset()`` forgets a half-received
+    transaction (after a reconnect; the server resends Relation messages per session).
+    """
+
+    def __init__(self, schema: str | None = None, key_columns: KeyLookup | None = None) -> None:
+        self.schema = schema
+        self.key_columns = key_columns
+        self.relations: dict[int, Relation] = {}
+        self.types: dict[int, tuple[str, str]] = {}
+        self._xid = 0
+        self._rows: list[tuple] = []
+        self._in_stream = False
+        self._stream_xid = 0
+        self._streams: dict[int, list[tuple]] = {}
+
+    def reset(self) -> None:
+        """Drop any partially received transaction (the server will resend it)."""
+        self._rows = []
+        self._in_stream = False
+        self._streams.clear()
+
+    # each buffered row: (relation-table, op, key, before, after, captured_at, subxid)
+    def feed(self, payload: bytes, captured_at: int) -> list[ChangeEvent] | None:
+        """Decode one message; return a committed transaction's events or None."""
+        kind = payload[0]
+        if kind == 0x49 or kind == 0x55 or kind == 0x44:  # I U D
+            self._dml(payload, kind, captured_at)
+            return None
+        if kind == 0x42:  # B
+            _, _, self._xid = _BEGIN.unpack_from(payload, 1)
+            self._rows = []
+            return None
+        if kind == 0x43:  # C
+            _, _, end_lsn, ts = _COMMIT.unpack_from(payload, 1)
+            rows, self._rows = self._rows, []
+            return _events(rows, end_lsn, self._xid, (ts + PG_EPOCH_US) * 1000, None)
+        if kind == 0x52:  # R
+            self._relation(payload)
+            return None
+        if kind == 0x54:  # T
+            self._truncate(payload, captured_at)
+            return None
+        if kind == 0x53:  # S stream start
+            (self._stream_xid,) = _U32.unpack_from(payload, 1)
+            self._in_stream = True
+            self._streams.setdefault(self._stream_xid, [])
+            return None
+        if kind == 0x45:  # E stream stop
+            self._in_stream = False
+            return None
+        if kind == 0x63:  # c stream commit
+            xid, _, _, end_lsn, ts = _SCOMMIT.unpack_from(payload, 1)
+            rows = self._streams.pop(xid, [])
+            return _events(rows, end_lsn, xid, (ts + PG_EPOCH_US) * 1000, captured_at)
+        if kind == 0x41:  # A stream abort
+            xid, subxid = _U32.unpack_from(payload, 1)[0], _U32.unpack_from(payload, 5)[0]
+            if xid == subxid:
+                self._streams.pop(xid, None)
+            elif xid in self._streams:
+                self._streams[xid] = [r for r in self._streams[xid] if r[6] != subxid]
+            return None
+        if kind == 0x59:  # Y
+            m = parse(payload, self._in_stream)
+            self.types[m.fields["type_oid"]] = (m.fields["namespace"], m.fields["name"])
+            return None
+        if kind in (0x4F, 0x4D):  # Origin, logical Message: nothing to emit
+            return None
+        raise ValueError(f"unknown pgoutput message {chr(kind)!r}")
+
+    def _relation(self, payload: bytes) -> None:
+        m = parse(payload, self._in_stream)
+        f = m.fields
+        ns, name = f["namespace"], f["name"]
+        table = name if ns == self.schema or self.schema is None else f"{ns}.{name}"
+        keys = self.key_columns(ns, name) if self.key_columns else None
+        self.relations[f["relid"]] = Relation(f["relid"], ns, name, f["columns"], table, keys)
+
+    def _target(self) -> tuple[list[tuple], int]:
+        return (self._streams[self._stream_xid], self._stream_xid) if self._in_stream else (self._rows, 0)
+
+    def _dml(self, buf: bytes, kind: int, captured_at: int) -> None:
+        off = 1
+        subxid = 0
+        if self._in_stream:
+            (subxid,) = _U32.unpack_from(buf, 1)
+            off = 5
+        (relid,) = _U32.unpack_from(buf, off)
+        rel = self.relations[relid]
+        off += 4
+        sub = buf[off]
+        old = None
+        old_full = False
+        if sub == 0x4B or sub == 0x4F:  # K / O
+            old_full = sub == 0x4F
+            old, off = _conv_tuple(buf, off + 1, rel)
+            sub = buf[off] if off < len(buf) else 0
+        new = None
+        if sub == 0x4E:  # N
+            new, off = _conv_tuple(buf, off + 1, rel)
+        names = rel.names
+        before = after = None
+        if kind == 0x49:
+            op = "insert"
+            after = dict(zip(names, new, strict=True))
+            key = tuple([new[i] for i in rel.key_idx])
+        elif kind == 0x55:
+            op = "update"
+            if old is not None:
+                before = _image(names, old, rel, old_full)
+            after = dict(zip(names, new, strict=True))
+            if UNCHANGED in new:
+                after = _fill_unchanged(after, before if old_full else None)
+            key = tuple([new[i] for i in rel.key_idx])
+        else:
+            op = "delete"
+            before = _image(names, old, rel, old_full)
+            key = tuple([old[i] for i in rel.key_idx])
+        rows, _ = self._target()
+        rows.append((rel.table, op, key, before, after, captured_at, subxid))
+
+    def _truncate(self, buf: bytes, captured_at: int) -> None:
+        off = 1
+        subxid = 0
+        if self._in_stream:
+            (subxid,) = _U32.unpack_from(buf, 1)
+            off = 5
+        nrels, _ = _TRUNC.unpack_from(buf, off)
+        off += 5
+        rows, _ = self._target()
+        for i in range(nrels):
+            (relid,) = _U32.unpack_from(buf, off + 4 * i)
+            rel = self.relations.get(relid)
+            table = rel.table if rel else str(relid)
+            rows.append((table, "truncate", (), None, None, captured_at, subxid))
+
+
+def _conv_tuple(buf: bytes, off: int, rel: Relation) -> tuple[list[Any], int]:
+    """Parse TupleData converting each text value with the relation's converters."""
+    (n,) = _I16.unpack_from(buf, off)
+    off += 2
+    convs = rel.convs
+    vals: list[Any] = [None] * n
+    unpack = _I32.unpack_from
+    for i in range(n):
+        kind = buf[off]
+        if kind == 0x74:  # 't'
+            (ln,) = unpack(buf, off + 1)
+            off += 5
+            vals[i] = convs[i](buf[off:off + ln])
+            off += ln
+        elif kind == 0x6E:  # 'n'
+            off += 1
+        elif kind == 0x75:  # 'u'
+            vals[i] = UNCHANGED
+            off += 1
+        elif kind == 0x62:  # 'b' (binary mode is not requested; keep the raw bytes)
+            (ln,) = unpack(buf, off + 1)
+            off += 5
+            vals[i] = buf[off:off + ln]
+            off += ln
+        else:
+            raise ValueError(f"bad tuple column kind {kind!r} in relation {rel.name}")
+    return vals, off
+
+
+def _image(names: list[str], vals: list[Any], rel: Relation, full: bool) -> dict[str, Any]:
+    """An old image: the whole row for 'O', only the replica-identity columns for 'K'."""
+    if full:
+        return {n: v for n, v in zip(names, vals, strict=True) if v is not UNCHANGED}
+    return {names[i]: vals[i] for i in rel.ident_idx}
+
+
+def _fill_unchanged(after: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
+    """Replace unchanged-TOAST markers from the full old image, or leave the column out."""
+    out = {}
+    for k, v in after.items():
+        if v is UNCHANGED:
+            if old is not None and k in old:
+                out[k] = old[k]
+        else:
+            out[k] = v
+    return out
+
+
+def _events(rows: list[tuple], end_lsn: int, xid: int, commit_ns: int,
+            captured_override: int | None) -> list[ChangeEvent]:
+    return [
+        ChangeEvent(t, op, key, before, after, (end_lsn, i), xid, commit_ns,
+                    captured_override if captured_override is not None else cap)
+        for i, (t, op, key, before, after, cap, _sub) in enumerate(rows)
+    ]
