@@ -31,7 +31,7 @@ td.unsupported{background:#fff8c5} td.empty{background:#f6f8fa;color:#8c959f}
 .variant{font-size:.7rem;color:#57606a} .entry+.entry{border-top:1px dashed #d0d7de;margin-top:.3rem;
 padding-top:.3rem} .summary span{margin-right:1rem;font-weight:600} .empty-run{padding:1rem;
 background:#fff8c5;border:1px solid #d4a72c} pre{white-space:pre-wrap;font-size:.7rem;margin:.2rem 0}
-details summary{cursor:pointer;font-size:.75rem}
+details summary{cursor:pointer;font-size:.75rem} .scroll{overflow-x:auto}
 """
 
 
@@ -202,9 +202,15 @@ def throughput_figure(results: Results) -> Any:
                 best[r["scenario"]] = max(best.get(r["scenario"], 0.0), float(r["events_per_s"]))
         if best:
             fig.add_trace(go.Bar(x=scenarios, y=[best.get(s) for s in scenarios], name=a))
+    values = [v for t in fig.data for v in t.y if v]
+    log = bool(values) and max(values) / min(values) > 100  # one fast scenario must not flatten the rest
+    buttons = [{"label": label, "method": "relayout", "args": [{"yaxis.type": kind}]}
+               for label, kind in (("linear", "linear"), ("log", "log"))]
     fig.update_layout(title="Throughput (events/s) per approach × scenario", barmode="group",
-                      yaxis_title="events/s", height=420, margin={"t": 50, "l": 60, "r": 20, "b": 50},
-                      legend_title="approach")
+                      yaxis_title="events/s", yaxis_type="log" if log else "linear",
+                      height=420, margin={"t": 50, "l": 60, "r": 20, "b": 50}, legend_title="approach",
+                      updatemenus=[{"type": "buttons", "direction": "right", "x": 0.5, "y": 1.15,
+                                    "xanchor": "center", "buttons": buttons, "active": 1 if log else 0}])
     return fig
 
 
@@ -249,7 +255,7 @@ def render(results: Results) -> str:
             + "".join(f'<span class="v-{v}">{_e(v)}: {n}</span>' for v, n in counts.items())
             + f"<span>total: {len(rows)}</span></p>"
         )
-        parts += ["<h2>Conformance matrix</h2>", grid_html(results)]
+        parts += ["<h2>Conformance matrix</h2>", f'<div class="scroll">{grid_html(results)}</div>']
     parts += ["<h2>Capabilities</h2>", capabilities_html(results)]
     if rows:
         lag_div = lag_figure(results).to_html(full_html=False, include_plotlyjs=True, div_id="lag-cdf")
