@@ -63,11 +63,16 @@ def push_results(url: str, results: Results, *, job: str = JOB, timeout: float =
 
     Never raises for network trouble and never waits longer than about ``timeout`` seconds per
     request: an unreachable gateway gives one ``PushgatewayWarning`` naming the URL and returns
-    False. ``replace`` uses PUT (the run's group is replaced); otherwise POST (pushadd).
+    False; so does a results dict that is not valid schema 1. ``replace`` uses PUT (the run's
+    group is replaced); otherwise POST (pushadd).
     """
     from prometheus_client import push_to_gateway, pushadd_to_gateway
 
-    validate(results, "results")
+    try:
+        validate(results, "results")
+    except ReportError as exc:
+        warnings.warn(f"metrics not pushed to {url}: {exc}", PushgatewayWarning, stacklevel=2)
+        return False
     registry = build_registry(results)
     grouping = {"run_id": results["run"]["run_id"]}
     push = push_to_gateway if replace else pushadd_to_gateway

@@ -369,6 +369,15 @@ def test_silent_gateway_times_out_instead_of_hanging() -> None:
     assert len(caught) == 1 and url in str(caught[0].message)
 
 
+def test_invalid_results_warn_instead_of_raising() -> None:
+    from reports.pushgateway import PushgatewayWarning, push_results
+
+    data = synthetic()
+    data["results"][0]["events"] = "12"
+    with pytest.warns(PushgatewayWarning, match=r"results\[0\]\.events"):
+        assert push_results("http://127.0.0.1:9", data) is False
+
+
 def test_pushgateway_cli(tmp_path: Path) -> None:
     results = dump(synthetic(), tmp_path / "results.json")
     proc = subprocess.run([sys.executable, "-m", "reports.pushgateway", str(results), "--url",
