@@ -71,8 +71,8 @@ class LogicalSlotReader(BaseApproach):
         self._resume_from: Position | None = None
         self._ready: list[ChangeEvent] = []
         self._decoder: Any = None
-        #: end LSN of each emitted transaction → index of its last event (for exact acks)
-        self._txn_last: OrderedDict[int, int] = OrderedDict()
+        #: commit LSN of each emitted transaction → (its end LSN, ordinal of its last event)
+        self._txn_last: OrderedDict[int, tuple[int, int]] = OrderedDict()
         self._flushed = 0
 
     # -- hooks for subclasses -----------------------------------------------------------------
@@ -208,7 +208,8 @@ class LogicalSlotReader(BaseApproach):
         return out
 
     def _note_txn(self, events: list[ChangeEvent]) -> None:
-        self._txn_last[events[-1].position[0]] = events[-1].position[1]
+        commit_lsn, end_lsn = self._decoder.last_commit
+        self._txn_last[commit_lsn] = (end_lsn, events[-1].position[1])
 
     def _drop_resumed(self, out: list[ChangeEvent]) -> list[ChangeEvent]:
         start = self._resume_from
@@ -219,15 +220,22 @@ class LogicalSlotReader(BaseApproach):
         return kept
 
     def ack(self, position: Position) -> None:
-        """Confirm everything up to the last complete transaction at or before ``position``."""
-        end, ordinal = position[0], position[1]
-        last = self._txn_last.get(end)
-        if last is not None and ordinal >= last:
-            flush = end
-        else:  # inside a transaction: only the transactions before it are complete
-            flush = max([e for e in self._txn_last if e < end], default=self._flushed)
-        while self._txn_last and next(iter(self._txn_last)) <= flush:
-            self._txn_last.popitem(last=False)
+        """Confirm everything up to the last complete transaction at or before ``position``.
+
+        Positions are ``(commit_lsn, ordinal)``; the server is sent the end LSN of the last
+        transaction acked whole (an ack inside a transaction confirms only those before it).
+        """
+        commit_lsn, ordinal = position[0], position[1]
+        flush = self._flushed
+        txns = self._txn_last
+        while txns:
+            first = next(iter(txns))
+            end_lsn, last = txns[first]
+            if first < commit_lsn or (first == commit_lsn and ordinal >= last):
+                flush = max(flush, end_lsn)
+                txns.popitem(last=False)
+            else:
+                break
         if flush <= self._flushed:
             return
         self._flushed = flush

@@ -53,12 +53,10 @@ UNCHANGED = _Unchanged()
 
 
 # -- text-format converters by type OID ---------------------------------------------------------
-def _bool(b: bytes) -> bool:
-    return b == b"t"
+_bool: Callable[[bytes], bool] = b"t".__eq__
 
 
-def _text(b: bytes) -> str:
-    return b.decode()
+_text: Callable[[bytes], str] = bytes.decode  # a C call, no Python frame per value
 
 
 def _numeric(b: bytes) -> Decimal:
@@ -303,7 +301,7 @@ def parse(payload: bytes, in_stream: bool = False) -> Message:
 class Relation:
     """A Relation message with its converters, built once per message (not per row)."""
 
-    __slots__ = ("relid", "namespace", "name", "table", "names", "convs", "key_idx", "ident_idx")
+    __slots__ = ("relid", "namespace", "name", "table", "names", "convs", "key_idx", "ident_idx", "row")
 
     def __init__(self, relid: int, namespace: str, name: str, columns: list[Column],
                  table: str, key_names: tuple[str, ...] | None) -> None:
@@ -318,6 +316,8 @@ class Relation:
             self.key_idx = [self.names.index(k) for k in key_names]
         else:
             self.key_idx = self.ident_idx
+        #: ``row(buf, off) -> (key, image, has_unchanged, next_off)``, compiled for this shape
+        self.row: Callable[[bytes, int], tuple[tuple, dict[str, Any], bool, int]] = _compile_row(self)
 
 
 #: ``key_columns(namespace, name) -> key column names or None`` (None: use the replica identity).
@@ -328,12 +328,14 @@ class PgOutputDecoder:
     """Turns a stream of pgoutput payloads into whole transactions of ``ChangeEvent``.
 
     Contract: ``feed(payload, captured_at)`` returns the events of a transaction when its
-    Commit (or Stream Commit) arrives, else None. Positions are ``(end_lsn, ordinal)``;
-    ``txid`` is the xid; ``commit_ts`` is ns since the Unix epoch; ``captured_at`` is the
-    receipt time of each change message (for streamed transactions: of the Stream Commit,
-    since earlier chunks arrive before the source commits). Tables in ``schema`` are named
-    by relation name alone, others ``namespace.name``. ``reset()`` forgets a half-received
-    transaction (after a reconnect; the server resends Relation messages per session).
+    Commit (or Stream Commit) arrives, else None. Positions are ``(commit_lsn, ordinal)``
+    (the commit LSN is known from Begin, so events are built as they arrive); after each
+    commit ``last_commit`` is ``(commit_lsn, end_lsn)`` — the end LSN is what a reader
+    confirms. ``txid`` is the xid; ``commit_ts`` is ns since the Unix epoch; ``captured_at``
+    is the receipt time of each change message (for streamed transactions: of the Stream
+    Commit, since earlier chunks arrive before the source commits). Tables in ``schema`` are
+    named by relation name alone, others ``namespace.name``. ``reset()`` forgets a
+    half-received transaction (after a reconnect the server resends it, and Relations).
     """
 
     def __init__(self, schema: str | None = None, key_columns: KeyLookup | None = None) -> None:
@@ -341,33 +343,45 @@ class PgOutputDecoder:
         self.key_columns = key_columns
         self.relations: dict[int, Relation] = {}
         self.types: dict[int, tuple[str, str]] = {}
+        self.last_commit: tuple[int, int] = (0, 0)
         self._xid = 0
-        self._rows: list[tuple] = []
+        self._lsn = 0
+        self._cts = 0
+        self._events: list[ChangeEvent] = []
         self._in_stream = False
         self._stream_xid = 0
+        #: streamed (protocol 2) transactions: xid -> [(table, op, key, before, after, subxid)]
         self._streams: dict[int, list[tuple]] = {}
 
     def reset(self) -> None:
         """Drop any partially received transaction (the server will resend it)."""
-        self._rows = []
+        self._events = []
         self._in_stream = False
         self._streams.clear()
 
-    # each buffered row: (relation-table, op, key, before, after, captured_at, subxid)
     def feed(self, payload: bytes, captured_at: int) -> list[ChangeEvent] | None:
         """Decode one message; return a committed transaction's events or None."""
         kind = payload[0]
         if kind == 0x49 or kind == 0x55 or kind == 0x44:  # I U D
-            self._dml(payload, kind, captured_at)
+            if self._in_stream:
+                self._streamed_dml(payload, kind)
+                return None
+            rel = self.relations[_U32.unpack_from(payload, 1)[0]]
+            op, key, before, after = _change(payload, 5, kind, rel)
+            events = self._events
+            events.append(ChangeEvent(rel.table, op, key, before, after, (self._lsn, len(events)),
+                                      self._xid, self._cts, captured_at))
             return None
         if kind == 0x42:  # B
-            _, _, self._xid = _BEGIN.unpack_from(payload, 1)
-            self._rows = []
+            self._lsn, ts, self._xid = _BEGIN.unpack_from(payload, 1)
+            self._cts = (ts + PG_EPOCH_US) * 1000
+            self._events = []
             return None
         if kind == 0x43:  # C
-            _, _, end_lsn, ts = _COMMIT.unpack_from(payload, 1)
-            rows, self._rows = self._rows, []
-            return _events(rows, end_lsn, self._xid, (ts + PG_EPOCH_US) * 1000, None)
+            _, commit_lsn, end_lsn, _ = _COMMIT.unpack_from(payload, 1)
+            self.last_commit = (commit_lsn, end_lsn)
+            events, self._events = self._events, []
+            return events
         if kind == 0x52:  # R
             self._relation(payload)
             return None
@@ -383,15 +397,18 @@ class PgOutputDecoder:
             self._in_stream = False
             return None
         if kind == 0x63:  # c stream commit
-            xid, _, _, end_lsn, ts = _SCOMMIT.unpack_from(payload, 1)
+            xid, _, commit_lsn, end_lsn, ts = _SCOMMIT.unpack_from(payload, 1)
+            self.last_commit = (commit_lsn, end_lsn)
             rows = self._streams.pop(xid, [])
-            return _events(rows, end_lsn, xid, (ts + PG_EPOCH_US) * 1000, captured_at)
+            cts = (ts + PG_EPOCH_US) * 1000
+            return [ChangeEvent(t, op, key, before, after, (commit_lsn, i), xid, cts, captured_at)
+                    for i, (t, op, key, before, after, _sub) in enumerate(rows)]
         if kind == 0x41:  # A stream abort
             xid, subxid = _U32.unpack_from(payload, 1)[0], _U32.unpack_from(payload, 5)[0]
             if xid == subxid:
                 self._streams.pop(xid, None)
             elif xid in self._streams:
-                self._streams[xid] = [r for r in self._streams[xid] if r[6] != subxid]
+                self._streams[xid] = [r for r in self._streams[xid] if r[5] != subxid]
             return None
         if kind == 0x59:  # Y
             m = parse(payload, self._in_stream)
@@ -409,48 +426,11 @@ class PgOutputDecoder:
         keys = self.key_columns(ns, name) if self.key_columns else None
         self.relations[f["relid"]] = Relation(f["relid"], ns, name, f["columns"], table, keys)
 
-    def _target(self) -> tuple[list[tuple], int]:
-        return (self._streams[self._stream_xid], self._stream_xid) if self._in_stream else (self._rows, 0)
-
-    def _dml(self, buf: bytes, kind: int, captured_at: int) -> None:
-        off = 1
-        subxid = 0
-        if self._in_stream:
-            (subxid,) = _U32.unpack_from(buf, 1)
-            off = 5
-        (relid,) = _U32.unpack_from(buf, off)
+    def _streamed_dml(self, buf: bytes, kind: int) -> None:
+        subxid, relid = _U32.unpack_from(buf, 1)[0], _U32.unpack_from(buf, 5)[0]
         rel = self.relations[relid]
-        off += 4
-        sub = buf[off]
-        old = None
-        old_full = False
-        if sub == 0x4B or sub == 0x4F:  # K / O
-            old_full = sub == 0x4F
-            old, off = _conv_tuple(buf, off + 1, rel)
-            sub = buf[off] if off < len(buf) else 0
-        new = None
-        if sub == 0x4E:  # N
-            new, off = _conv_tuple(buf, off + 1, rel)
-        names = rel.names
-        before = after = None
-        if kind == 0x49:
-            op = "insert"
-            after = dict(zip(names, new, strict=True))
-            key = tuple([new[i] for i in rel.key_idx])
-        elif kind == 0x55:
-            op = "update"
-            if old is not None:
-                before = _image(names, old, rel, old_full)
-            after = dict(zip(names, new, strict=True))
-            if UNCHANGED in new:
-                after = _fill_unchanged(after, before if old_full else None)
-            key = tuple([new[i] for i in rel.key_idx])
-        else:
-            op = "delete"
-            before = _image(names, old, rel, old_full)
-            key = tuple([old[i] for i in rel.key_idx])
-        rows, _ = self._target()
-        rows.append((rel.table, op, key, before, after, captured_at, subxid))
+        op, key, before, after = _change(buf, 9, kind, rel)
+        self._streams[self._stream_xid].append((rel.table, op, key, before, after, subxid))
 
     def _truncate(self, buf: bytes, captured_at: int) -> None:
         off = 1
@@ -460,48 +440,125 @@ class PgOutputDecoder:
             off = 5
         nrels, _ = _TRUNC.unpack_from(buf, off)
         off += 5
-        rows, _ = self._target()
         for i in range(nrels):
             (relid,) = _U32.unpack_from(buf, off + 4 * i)
             rel = self.relations.get(relid)
             table = rel.table if rel else str(relid)
-            rows.append((table, "truncate", (), None, None, captured_at, subxid))
+            if self._in_stream:
+                self._streams[self._stream_xid].append((table, "truncate", (), None, None, subxid))
+            else:
+                ev = self._events
+                ev.append(ChangeEvent(table, "truncate", (), None, None, (self._lsn, len(ev)),
+                                      self._xid, self._cts, captured_at))
 
 
-def _conv_tuple(buf: bytes, off: int, rel: Relation) -> tuple[list[Any], int]:
+def _change(buf: bytes, off: int, kind: int, rel: Relation) -> tuple[str, tuple, Any, Any]:
+    """Decode the body of an Insert/Update/Delete after its relation id: (op, key, before, after)."""
+    sub = buf[off]
+    if kind == 0x49:  # insert: 'N' tuple
+        key, after, _, _ = rel.row(buf, off + 1)
+        return "insert", key, None, after
+    before = None
+    old_full = sub == 0x4F
+    if sub == 0x4B or old_full:  # K / O
+        old_key, old, _, off = rel.row(buf, off + 1)
+        before = _image(old, rel, old_full)
+        if kind == 0x44:
+            return "delete", old_key, before, None
+    key, after, unchanged, _ = rel.row(buf, off + 1)
+    if unchanged:
+        after = _fill_unchanged(after, before if old_full else None)
+    return "update", key, before, after
+
+
+def _compile_row(rel: Relation) -> Callable[[bytes, int], tuple[tuple, dict[str, Any], bool, int]]:
+    """Generate a TupleData parser unrolled for this relation's columns and converters.
+
+    The code is built from the column count and ``repr`` of the column names only; it parses
+    each column inline (no per-column loop, list or zip) and builds the image dict directly.
+    A tuple with another column count falls back to the generic loop.
+    """
+    n = len(rel.names)
+    lines = ["def row(buf, off):",
+             f"    if unpack16(buf, off)[0] != {n}:",
+             "        return generic(buf, off)",
+             "    off += 2",
+             "    u = False"]
+    for i in range(n):
+        lines += [
+            "    k = buf[off]",
+            "    if k == 116:",
+            "        e = off + 5 + unpack(buf, off + 1)[0]",
+            f"        v{i} = c{i}(buf[off + 5:e])",
+            "        off = e",
+            "    elif k == 110:",
+            f"        v{i} = None",
+            "        off += 1",
+            "    elif k == 117:",
+            f"        v{i} = UNCH",
+            "        u = True",
+            "        off += 1",
+            "    else:",
+            f"        v{i}, off = other(buf, off)",
+        ]
+    key = "(" + "".join(f"v{i}, " for i in rel.key_idx) + ")"
+    image = "{" + ", ".join(f"{name!r}: v{i}" for i, name in enumerate(rel.names)) + "}"
+    lines.append(f"    return {key}, {image}, u, off")
+
+    def generic(buf: bytes, off: int) -> tuple[tuple, dict[str, Any], bool, int]:
+        vals, off = _conv_tuple(buf, off, rel.convs)
+        image = dict(zip(rel.names, vals, strict=False))
+        return tuple(vals[i] for i in rel.key_idx), image, UNCHANGED in vals, off
+
+    env: dict[str, Any] = {"unpack": _I32.unpack_from, "unpack16": _I16.unpack_from, "UNCH": UNCHANGED,
+                           "other": _other_kind, "generic": generic}
+    env.update({f"c{i}": c for i, c in enumerate(rel.convs)})
+    exec("\n".join(lines), env)  # noqa: S102 - generated from column count and repr'd names
+    return env["row"]
+
+
+def _other_kind(buf: bytes, off: int) -> tuple[Any, int]:
+    """A column that is neither text, null nor unchanged: binary ('b') keeps its raw bytes."""
+    if buf[off] == 0x62:
+        end = off + 5 + _I32.unpack_from(buf, off + 1)[0]
+        return buf[off + 5:end], end
+    raise ValueError(f"bad tuple column kind {buf[off]!r} at offset {off}")
+
+
+def _conv_tuple(buf: bytes, off: int, convs: list[Callable[[bytes], Any]]) -> tuple[list[Any], int]:
     """Parse TupleData converting each text value with the relation's converters."""
-    (n,) = _I16.unpack_from(buf, off)
+    n = _I16.unpack_from(buf, off)[0]
     off += 2
-    convs = rel.convs
-    vals: list[Any] = [None] * n
+    vals: list[Any] = []
+    app = vals.append
     unpack = _I32.unpack_from
     for i in range(n):
         kind = buf[off]
         if kind == 0x74:  # 't'
-            (ln,) = unpack(buf, off + 1)
-            off += 5
-            vals[i] = convs[i](buf[off:off + ln])
-            off += ln
+            end = off + 5 + unpack(buf, off + 1)[0]
+            app(convs[i](buf[off + 5:end]))
+            off = end
         elif kind == 0x6E:  # 'n'
+            app(None)
             off += 1
         elif kind == 0x75:  # 'u'
-            vals[i] = UNCHANGED
+            app(UNCHANGED)
             off += 1
         elif kind == 0x62:  # 'b' (binary mode is not requested; keep the raw bytes)
-            (ln,) = unpack(buf, off + 1)
-            off += 5
-            vals[i] = buf[off:off + ln]
-            off += ln
+            end = off + 5 + unpack(buf, off + 1)[0]
+            app(buf[off + 5:end])
+            off = end
         else:
-            raise ValueError(f"bad tuple column kind {kind!r} in relation {rel.name}")
+            raise ValueError(f"bad tuple column kind {kind!r} at offset {off}")
     return vals, off
 
 
-def _image(names: list[str], vals: list[Any], rel: Relation, full: bool) -> dict[str, Any]:
+def _image(old: dict[str, Any], rel: Relation, full: bool) -> dict[str, Any]:
     """An old image: the whole row for 'O', only the replica-identity columns for 'K'."""
     if full:
-        return {n: v for n, v in zip(names, vals, strict=True) if v is not UNCHANGED}
-    return {names[i]: vals[i] for i in rel.ident_idx}
+        return {n: v for n, v in old.items() if v is not UNCHANGED}
+    names = rel.names
+    return {names[i]: old[names[i]] for i in rel.ident_idx}
 
 
 def _fill_unchanged(after: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
@@ -514,12 +571,3 @@ def _fill_unchanged(after: dict[str, Any], old: dict[str, Any] | None) -> dict[s
         else:
             out[k] = v
     return out
-
-
-def _events(rows: list[tuple], end_lsn: int, xid: int, commit_ns: int,
-            captured_override: int | None) -> list[ChangeEvent]:
-    return [
-        ChangeEvent(t, op, key, before, after, (end_lsn, i), xid, commit_ns,
-                    captured_override if captured_override is not None else cap)
-        for i, (t, op, key, before, after, cap, _sub) in enumerate(rows)
-    ]
