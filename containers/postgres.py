@@ -360,6 +360,8 @@ class LocalPostgres(PostgresEngine):
     def _launch(self, owner: tuple[int, int] | None) -> None:
         assert self.root is not None
         settings = {**SERVER_SETTINGS, "port": str(self.port), "unix_socket_directories": ""}
+        if self._has_setting("output_plugin_libraries"):  # some builds restrict output plugins
+            settings["output_plugin_libraries"] = "pgoutput, test_decoding, wal2json"
         cmd = [str(self.bin_dir / "postgres"), "-D", str(self.root / "data")]
         for k, v in settings.items():
             cmd += ["-c", f"{k}={v}"]
@@ -378,6 +380,15 @@ class LocalPostgres(PostgresEngine):
                                     f"server log: {self._log_tail()}") from None
         except AlreadyRunning:
             raise EngineUnavailable(f"port {self.port} is already taken by another server") from None
+
+    def _has_setting(self, name: str) -> bool:
+        """True when this server build knows the setting ``name`` (``postgres --describe-config``)."""
+        try:
+            out = subprocess.run([str(self.bin_dir / "postgres"), "--describe-config"], capture_output=True,
+                                 text=True, timeout=30, user=None if os.geteuid() else self.user)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return any(line.split("\t", 1)[0] == name for line in out.stdout.splitlines())
 
     def _log_tail(self, lines: int = 3) -> str:
         path = self.log_path()

@@ -198,9 +198,11 @@ def check(
 def lag_summary(lag_ns: pl.Series) -> dict[str, Any]:
     """Lag percentiles in ms (p50/p95/p99/max) of a series of nanosecond lags."""
     if lag_ns.len() == 0:
-        return {"lag_ms": {"p50": None, "p95": None, "p99": None, "max": None}}
+        return {"lag_cdf": [], "lag_ms": {"p50": None, "p95": None, "p99": None, "max": None}}
     ms = lag_ns.cast(pl.Float64) / 1e6
-    return {"lag_ms": {
+    fractions = [i / 200 for i in range(1, 201)]
+    cdf = [[round(float(ms.quantile(f, "lower")), 4), f] for f in fractions] if ms.len() > 1 else []
+    return {"lag_cdf": cdf, "lag_ms": {
         "p50": round(float(ms.quantile(0.50, "linear")), 3),
         "p95": round(float(ms.quantile(0.95, "linear")), 3),
         "p99": round(float(ms.quantile(0.99, "linear")), 3),

@@ -25,6 +25,8 @@ class RunContext:
     scale: str = "default"
     settings: dict[str, Any] = field(default_factory=dict)
     timeout_s: float = 60.0
+    #: the scenario's tables (name -> TableSpec) once the source created them
+    tables: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name_prefix(self) -> str:

@@ -67,7 +67,8 @@ class Source:
     family: ClassVar[str] = ""
     #: True when the engine has no TRUNCATE event and truncation is a delete of every row.
     truncate_as_deletes: ClassVar[bool] = False
-    #: True for table formats: one commit records one net change per key (see ``net_changes``).
+    #: True for table formats: one commit per table records one net change per key (see
+    #: ``net_changes``); such sources implement ``commit_table`` instead of ``execute``.
     commits_net_changes: ClassVar[bool] = False
 
     def __init__(self, ctx: RunContext, ledger: Ledger) -> None:
@@ -130,22 +131,43 @@ class Source:
         statements: list[Statement] = []
         savepoint_rollbacks: list[list[RowChange]] = []
         self._plan(steps, overlay, statements, savepoint_rollbacks, [0])
-        txid = self.ledger.begin()
         if self.commits_net_changes:
-            for ch in net_changes(statements):
+            self._commit_per_table(net_changes(statements), commit)
+            if commit:
+                self.rows = overlay
+            return
+        txid = self.ledger.begin()
+        for st in statements:
+            for ch in st.changes:
                 self.ledger.stage(txid, ch.table, ch.op, ch.key, ch.before, ch.after)
-        else:
-            for st in statements:
-                for ch in st.changes:
-                    self.ledger.stage(txid, ch.table, ch.op, ch.key, ch.before, ch.after)
-                if st.kind == "rollback_to":
-                    self.ledger.discard_last(txid, len(st.changes))
+            if st.kind == "rollback_to":
+                self.ledger.discard_last(txid, len(st.changes))
         times = self.execute(statements, commit)
         if commit and times is not None:
             self.ledger.commit(txid, *times)
             self.rows = overlay
         else:
             self.ledger.rollback(txid)
+
+    def _commit_per_table(self, changes: list[RowChange], commit: bool) -> None:
+        """Table formats commit one table at a time: one ledger transaction per table."""
+        by_table: dict[str, list[RowChange]] = {}
+        for ch in changes:
+            by_table.setdefault(ch.table, []).append(ch)
+        for table, group in by_table.items():
+            txid = self.ledger.begin()
+            for ch in group:
+                self.ledger.stage(txid, ch.table, ch.op, ch.key, ch.before, ch.after)
+            times = self.commit_table(table, group, commit)
+            if commit and times is not None:
+                self.ledger.commit(txid, *times)
+            else:
+                self.ledger.rollback(txid)
+
+    def commit_table(self, table: str, changes: list[RowChange], commit: bool) -> tuple[int, int] | None:
+        """Table formats: write one table's net changes as one commit (``commit=False``: a
+        write that fails before its commit and leaves no trace); return the commit times."""
+        raise NotImplementedError
 
     def _plan(self, steps: Iterable[Any], overlay: dict[str, dict[tuple, Row]],
               out: list[Statement], sp_rollbacks: list, counter: list[int]) -> None:
@@ -202,7 +224,9 @@ class Source:
         spec = self.specs[step.table]
         issued_at, committed_at = self.ddl(step)
         cols = list(spec.columns)
-        rows = self.rows[step.table]
+        # fresh dicts: the ledger keeps references to the old images, which must not change
+        rows = {k: dict(r) for k, r in self.rows[step.table].items()}
+        self.rows[step.table] = rows
         if isinstance(step, AddColumn):
             cols.append(step.column)
             info = {"kind": "add", "column": step.column.name, "type": step.column.type}

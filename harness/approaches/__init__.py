@@ -1,0 +1,1 @@
+"""Approaches: one CDC method each, normalizing native change records to ChangeEvent."""

@@ -1,0 +1,100 @@
+"""Command-line and ini options (``--cdc-x`` and ``cdc_x``), validated into one Options object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from containers.engine import BACKENDS
+from scenarios import SCALES
+
+OPTIONS: tuple[tuple[str, str, str | None], ...] = (
+    ("approaches", "comma-separated approach ids to run (default: all registered)", None),
+    ("scenarios", "comma-separated scenario ids to run (default: all)", None),
+    ("seed", "integer seed for every scenario", "1"),
+    ("scale", "scenario size: smoke | default | large", "default"),
+    ("engines", "engine backend: auto | local | docker | external", "auto"),
+    ("results", "path of the results JSON file", "reports/out/results.json"),
+    ("timeout", "seconds any single wait may take before the run fails", "120"),
+    ("pushgateway", "Prometheus pushgateway URL to push metrics to (empty: off)", ""),
+)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Declare every option as ``--cdc-x`` and ini ``cdc_x``."""
+    group = parser.getgroup("cdc", "cdc-harness")
+    for name, help_text, default in OPTIONS:
+        group.addoption(f"--cdc-{name}", dest=f"cdc_{name}", default=None, help=f"{help_text} [ini: cdc_{name}]")
+        parser.addini(f"cdc_{name}", help_text, default=default)
+    group.addoption("--cdc-engine-url", dest="cdc_engine_url", action="append", default=[],
+                    help="FAMILY=URL of an external engine, e.g. postgres=postgresql://u:p@host/db (repeatable)")
+
+
+@dataclass
+class Options:
+    """Validated harness options."""
+
+    approaches: list[str] | None
+    scenarios: list[str] | None
+    seed: int
+    scale: str
+    engines: str
+    results: Path
+    timeout_s: float
+    pushgateway: str
+    engine_urls: dict[str, str] = field(default_factory=dict)
+
+
+def _get(config: pytest.Config, name: str) -> str | None:
+    value = config.getoption(f"cdc_{name}")
+    if value is None:
+        value = config.getini(f"cdc_{name}")
+    return value if value not in ("", None) else None
+
+
+def _ids(value: str | None) -> list[str] | None:
+    if not value:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def parse(config: pytest.Config) -> Options:
+    """Read and validate options; bad values raise ``pytest.UsageError`` naming the fix."""
+    seed_text = _get(config, "seed") or "1"
+    try:
+        seed = int(seed_text)
+    except ValueError:
+        raise pytest.UsageError(f"--cdc-seed must be an integer, got {seed_text!r}") from None
+    if seed < 0:
+        raise pytest.UsageError(f"--cdc-seed must be >= 0, got {seed}")
+    scale = _get(config, "scale") or "default"
+    if scale not in SCALES:
+        raise pytest.UsageError(f"--cdc-scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    engines = _get(config, "engines") or "auto"
+    if engines not in BACKENDS:
+        raise pytest.UsageError(f"--cdc-engines must be one of {', '.join(BACKENDS)}, got {engines!r}")
+    timeout_text = _get(config, "timeout") or "120"
+    try:
+        timeout_s = float(timeout_text)
+        assert timeout_s > 0
+    except (ValueError, AssertionError):
+        raise pytest.UsageError(f"--cdc-timeout must be a positive number of seconds, got {timeout_text!r}") from None
+    urls: dict[str, str] = {}
+    for item in config.getoption("cdc_engine_url") or []:
+        family, sep, url = item.partition("=")
+        if not sep or not family or not url:
+            raise pytest.UsageError(f"--cdc-engine-url wants FAMILY=URL (e.g. postgres=postgresql://...), got {item!r}")
+        urls[family.strip()] = url.strip()
+    return Options(
+        approaches=_ids(_get(config, "approaches")),
+        scenarios=_ids(_get(config, "scenarios")),
+        seed=seed,
+        scale=scale,
+        engines=engines,
+        results=Path(_get(config, "results") or "reports/out/results.json"),
+        timeout_s=timeout_s,
+        pushgateway=_get(config, "pushgateway") or "",
+        engine_urls=urls,
+    )

@@ -1,0 +1,64 @@
+"""Scenarios: deterministic, seeded step lists (DML, transactions, DDL, faults) sized by scale."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from harness.errors import UnknownId
+from harness.steps import Scenario
+
+SCALES = ("smoke", "default", "large")
+#: A scenario factory: (seed, scale, supported logical types) -> Scenario.
+Factory = Callable[[int, str, frozenset[str]], Scenario]
+
+
+class ScenarioRegistry:
+    """Scenario factories by id; engine-specific modules add theirs with ``register``."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, Factory] = {}
+        self._families: dict[str, frozenset[str] | None] = {}
+
+    def register(self, name: str, factory: Factory, families: frozenset[str] | None = None) -> None:
+        """Add a scenario factory under a stable lowercase id (``families``: only these engines)."""
+        self._by_name[name] = factory
+        self._families[name] = families
+
+    def applies(self, name: str, family: str) -> bool:
+        """True when scenario ``name`` runs on engine ``family``."""
+        allowed = self._families.get(name)
+        return allowed is None or family in allowed
+
+    def get(self, name: str) -> Factory:
+        """The factory for ``name``; unknown ids raise with the list of valid ones."""
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise UnknownId(f"unknown scenario {name!r}; valid ids: {', '.join(self.names())}") from None
+
+    def names(self) -> list[str]:
+        """All ids in registration order."""
+        return list(self._by_name)
+
+
+def default_registry() -> ScenarioRegistry:
+    """The built-in scenarios."""
+    from scenarios import core, faults, schema
+
+    reg = ScenarioRegistry()
+    for module in (core, schema, faults):
+        for name, factory in module.SCENARIOS.items():
+            reg.register(name, factory)
+    try:
+        from scenarios.postgres import POSTGRES_SCENARIOS
+    except ImportError:
+        POSTGRES_SCENARIOS = {}
+    for name, factory in POSTGRES_SCENARIOS.items():
+        reg.register(name, _adapt(factory), frozenset({"postgres"}))
+    return reg
+
+
+def _adapt(factory: Callable[..., Scenario]) -> Factory:
+    def build(seed: int, scale: str, types: frozenset[str] = frozenset()) -> Scenario:
+        return factory(seed, scale)
+    return build
