@@ -67,6 +67,14 @@ class BaseApproach:
         self.stop()
 
 
+def claims(approach_cls: type, settings: dict | None = None) -> Capabilities:
+    """An approach's capabilities under engine settings (``capabilities_for`` when it has one)."""
+    for_settings = getattr(approach_cls, "capabilities_for", None)
+    if for_settings is not None:
+        return for_settings(dict(settings or {}))
+    return approach_cls.capabilities
+
+
 class ApproachRegistry:
     """Approach classes by id, filled through the ``pytest_cdc_approaches`` hook."""
 

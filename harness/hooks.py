@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-
 from harness.approach import ApproachRegistry
-
 
 
 def pytest_cdc_approaches(registry: ApproachRegistry) -> None:

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.approach import Approach
+from harness.approach import Approach, claims
+from harness.capabilities import Capabilities
 from harness.capture import CaptureLoop
 from harness.checker import check, encode_history
 from harness.context import RunContext
@@ -32,15 +33,17 @@ class RunOutcome:
     reader_errors: list[str] = field(default_factory=list)
 
 
-def requirement_gap(scenario: Scenario, approach_cls: type, source_cls: type[Source]) -> str | None:
-    """Why this approach cannot run this scenario on this source, or None."""
+def requirement_gap(scenario: Scenario, approach_cls: type, source_cls: type[Source],
+                    caps: Capabilities | None = None) -> str | None:
+    """Why this approach (claiming ``caps``) cannot run this scenario on this source, or None."""
+    caps = caps or approach_cls.capabilities
     needs = list(scenario.requires)
     if not source_cls.truncate_as_deletes and _has_truncate(scenario.steps):
         needs.append("truncate")
     for need in needs:
-        lack = approach_cls.capabilities.lacks(need)
+        lack = caps.lacks(need)
         if lack:
-            notes = "; ".join(approach_cls.capabilities.notes)
+            notes = "; ".join(caps.notes)
             return f"{approach_cls.name} {lack}" + (f" ({notes})" if notes else "")
     return None
 
@@ -49,10 +52,10 @@ def _has_truncate(steps: Any) -> bool:
     return any(isinstance(s, Truncate) or (isinstance(s, Txn) and _has_truncate(s.steps)) for s in steps)
 
 
-def expected_events(ledger: Ledger, approach_cls: type) -> int:
+def expected_events(ledger: Ledger, caps: Capabilities) -> int:
     """How many events a correct approach delivers for this ledger (drain target)."""
     n = 0
-    split = approach_cls.capabilities.updates == "delete+insert"
+    split = caps.updates == "delete+insert"
     for c in ledger.changes:
         if c.rolled_back or c.op == "ddl":
             continue
@@ -129,7 +132,7 @@ def run(scenario: Scenario, source: Source, factory: Callable[[], Approach], app
             else:
                 source.apply(step)
         write_s = time.perf_counter() - t0
-        expected = expected_events(source.ledger, approach_cls)
+        expected = expected_events(source.ledger, claims(approach_cls, ctx.settings))
         if progress:
             progress(f"{approach_cls.name}: wrote {expected} changes in {write_s:.2f}s, draining")
         first_commit = min((c.commit_issued_at for c in source.ledger.changes if c.commit_issued_at), default=0)
@@ -151,11 +154,11 @@ def run(scenario: Scenario, source: Source, factory: Callable[[], Approach], app
     )
 
 
-def evaluate(outcome: RunOutcome, approach_cls: type) -> Verdict:
+def evaluate(outcome: RunOutcome, caps: Capabilities) -> Verdict:
     """Check the outcome under the approach's claims and add throughput figures."""
     history = encode_history(outcome.ledger, outcome.events)
     t0 = time.perf_counter()
-    verdict = check(history, approach_cls.capabilities, outcome.final_state, outcome.table_keys)
+    verdict = check(history, caps, outcome.final_state, outcome.table_keys)
     m = verdict.measurements
     m["check_s"] = round(time.perf_counter() - t0, 4)
     m["write_s"] = round(outcome.write_s, 4)

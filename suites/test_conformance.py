@@ -11,8 +11,9 @@ import time
 import pytest
 
 from fixtures.recorder import record
+from harness.approach import claims
 from harness.context import RunContext
-from harness.errors import Unsupported
+from harness.errors import EngineUnavailable, Unsupported
 from harness.ledger import Ledger
 from harness.runner import evaluate, requirement_gap, run
 from harness.verdict import Verdict
@@ -42,7 +43,8 @@ def test_conformance(cdc_case, cdc_engine, cdc_session, tmp_path):
     scenario = factory(opts.seed, opts.scale, getattr(source_cls, "supported_types", frozenset()))
     started = time.perf_counter()
 
-    gap = requirement_gap(scenario, approach_cls, source_cls)
+    caps = claims(approach_cls, dict(cdc_case.settings))
+    gap = requirement_gap(scenario, approach_cls, source_cls, caps)
     if gap:
         record(cdc_session, cdc_case, cdc_engine, Verdict.unsupported(gap), 0.0)
         pytest.skip(f"unsupported: {gap}")
@@ -50,7 +52,10 @@ def test_conformance(cdc_case, cdc_engine, cdc_session, tmp_path):
     ctx = RunContext(run_id=cdc_session.run_id, worker=cdc_session.worker, workdir=tmp_path,
                      engine=cdc_engine, seed=opts.seed, scale=opts.scale, settings=dict(cdc_case.settings),
                      timeout_s=opts.timeout_s)
-    source = source_cls(ctx, Ledger())
+    try:
+        source = source_cls(ctx, Ledger())
+    except EngineUnavailable as exc:
+        pytest.skip(f"{cdc_case.family.name} source unavailable: {exc}")
     try:
         with step(f"apply {cdc_case.scenario} and capture with {approach_cls.name}"):
             outcome = run(scenario, source, approach_cls, approach_cls, ctx)
@@ -60,6 +65,6 @@ def test_conformance(cdc_case, cdc_engine, cdc_session, tmp_path):
     finally:
         source.close()
     with step("check captured events against the ledger"):
-        verdict = evaluate(outcome, approach_cls)
+        verdict = evaluate(outcome, caps)
     record(cdc_session, cdc_case, cdc_engine, verdict, time.perf_counter() - started)
     assert verdict.passed, _failure_message(cdc_case.id, verdict)

@@ -1,0 +1,1 @@
+"""Examples of extending cdc-harness from outside the package."""
