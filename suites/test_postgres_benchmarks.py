@@ -1,0 +1,224 @@
+"""PostgreSQL benchmarks: load generation, pg-pgoutput backlog drain, open-loop offered rates.
+
+Each test starts its own private local cluster (PostgreSQL 15 binaries) and reports its
+figures in ``benchmark.extra_info`` (``pytest suites/test_postgres_benchmarks.py
+--benchmark-only --benchmark-json=out.json``). Sizes: ``CDC_PG_BENCH_ROWS`` (default 100k
+rows/changes) and ``CDC_PG_BENCH_SECONDS`` (default 3 s per offered rate). Skips with the fix
+when the binaries are missing.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.context import RunContext
+
+ROWS = int(os.environ.get("CDC_PG_BENCH_ROWS", "100000"))
+SECONDS = float(os.environ.get("CDC_PG_BENCH_SECONDS", "3"))
+RATES = (1_000, 5_000, 10_000, 20_000)
+TXN_ROWS = 1_000
+
+
+def _percentiles(values_ns: list[int]) -> dict[str, float | None]:
+    if not values_ns:
+        return {"p50": None, "p95": None, "p99": None, "max": None}
+    s = sorted(values_ns)
+
+    def q(p: float) -> float:
+        return round(s[min(len(s) - 1, int(p * (len(s) - 1) + 0.5))] / 1e6, 3)
+
+    return {"p50": q(0.50), "p95": q(0.95), "p99": q(0.99), "max": round(s[-1] / 1e6, 3)}
+
+
+@pytest.fixture(scope="module")
+def pg_engine() -> Iterator:
+    """A private local PostgreSQL cluster for this module (skipped with the fix when absent)."""
+    pytest.importorskip("psycopg", reason="fix: pip install -e '.[postgres]'")
+    pytest.importorskip("psycopg2", reason="fix: pip install -e '.[postgres]'")
+    from containers.postgres import LocalPostgres
+
+    missing = LocalPostgres.available()
+    if missing:
+        pytest.skip(missing)
+    engine = LocalPostgres(prefix="cdc_bench_")
+    engine.start()
+    try:
+        yield engine
+    finally:
+        engine.stop()
+
+
+def _context(engine, name: str, tmp_path: Path) -> RunContext:
+    return RunContext(run_id=name, worker="bench", workdir=tmp_path, engine=engine, timeout_s=60)
+
+
+def _create_table(engine, ctx: RunContext) -> str:
+    from harness.sources.postgres import run_schema
+
+    schema = run_schema(ctx)
+    with engine.connect() as conn:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        conn.execute(f'DROP TABLE IF EXISTS "{schema}".t')
+        conn.execute(f'CREATE TABLE "{schema}".t (id bigint PRIMARY KEY, name text, qty int)')
+    return f'"{schema}".t'
+
+
+def _load(url: str, table: str, rows: int, start: int = 0) -> list[tuple[int, int]]:
+    """Insert ``rows`` rows with executemany in 1000-row transactions; return (last id, issued_at)."""
+    import psycopg
+
+    commits = []
+    with psycopg.connect(url, prepare_threshold=0) as conn:  # server-side prepared from the start
+        cur = conn.cursor()
+        sql = f"INSERT INTO {table} (id, name, qty) VALUES (%s, %s, %s)"
+        for base in range(start, start + rows, TXN_ROWS):
+            n = min(TXN_ROWS, start + rows - base)
+            cur.executemany(sql, [(i, f"name-{i}", i % 1000) for i in range(base, base + n)])
+            issued = time.time_ns()
+            conn.commit()
+            commits.append((base + n - 1, issued))
+    return commits
+
+
+@pytest.mark.benchmark(group="postgres-load")
+def test_load_generation(benchmark, pg_engine, tmp_path) -> None:
+    """(a) executemany into local PostgreSQL in 1000-row transactions: rows/s."""
+    ctx = _context(pg_engine, "load", tmp_path)
+    table = _create_table(pg_engine, ctx)
+    t0 = time.perf_counter()
+    benchmark.pedantic(_load, args=(pg_engine.url, table, ROWS), rounds=1, iterations=1)
+    seconds = time.perf_counter() - t0
+    benchmark.extra_info.update(rows=ROWS, txn_rows=TXN_ROWS, seconds=round(seconds, 3),
+                                rows_per_s=round(ROWS / seconds, 1))
+
+
+@pytest.mark.benchmark(group="postgres-drain")
+def test_pgoutput_backlog_drain(benchmark, pg_engine, tmp_path) -> None:
+    """(b) pg-pgoutput drains a backlog of ROWS 3-column inserts: events/s and lag."""
+    from harness.approaches.pg_pgoutput import PgOutput
+
+    ctx = _context(pg_engine, "drain", tmp_path)
+    table = _create_table(pg_engine, ctx)
+    approach = PgOutput()
+    approach.start(ctx)
+    try:
+        commits = _load(pg_engine.url, table, ROWS)
+        events: list = []
+
+        def drain() -> None:
+            deadline = time.monotonic() + 120
+            while len(events) < ROWS and time.monotonic() < deadline:
+                got = approach.poll(50_000, 0.5)
+                if got:
+                    events.extend(got)
+                    approach.ack(got[-1].position)
+
+        t0 = time.perf_counter()
+        benchmark.pedantic(drain, rounds=1, iterations=1)
+        seconds = time.perf_counter() - t0
+    finally:
+        approach.stop()
+    issued = _issued_by_key(commits)
+    lags = [e.captured_at - issued[e.key[0] // TXN_ROWS] for e in events]
+    benchmark.extra_info.update(events=len(events), seconds=round(seconds, 3),
+                                events_per_s=round(len(events) / seconds, 1),
+                                backlog_lag_ms=_percentiles(lags))
+    assert len(events) == ROWS
+
+
+def _issued_by_key(commits: list[tuple[int, int]]) -> dict[int, int]:
+    return {last // TXN_ROWS: issued for last, issued in commits}
+
+
+def _writer(url: str, table: str, rate: float, writer: int, writers: int, t0_ns: int, seconds: float,
+            out: mp.Queue) -> None:
+    """Open-loop writer: change j of this writer is due at t0 + (j*writers + writer)/rate; it is
+    sent then even if earlier ones were late (no coordinated omission). One row per commit."""
+    import psycopg
+
+    period_ns = int(1e9 * writers / rate)
+    first_ns = t0_ns + int(1e9 * writer / rate)
+    n = int(seconds * rate / writers)
+    rows = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        sql = f"INSERT INTO {table} (id, name, qty) VALUES (%s, 'x', %s)"
+        conn.execute("SELECT 1")
+        for j in range(n):
+            intended = first_ns + j * period_ns
+            wait = (intended - time.time_ns()) / 1e9
+            if wait > 0:
+                time.sleep(wait)
+            key = j * writers + writer
+            issued = time.time_ns()
+            conn.execute(sql, (key, j), prepare=True)
+            rows.append((key, intended, issued, time.time_ns()))
+    out.put(rows)
+
+
+@pytest.mark.benchmark(group="postgres-rate")
+@pytest.mark.parametrize("rate", RATES, ids=[f"{r // 1000}k" for r in RATES])
+def test_pgoutput_offered_rate(benchmark, pg_engine, tmp_path, rate: int) -> None:
+    """(c) open-loop offered rate over several writer processes; lag = captured_at − issued_at."""
+    from harness.approaches.pg_pgoutput import PgOutput
+
+    ctx = _context(pg_engine, f"rate{rate}", tmp_path)
+    table = _create_table(pg_engine, ctx)
+    writers = 2 if rate <= 5_000 else 4
+    approach = PgOutput()
+    approach.start(ctx)
+    captured: dict[int, int] = {}
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            got = approach.poll(10_000, 0.02)
+            for e in got:
+                captured[e.key[0]] = e.captured_at
+            if got:
+                approach.ack(got[-1].position)
+
+    results: list = []
+
+    def offer() -> None:
+        spawn = mp.get_context("spawn")
+        queue = spawn.Queue()
+        t0 = time.time_ns() + 1_500_000_000  # writers start together after they connected
+        procs = [spawn.Process(target=_writer, args=(pg_engine.url, table, rate, w, writers, t0, SECONDS, queue))
+                 for w in range(writers)]
+        for p in procs:
+            p.start()
+        for _ in procs:
+            results.extend(queue.get(timeout=SECONDS + 60))
+        for p in procs:
+            p.join(timeout=10)
+
+    reader = threading.Thread(target=read, name="pg-rate-reader", daemon=True)
+    reader.start()
+    try:
+        benchmark.pedantic(offer, rounds=1, iterations=1)
+        deadline = time.monotonic() + 15
+        while len(captured) < len(results) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        reader.join(timeout=10)
+        approach.stop()
+    offered_n = len(results)
+    span_s = (max(r[3] for r in results) - min(r[1] for r in results)) / 1e9 if results else 0
+    lag = [captured[k] - issued for k, _, issued, _ in results if k in captured]
+    lag_intended = [captured[k] - intended for k, intended, _, _ in results if k in captured]
+    late = sum(1 for _, intended, issued, _ in results if issued - intended > 1_000_000)
+    benchmark.extra_info.update(
+        offered_per_s=rate, writers=writers, changes=offered_n, captured=len(lag),
+        achieved_per_s=round(offered_n / span_s, 1) if span_s else None,
+        lag_ms=_percentiles(lag), lag_from_intended_ms=_percentiles(lag_intended),
+        writes_late_over_1ms=late,
+    )
+    assert len(lag) == offered_n, f"captured {len(lag)} of {offered_n} changes"
