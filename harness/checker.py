@@ -44,6 +44,11 @@ from harness.values import (
 from harness.verdict import ANOMALIES, MAX_EXAMPLES, Verdict
 
 CONTENT = ["table", "key", "op", "before", "after"]
+#: fixed seed: hashes of the ledger, the events and the final state must be comparable
+_SEED = 0x5EED
+#: u64 hashes of (table, key), before and after, computed once when encoding
+_HASHES = [pl.struct("table", "key").hash(_SEED).alias("kh"), pl.col("before").hash(_SEED).alias("bh"),
+           pl.col("after").hash(_SEED).alias("ah")]
 #: engine final state: table -> {key tuple -> row}
 FinalState = Mapping[str, Mapping[tuple, Mapping[str, Any]]]
 
@@ -83,7 +88,7 @@ def encode_history(ledger: Ledger | Sequence[LedgerChange], events: Sequence[Cha
             schema={"table": pl.String, "key": pl.String, "op": pl.String, "before": pl.String,
                     "after": pl.String, "txid": pl.Int64, "commit_seq": pl.Int64,
                     "issued_at": pl.Int64},
-        ).with_row_index("lseq")
+        ).with_row_index("lseq").with_columns(_HASHES)
 
     events_df = pl.DataFrame(
         {
@@ -98,7 +103,7 @@ def encode_history(ledger: Ledger | Sequence[LedgerChange], events: Sequence[Cha
         },
         schema={"table": pl.String, "key": pl.String, "op": pl.String, "before": pl.String,
                 "after": pl.String, "pos": pl.String, "etx": pl.String, "captured_at": pl.Int64},
-    ).with_row_index("eidx")
+    ).with_row_index("eidx").with_columns(_HASHES)
     return EncodedHistory(ledger_frame(committed), events_df, committed, ev, ddl, ledger_frame(rolled))
 
 
@@ -133,21 +138,17 @@ def _change_json(c: LedgerChange) -> dict:
             "after": jsonable(c.after), "txid": c.txid, "commit_seq": c.commit_seq}
 
 
-#: fixed seed: hashes of the ledger and of the events must be comparable
-_SEED = 0x5EED
-
-
-def _hashed(df: pl.DataFrame, order_col: str) -> pl.DataFrame:
-    """Add u64 hashes of the content (``h``) and of (table, key) (``kh``), and ``ord``: the n-th
-    occurrence of identical content in ``order_col`` order (ranked only where content repeats)."""
-    df = df.with_columns(pl.struct(CONTENT).hash(_SEED).alias("h"),
-                         pl.struct("table", "key").hash(_SEED).alias("kh"))
-    dup = df["h"].is_duplicated()
-    if not dup.any():
-        return df.with_columns(pl.lit(1, pl.UInt32).alias("ord"))
-    ranked = df.filter(dup).with_columns(
-        pl.col(order_col).rank("ordinal").over("h").cast(pl.UInt32).alias("ord"))
-    single = df.filter(~dup).with_columns(pl.lit(1, pl.UInt32).alias("ord"))
+def _content(df: pl.DataFrame, order_col: str) -> pl.DataFrame:
+    """Add ``h0``, a u64 hash of the content (table, key, op, before, after), and ``h``: the same
+    for a first occurrence, else folded with the occurrence number (n-th pairs with n-th)."""
+    df = df.with_columns(pl.struct("kh", "op", "bh", "ah").hash(_SEED).alias("h0"))
+    if df["h0"].n_unique() == df.height:
+        return df.with_columns(pl.col("h0").alias("h"))
+    occ = pl.col(order_col).rank("ordinal").over("h0")
+    rep = df["h0"].is_duplicated()
+    ranked = df.filter(rep).with_columns(
+        pl.when(occ == 1).then(pl.col("h0")).otherwise(pl.struct("h0", occ).hash(_SEED)).alias("h"))
+    single = df.filter(~rep).with_columns(pl.col("h0").alias("h"))
     return pl.concat([single, ranked]).sort(order_col)
 
 
@@ -163,8 +164,13 @@ def _capability_view(df: pl.DataFrame, capabilities: Capabilities) -> pl.DataFra
     if capabilities.updates == "delete+insert":
         df = _split_ledger_updates(df)
     if capabilities.before_image != "full":
-        df = df.with_columns(pl.lit(None, pl.String).alias("before"))
+        df = _no_before(df)
     return df
+
+
+def _no_before(df: pl.DataFrame) -> pl.DataFrame:
+    return df.with_columns(pl.lit(None, pl.String).alias("before")).with_columns(
+        pl.col("before").hash(_SEED).alias("bh"))
 
 
 def check(
@@ -183,21 +189,21 @@ def check(
     L = _capability_view(history.ledger, capabilities)
     E = history.events
     if capabilities.before_image != "full":
-        E = E.with_columns(pl.lit(None, pl.String).alias("before"))
+        E = _no_before(E)
 
-    # 1. exact matching by content and occurrence
-    Lh = _hashed(L, "lseq")
-    Eh = _hashed(E, "eidx")
-    matched = Lh.select("h", "ord", "lseq", "kh", "txid", "issued_at").join(
-        Eh.select("h", "ord", "eidx", "etx", "pos", "captured_at"), on=["h", "ord"], how="inner")
+    # 1. exact matching by content and occurrence (in ledger order)
+    Lh = _content(L, "lseq")
+    Eh = _content(E, "eidx")
+    matched = Lh.select("h", "lseq", "kh", "txid", "issued_at").join(
+        Eh.select("h", "h0", "eidx", "etx", "pos", "captured_at"), on="h", how="inner", maintain_order="left")
     e_unmatched = _without(Eh, "eidx", matched["eidx"])
     l_unmatched = _without(Lh, "lseq", matched["lseq"])
     rest = e_unmatched
     if e_unmatched.height:
-        in_ledger = e_unmatched.filter(pl.col("h").is_in(Lh["h"].unique().implode()))
+        in_ledger = e_unmatched.filter(pl.col("h0").is_in(Lh["h0"].implode()))
         surplus = in_ledger
         if capabilities.delivery == "at-least-once" and in_ledger.height:
-            surplus = in_ledger.join(matched.select("h", "pos"), on=["h", "pos"], how="anti")
+            surplus = in_ledger.join(matched.select("h0", "pos"), on=["h0", "pos"], how="anti")
         _add_events(found, "duplicate", surplus, history, "captured more often than committed")
         rest = _without(e_unmatched, "eidx", in_ledger["eidx"])
 
@@ -213,7 +219,7 @@ def check(
     if paired.height:
         paired = paired.select(pl.struct("table", "key").hash(_SEED).alias("kh"),
                                "lseq", "eidx", "txid", "etx")
-        pairs = pl.concat([pairs, paired])
+        pairs = pl.concat([pairs, paired]).sort("lseq")
     _check_order(found, pairs, history)
     if capabilities.transactions:
         _check_transactions(found, pairs, history)
@@ -273,7 +279,8 @@ def _split_ledger_updates(L: pl.DataFrame) -> pl.DataFrame:
                            (pl.col("lseq") * 2 + 1).alias("lseq2"))
     keep = L.filter(pl.col("op") != "update").with_columns((pl.col("lseq") * 2).alias("lseq2"))
     out = pl.concat([keep, dels, ins]).sort("lseq2")
-    return out.drop("lseq").rename({"lseq2": "lseq"}).with_columns(pl.col("lseq").cast(pl.UInt32))
+    return out.drop("lseq").rename({"lseq2": "lseq"}).with_columns(
+        pl.col("lseq").cast(pl.UInt32), *_HASHES[1:])
 
 
 def _split_updates(found: _Anomalies, rest: pl.DataFrame, l_un: pl.DataFrame,
@@ -374,7 +381,7 @@ def _pair_kinds(c: LedgerChange, e: ChangeEvent, expected_op: str,
 
 def _check_order(found: _Anomalies, pairs: pl.DataFrame, history: EncodedHistory) -> None:
     """Per key, capture order must follow commit order."""
-    s = pairs.select("kh", "lseq", "eidx").sort(["kh", "lseq"])
+    s = pairs.select("kh", "eidx").sort("kh", maintain_order=True)  # pairs are in lseq order
     same_key = pl.col("kh") == pl.col("kh").shift(1)
     if not s.select((same_key & (pl.col("eidx") < pl.col("eidx").shift(1))).any()).item():
         return  # capture order increases along commit order on every key
@@ -393,6 +400,12 @@ def _check_transactions(found: _Anomalies, pairs: pl.DataFrame, history: Encoded
     """One commit's events share one commit identity and are contiguous among paired events."""
     ranked = (pairs.select("txid", "eidx", pl.col("etx").hash(_SEED).alias("eh"))
               .sort("eidx").with_row_index("pos_rank"))
+    same_tx = pl.col("txid") == pl.col("txid").shift(1)
+    runs, split = ranked.select(
+        (~same_tx).fill_null(True).sum().alias("runs"),
+        (same_tx & (pl.col("eh") != pl.col("eh").shift(1))).any().alias("split")).row(0)
+    if runs == ranked["txid"].n_unique() and not split:
+        return  # every transaction is one run of events with one commit identity
     per_tx = ranked.group_by("txid").agg(
         (pl.col("eh").min() != pl.col("eh").max()).alias("split"),
         pl.col("pos_rank").min().alias("lo"),
@@ -408,16 +421,16 @@ def _check_transactions(found: _Anomalies, pairs: pl.DataFrame, history: Encoded
 
 def _alive(df: pl.DataFrame, order_col: str) -> pl.DataFrame:
     """The last change per key after the table's last truncate, unless it is a delete."""
+    df = df.select("table", "key", "op", order_col, "kh", "ah")
     truncs = df.filter(pl.col("op") == "truncate")
-    rows = df.filter(pl.col("op") != "truncate")
+    rows = df.filter(pl.col("op") != "truncate") if truncs.height else df
     if truncs.height:
         cut = dict(truncs.group_by("table").agg(pl.col(order_col).max()).iter_rows())
         rows = rows.filter(pl.col(order_col) > pl.col("table").replace_strict(cut, default=-1,
                                                                               return_dtype=pl.Int64))
-    last = rows.with_columns(pl.struct("table", "key").hash(_SEED).alias("kh")).unique(
-        "kh", keep="last", maintain_order=False)
+    last = rows.filter(pl.col("kh").is_last_distinct())  # rows are in order_col order
     return last.filter(pl.col("op") != "delete").select(
-        "kh", "table", "key", pl.col(order_col).alias("idx"), pl.col("after").hash(_SEED).alias("ah"))
+        "kh", "table", "key", pl.col(order_col).alias("idx"), "ah")
 
 
 def _final_frame(final_state: FinalState) -> pl.DataFrame:
@@ -430,9 +443,7 @@ def _final_frame(final_state: FinalState) -> pl.DataFrame:
             afters.append(encode_image(row))
     df = pl.DataFrame({"table": tables, "key": keys, "after": afters},
                       schema={"table": pl.String, "key": pl.String, "after": pl.String})
-    return df.with_row_index("idx").select(
-        pl.struct("table", "key").hash(_SEED).alias("kh"), "table", "key", "idx",
-        pl.col("after").hash(_SEED).alias("ah"))
+    return df.with_row_index("idx").with_columns(_HASHES[0], _HASHES[2]).select("kh", "table", "key", "idx", "ah")
 
 
 def _check_replay(found: _Anomalies, history: EncodedHistory, final_state: FinalState | None,
