@@ -194,11 +194,12 @@ def random_row(rng: random.Random, key: int) -> Row:
 
 
 def random_history(seed: int, n_events: int, n_keys: int, caps: Capabilities = FULL, txn_max: int = 4,
-                   rollback_every: int = 50, table: str = "t") -> History:
+                   rollback_every: int = 50, table: str = "t", truncate_every: int = 0) -> History:
     """About ``n_events`` committed changes over ``n_keys`` keys of ``table``.
 
     Transactions of 1..``txn_max`` changes (distinct keys); inserts on absent keys, else an
-    update (75%) or delete; every ``rollback_every``-th transaction is rolled back.
+    update (75%) or delete; every ``rollback_every``-th transaction is rolled back, and every
+    ``truncate_every``-th (when non-zero) is a lone truncate.
     """
     rng = random.Random(seed)
     b = HistoryBuilder(caps)
@@ -206,6 +207,10 @@ def random_history(seed: int, n_events: int, n_keys: int, caps: Capabilities = F
     ntx = 0
     while done < n_events:
         ntx += 1
+        if truncate_every and ntx % truncate_every == 0:
+            b.commit(trunc(table))
+            done += 1
+            continue
         size = rng.randint(1, txn_max)
         keys = {rng.randrange(n_keys) for _ in range(size)}
         ops: list[Op] = []

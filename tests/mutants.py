@@ -96,12 +96,13 @@ def mutate(events: list[ChangeEvent], fault: str, rng: random.Random,
                 after[col] = k
         return [*out, replace(e, key=key, after=after, position=_after(out[-1].position), txid="phantom")]
     if fault == "reorder":
-        single = defaultdict(list)
+        per_key = defaultdict(list)  # consecutive changes of one key, both alone in their commit
         for i in rows:
-            if sizes[out[i].txid] == 1 and out[i].txid is not None:
-                single[(out[i].table, out[i].key)].append(i)
-        pairs = [(a, b) for idx in single.values() for a, b in zip(idx, idx[1:], strict=False)
-                 if (out[a].op, out[a].before, out[a].after) != (out[b].op, out[b].before, out[b].after)]
+            per_key[(out[i].table, out[i].key)].append(i)
+        alone = {i for i in rows if sizes[out[i].txid] == 1 and out[i].txid is not None}
+        pairs = [(a, b) for idx in per_key.values() for a, b in zip(idx, idx[1:], strict=False)
+                 if a in alone and b in alone
+                 and (out[a].op, out[a].before, out[a].after) != (out[b].op, out[b].before, out[b].after)]
         if not pairs:
             return None
         a, b = rng.choice(pairs)
@@ -167,8 +168,9 @@ class Mutant:
     """Wraps an approach (start/poll/ack/stop/crash) and injects one fault into its events, once.
 
     The fault goes into the first polled batch that has a place for it (``applied`` then holds
-    the batch number); positions the mutant invents are mapped back before ``ack`` reaches the
-    wrapped approach.
+    the batch number); ``diverge`` holds the truncate back until the wrapped approach has nothing
+    more to give (its first empty poll). Positions the mutant invents are mapped back before
+    ``ack`` reaches the wrapped approach.
     """
 
     def __init__(self, inner: Any, fault: str, seed: int = 0, key_columns: Sequence[str] = ("id",)) -> None:
@@ -184,18 +186,32 @@ class Mutant:
         self.applied: int | None = None
         self._batches = 0
         self._real: dict[Position, Position] = {}
+        self._held: ChangeEvent | None = None
+        self._last: Position | None = None
 
     def start(self, ctx: Any, resume_from: Position | None = None) -> None:
         self.inner.start(ctx, None if resume_from is None else self._real.get(resume_from, resume_from))
 
     def poll(self, max_events: int, timeout_s: float) -> list[ChangeEvent]:
         got = self.inner.poll(max_events, timeout_s)
-        if not got or self.applied is not None:
+        if got:
+            self._last = got[-1].position
+        if self._held is not None and not got:
+            # diverge: the truncate comes back once the stream is quiet, after the later inserts
+            held, self._held = self._held, None
+            moved = replace(held, position=_after(self._last or held.position))
+            self._real[moved.position] = self._last or held.position
+            self.applied = self._batches
+            return [moved]
+        if not got or self.applied is not None or self._held is not None:
             return got
         self._batches += 1
         out = mutate(got, self.fault, self.rng, self.key_columns)
         if out is None:
             return got
+        if self.fault == "diverge":
+            self._held, out = out[-1], out[:-1]
+            return out
         self.applied = self._batches
         real = {e.position for e in got}
         for e in out:
