@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
@@ -221,6 +222,14 @@ def check_server(conn: Any, where: str) -> None:
     if not can:
         raise EngineMisconfigured(
             f"{where}: role '{user}' lacks the REPLICATION privilege; fix: ALTER ROLE \"{user}\" REPLICATION")
+
+
+def _cleanup_quietly(url: str, prefix: str) -> None:
+    """Last-resort cleanup of an external server: drop the harness's slots/publications/schemas."""
+    engine = PostgresEngine(prefix)
+    engine.url = url
+    with contextlib.suppress(Exception):
+        engine.cleanup()
 
 
 def _finalize_local(executor: Any, root: Path) -> None:
@@ -521,10 +530,13 @@ class ExternalPostgres(PostgresEngine):
     def start(self) -> None:
         self.check()
         self._started = True
+        # at exit (or if the engine is dropped without stop), still drop what the harness made
+        self._finalizer = weakref.finalize(self, _cleanup_quietly, self.url, self.prefix)
 
     def stop(self) -> None:
         if self._started:
             self._started = False
+            self._finalizer.detach()
             self.cleanup()
 
 
@@ -563,6 +575,4 @@ def engine_from_options(backend: str = "auto", url: str | None = None, name_pref
 
 
 def _sanitize(prefix: str) -> str:
-    import re
-
     return re.sub(r"[^a-z0-9_]", "_", prefix.lower())
