@@ -196,6 +196,8 @@ class Mutant:
         got = self.inner.poll(max_events, timeout_s)
         if got:
             self._last = got[-1].position
+        if self.fault == "reorder" and self.applied is None:
+            return self._reorder(got)
         if self._held is not None and not got:
             # diverge: the truncate comes back once the stream is quiet, after the later inserts
             held, self._held = self._held, None
@@ -217,6 +219,42 @@ class Mutant:
         for e in out:
             if e.position not in real:
                 self._real[e.position] = got[-1].position
+        return out
+
+    def _reorder(self, got: list[ChangeEvent]) -> list[ChangeEvent]:
+        """Streaming reorder: hold one change that is alone in its commit; when the next change
+        of that key is also alone in its commit, deliver it first, swapping their positions.
+        Anything else on that key (or a quiet stream) releases the held change unchanged."""
+        if not got:
+            held, self._held = self._held, None
+            return [held] if held is not None else []
+        sizes = Counter(e.txid for e in got)
+        out: list[ChangeEvent] = []
+        for e in got:
+            alone = e.op in ROW_OPS and e.txid is not None and sizes[e.txid] == 1
+            held = self._held
+            if self.applied is not None:
+                out.append(e)
+            elif held is None:
+                if alone and e.op != "delete" and self.rng.random() < 0.5:
+                    self._held = e
+                else:
+                    out.append(e)
+            elif (e.table, e.key) != (held.table, held.key) and not (e.op == "truncate" and e.table == held.table):
+                out.append(e)
+            else:
+                self._held = None
+                if alone and e.op != "truncate" and (e.op, e.before, e.after) != (held.op, held.before, held.after):
+                    self._batches += 1
+                    self.applied = self._batches
+                    out.append(replace(e, position=held.position, txid=held.txid, commit_ts=held.commit_ts))
+                    out.append(replace(held, position=e.position, txid=e.txid, commit_ts=e.commit_ts))
+                else:  # release it before e's commit, so no commit is interleaved
+                    j = len(out)
+                    while j > 0 and out[j - 1].txid == e.txid:
+                        j -= 1
+                    out[j:j] = [held]
+                    out.append(e)
         return out
 
     def ack(self, position: Position) -> None:

@@ -15,7 +15,7 @@ SEEDS = [1, 2, 3, 4, 5]
 
 def history(seed: int, caps: Capabilities = FULL) -> History:
     """A few hundred changes on 60 keys with multi-change txns, rollbacks and truncates."""
-    return random_history(seed, 400, 60, caps, txn_max=3, rollback_every=9, truncate_every=37)
+    return random_history(seed, 600, 60, caps, txn_max=2, rollback_every=9, truncate_every=53)
 
 
 def captured(h: History, fault: str | None, seed: int, batch: int = 64) -> tuple[list, Mutant | None]:
