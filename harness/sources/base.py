@@ -138,10 +138,11 @@ class Source:
             return
         txid = self.ledger.begin()
         for st in statements:
+            if st.kind == "rollback_to":  # its changes are the ones staged just before it
+                self.ledger.discard_last(txid, len(st.changes))
+                continue
             for ch in st.changes:
                 self.ledger.stage(txid, ch.table, ch.op, ch.key, ch.before, ch.after)
-            if st.kind == "rollback_to":
-                self.ledger.discard_last(txid, len(st.changes))
         times = self.execute(statements, commit)
         if commit and times is not None:
             self.ledger.commit(txid, *times)
