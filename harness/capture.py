@@ -118,11 +118,12 @@ class CaptureLoop:
         """Wait until ``expected`` distinct positions arrived (repeats after a restart do not
         count) and none came for ``settle_s``, or none came
         for ``quiet_s``, or the run timeout passed; return when the last event arrived (ns)."""
-        deadline = time.monotonic() + self.ctx.timeout_s
+        began = time.monotonic()
+        deadline = began + self.ctx.timeout_s
         while time.monotonic() < deadline:
             if self._error is not None:
                 self.pause()
-            idle = time.monotonic() - self.last_event_at
+            idle = time.monotonic() - max(self.last_event_at, began)
             if (len(self._positions) >= expected and idle >= settle_s) or idle >= quiet_s:
                 break
             time.sleep(0.02)

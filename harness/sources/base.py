@@ -182,7 +182,13 @@ class Source:
                 self._plan(step.steps, overlay, inner, sp_rollbacks, counter)
                 out.extend(inner)
                 if step.rollback:
-                    undone = [ch for st in inner for ch in st.changes]
+                    undone: list[RowChange] = []
+                    for st in inner:  # changes still staged: minus those of inner rollbacks
+                        if st.kind == "rollback_to":
+                            gone = {id(c) for c in st.changes}
+                            undone = [c for c in undone if id(c) not in gone]
+                        else:
+                            undone.extend(st.changes)
                     overlay.clear()
                     overlay.update(snapshot)
                     out.append(Statement("rollback_to", name=name, changes=undone))
