@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
@@ -168,12 +169,14 @@ class Mutant:
     """Wraps an approach (start/poll/ack/stop/crash) and injects one fault into its events, once.
 
     The fault goes into the first polled batch that has a place for it (``applied`` then holds
-    the batch number); ``diverge`` holds the truncate back until the wrapped approach has nothing
-    more to give (its first empty poll). Positions the mutant invents are mapped back before
-    ``ack`` reaches the wrapped approach.
+    the batch number). ``reorder`` streams across batches; ``diverge`` holds the truncate back
+    until the wrapped approach has had nothing to give for ``release_after_s`` (0: its first
+    empty poll; use about 0.5 s under the capture loop, which polls while the source writes).
+    Positions the mutant invents are mapped back before ``ack`` reaches the wrapped approach.
     """
 
-    def __init__(self, inner: Any, fault: str, seed: int = 0, key_columns: Sequence[str] = ("id",)) -> None:
+    def __init__(self, inner: Any, fault: str, seed: int = 0, key_columns: Sequence[str] = ("id",),
+                 release_after_s: float = 0.0) -> None:
         if fault not in FAULTS and fault != REDELIVER:
             raise ValueError(f"unknown fault {fault!r}")
         self.inner = inner
@@ -188,6 +191,8 @@ class Mutant:
         self._real: dict[Position, Position] = {}
         self._held: ChangeEvent | None = None
         self._last: Position | None = None
+        self.release_after_s = release_after_s
+        self._quiet_since: float | None = None
 
     def start(self, ctx: Any, resume_from: Position | None = None) -> None:
         self.inner.start(ctx, None if resume_from is None else self._real.get(resume_from, resume_from))
@@ -196,9 +201,12 @@ class Mutant:
         got = self.inner.poll(max_events, timeout_s)
         if got:
             self._last = got[-1].position
+            self._quiet_since = None
+        elif self._quiet_since is None:
+            self._quiet_since = time.monotonic()
         if self.fault == "reorder" and self.applied is None:
             return self._reorder(got)
-        if self._held is not None and not got:
+        if self._held is not None and self._quiet():
             # diverge: the truncate comes back once the stream is quiet, after the later inserts
             held, self._held = self._held, None
             moved = replace(held, position=_after(self._last or held.position))
@@ -226,6 +234,8 @@ class Mutant:
         of that key is also alone in its commit, deliver it first, swapping their positions.
         Anything else on that key (or a quiet stream) releases the held change unchanged."""
         if not got:
+            if not self._quiet():
+                return []
             held, self._held = self._held, None
             return [held] if held is not None else []
         sizes = Counter(e.txid for e in got)
@@ -257,6 +267,10 @@ class Mutant:
                     out.append(e)
         return out
 
+    def _quiet(self) -> bool:
+        """The wrapped approach has had nothing to give for ``release_after_s``."""
+        return self._quiet_since is not None and time.monotonic() - self._quiet_since >= self.release_after_s
+
     def ack(self, position: Position) -> None:
         self.inner.ack(self._real.get(position, position))
 
@@ -267,7 +281,8 @@ class Mutant:
         self.inner.crash()
 
 
-def mutant_class(inner_cls: type, fault: str, seed: int = 0, key_columns: Sequence[str] = ("id",)) -> type:
+def mutant_class(inner_cls: type, fault: str, seed: int = 0, key_columns: Sequence[str] = ("id",),
+                 release_after_s: float = 0.0) -> type:
     """A registrable approach class (``<name>+<fault>``) that wraps ``inner_cls()`` in a ``Mutant``."""
 
     class _Wrapped(Mutant):
@@ -276,7 +291,7 @@ def mutant_class(inner_cls: type, fault: str, seed: int = 0, key_columns: Sequen
         capabilities = inner_cls.capabilities
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(inner_cls(*args, **kwargs), fault, seed, key_columns)
+            super().__init__(inner_cls(*args, **kwargs), fault, seed, key_columns, release_after_s)
 
     _Wrapped.__name__ = _Wrapped.__qualname__ = f"Mutant_{inner_cls.__name__}_{fault.replace('-', '_')}"
     return _Wrapped
