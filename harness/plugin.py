@@ -56,6 +56,7 @@ class CdcSession:
     engine_errors: dict[str, str] = field(default_factory=dict)
     records: list[dict] = field(default_factory=list)
     capabilities: dict[str, dict] = field(default_factory=dict)
+    config: Any = None
 
     def cases(self) -> list[Case]:
         """The selected approach × scenario × settings grid."""
@@ -83,6 +84,15 @@ class CdcSession:
                 self.engine_errors[family.name] = str(exc)
                 raise
         return self.engines[family.name]
+
+    def progress(self, message: str) -> None:
+        """Show a long phase's counts and rates in the terminal (quiet under -q)."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter") if self.config else None
+        if reporter is None or self.config.get_verbosity() < 0:
+            return
+        capman = self.config.pluginmanager.get_plugin("capturemanager")
+        with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
+            reporter.write_line(f"  [cdc] {message}")
 
     def stop_engines(self) -> None:
         """Stop every server engine started by this worker (idempotent)."""
@@ -126,6 +136,7 @@ def pytest_configure(config: pytest.Config) -> None:
     run_id = workerinput.get("cdc_run_id") if workerinput else uuid.uuid4().hex[:8]
     worker = workerinput["workerid"] if workerinput else "main"
     session = CdcSession(options, approaches, scenarios, run_id, worker, now_iso())
+    session.config = config
     config.stash[STASH] = session
     atexit.register(session.stop_engines)
 

@@ -133,10 +133,16 @@ def run(scenario: Scenario, source: Source, factory: Callable[[], Approach], app
                 source.apply(step)
         write_s = time.perf_counter() - t0
         expected = expected_events(source.ledger, claims(approach_cls, ctx.settings))
-        if progress:
-            progress(f"{approach_cls.name}: wrote {expected} changes in {write_s:.2f}s, draining")
+        if progress and write_s > 1:
+            progress(f"{approach_cls.name}/{scenario.name}: wrote {expected} changes in {write_s:.1f}s "
+                     f"({expected / write_s:,.0f}/s); captured {len(loop.events)} so far, draining")
         first_commit = min((c.commit_issued_at for c in source.ledger.changes if c.commit_issued_at), default=0)
+        t1 = time.perf_counter()
         last_capture = loop.drain(expected, quiet_s)
+        drain_s = time.perf_counter() - t1
+        if progress and drain_s > 1:
+            progress(f"{approach_cls.name}/{scenario.name}: drained to {len(loop.events)} events "
+                     f"in {drain_s:.1f}s")
         loop.stop()
     except BaseException:
         loop.close_quietly()

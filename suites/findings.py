@@ -28,6 +28,7 @@ FINDINGS: dict[tuple[str, str, tuple[tuple[str, str], ...]], tuple[frozenset[str
 }
 
 
-def known_finding(approach: str, scenario: str, settings: tuple[tuple[str, str], ...]) -> tuple[frozenset[str], str] | None:
+def known_finding(approach: str, scenario: str,
+                  settings: tuple[tuple[str, str], ...]) -> tuple[frozenset[str], str] | None:
     """The expected anomaly kinds and the reason for a known finding, or None."""
     return FINDINGS.get((approach, scenario, tuple(settings)))

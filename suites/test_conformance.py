@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from findings import known_finding
+
 from fixtures.recorder import record
 from harness.approach import claims
 from harness.context import RunContext
@@ -64,7 +64,7 @@ def test_conformance(cdc_case, cdc_engine, cdc_session, tmp_path):
         pytest.skip(f"{cdc_case.family.name} source unavailable: {exc}")
     try:
         with step(f"apply {cdc_case.scenario} and capture with {approach_cls.name}"):
-            outcome = run(scenario, source, approach_cls, approach_cls, ctx)
+            outcome = run(scenario, source, approach_cls, approach_cls, ctx, progress=cdc_session.progress)
     except Unsupported as exc:
         record(cdc_session, cdc_case, cdc_engine, Verdict.unsupported(str(exc)), time.perf_counter() - started)
         pytest.skip(f"unsupported: {exc}")
