@@ -7,22 +7,12 @@ import random
 from pathlib import Path
 from typing import Any
 
+from harness.verdict import ANOMALIES
+
 SCHEMA = 1
 VERDICTS = ("pass", "fail", "unsupported")
 SCALES = ("smoke", "default", "large")
-ANOMALY_KINDS = (
-    "lost",
-    "duplicate",
-    "phantom",
-    "reordered",
-    "torn-txn",
-    "before-mismatch",
-    "after-mismatch",
-    "missing-before",
-    "op-mismatch",
-    "schema",
-    "divergence",
-)
+ANOMALY_KINDS = ANOMALIES  # one list of anomaly names: harness.verdict
 QUANTILES = ("p50", "p95", "p99", "max")
 
 Results = dict[str, Any]
