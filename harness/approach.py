@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from pathlib import Path
 from typing import ClassVar, Protocol, runtime_checkable
 
 from harness.capabilities import Capabilities
@@ -59,6 +61,11 @@ class BaseApproach:
 
     def ack(self, position: Position) -> None:
         pass
+
+    def persist_offset(self, position: Position) -> None:
+        """Durably record an acknowledged position in the run's workdir (``<name>.offset``)."""
+        assert self.ctx is not None, "start() first"
+        (Path(self.ctx.workdir) / f"{self.name}.offset").write_text(json.dumps(list(position)))
 
     def stop(self) -> None:
         pass

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -55,7 +53,6 @@ class DeltaCdf(BaseApproach):
             self.next_version = {t: self.handles[t].version() + 1 for t in self.tables}
         else:
             self.next_version = {t: self._first_version_at(t, resume_from[0]) for t in self.tables}
-        self.offset_file = Path(ctx.workdir) / f"{self.name}.offset"
 
     def _first_version_at(self, table: str, commit_ms: int) -> int:
         for entry in self.handles[table].history():  # newest first
@@ -127,4 +124,4 @@ class DeltaCdf(BaseApproach):
         return out
 
     def ack(self, position: Position) -> None:
-        self.offset_file.write_text(json.dumps(list(position)))
+        self.persist_offset(position)

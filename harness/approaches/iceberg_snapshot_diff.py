@@ -10,7 +10,6 @@ fields: in both → update, removed only → delete, added only → insert.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -65,7 +64,6 @@ class IcebergSnapshotDiff(BaseApproach):
                 self.next_commit[t] = newest
             else:
                 self.next_commit[t] = next((v for v, _, ms in history if ms >= resume_from[0]), newest)
-        self.offset_file = Path(ctx.workdir) / f"{self.name}.offset"
 
     @staticmethod
     def _history(table: Any) -> list[tuple[int, str, int]]:
@@ -181,4 +179,4 @@ class IcebergSnapshotDiff(BaseApproach):
         return scan.to_table([FileScanTask(f) for f in files]).to_pylist()
 
     def ack(self, position: Position) -> None:
-        self.offset_file.write_text(json.dumps(list(position)))
+        self.persist_offset(position)

@@ -90,9 +90,14 @@ class LogicalSlotReader(BaseApproach):
         """Drop server-side objects made by ``prepare`` (called by ``stop``)."""
 
     # -- lifecycle ----------------------------------------------------------------------------
+    #: the notes that replace ``capabilities.notes`` under REPLICA IDENTITY FULL
+    full_identity_notes: ClassVar[tuple[str, ...]] = ()
+
     @classmethod
     def capabilities_for(cls, settings: dict[str, Any]) -> Capabilities:
-        """The claims under the given engine settings (e.g. replica_identity); default: the class's."""
+        """Full before images under ``replica_identity=full``; the class's claims otherwise."""
+        if str(settings.get("replica_identity", "default")).lower() == "full":
+            return replace(cls.capabilities, before_image="full", notes=cls.full_identity_notes)
         return cls.capabilities
 
     def start(self, ctx: RunContext, resume_from: Position | None = None) -> None:
@@ -317,17 +322,13 @@ class PgOutput(LogicalSlotReader):
         ),
     )
 
+    full_identity_notes = ("REPLICA IDENTITY FULL: full old rows; unchanged TOAST values filled from them",)
+
     def __init__(self) -> None:
         super().__init__()
         self.publication = ""
 
-    @classmethod
-    def capabilities_for(cls, settings: dict[str, Any]) -> Capabilities:
-        """Full before images under ``replica_identity=full``; key-only otherwise."""
-        if str(settings.get("replica_identity", "default")).lower() == "full":
-            return replace(cls.capabilities, before_image="full", notes=(
-                "REPLICA IDENTITY FULL: full old rows; unchanged TOAST values filled from them",))
-        return cls.capabilities
+
 
     def start(self, ctx: RunContext, resume_from: Position | None = None) -> None:
         self.publication = pg_name(f"{ctx.name_prefix}_pub")

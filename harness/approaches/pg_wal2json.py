@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable
-from dataclasses import replace
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -185,14 +184,10 @@ class Wal2Json(LogicalSlotReader):
         ),
     )
 
-    @classmethod
-    def capabilities_for(cls, settings: dict[str, Any]) -> Capabilities:
-        """Full before images under ``replica_identity=full``; key-only otherwise."""
-        if str(settings.get("replica_identity", "default")).lower() == "full":
-            return replace(cls.capabilities, before_image="full", notes=(
-                "REPLICA IDENTITY FULL: full old rows; unchanged TOAST values filled from them",
-                "NaN and ±Infinity (float, numeric) arrive as JSON null"))
-        return cls.capabilities
+    full_identity_notes = (
+        "REPLICA IDENTITY FULL: full old rows; unchanged TOAST values filled from them",
+        "NaN and ±Infinity (float, numeric) arrive as JSON null",
+    )
 
     def plugin_options(self) -> dict[str, str]:
         return {
