@@ -177,7 +177,6 @@ def check(
     history: EncodedHistory,
     capabilities: Capabilities,
     final_state: FinalState | None = None,
-    table_keys: Mapping[str, Sequence[str]] | None = None,
 ) -> Verdict:
     """Compare an encoded history under ``capabilities``; return the verdict with lag figures.
 
@@ -225,7 +224,7 @@ def check(
         _check_transactions(found, pairs, history)
 
     # 5. replay
-    _check_replay(found, history, final_state, table_keys or {})
+    _check_replay(found, history, final_state)
 
     lag_ns = (matched["captured_at"] - matched["issued_at"]).filter(matched["issued_at"] > 0)
     measurements = lag_summary(lag_ns)
@@ -446,8 +445,7 @@ def _final_frame(final_state: FinalState) -> pl.DataFrame:
     return df.with_row_index("idx").with_columns(_HASHES[0], _HASHES[2]).select("kh", "table", "key", "idx", "ah")
 
 
-def _check_replay(found: _Anomalies, history: EncodedHistory, final_state: FinalState | None,
-                  table_keys: Mapping[str, Sequence[str]]) -> None:
+def _check_replay(found: _Anomalies, history: EncodedHistory, final_state: FinalState | None) -> None:
     """Replay the events on the empty state; compare with the final state, per key not yet explained.
 
     Vectorized on hashes of the final images; only differing keys are looked at in Python, where

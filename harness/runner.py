@@ -26,7 +26,6 @@ class RunOutcome:
     ledger: Ledger
     events: list
     final_state: dict
-    table_keys: dict[str, tuple[str, ...]]
     write_s: float
     capture_s: float
     restarts: int = 0
@@ -152,7 +151,6 @@ def run(scenario: Scenario, source: Source, factory: Callable[[], Approach], app
         ledger=source.ledger,
         events=loop.events,
         final_state=source.final_state(),
-        table_keys={name: spec.key for name, spec in source.specs.items()},
         write_s=write_s,
         capture_s=capture_s,
         restarts=loop.restarts,
@@ -164,7 +162,7 @@ def evaluate(outcome: RunOutcome, caps: Capabilities) -> Verdict:
     """Check the outcome under the approach's claims and add throughput figures."""
     history = encode_history(outcome.ledger, outcome.events)
     t0 = time.perf_counter()
-    verdict = check(history, caps, outcome.final_state, outcome.table_keys)
+    verdict = check(history, caps, outcome.final_state)
     m = verdict.measurements
     m["check_s"] = round(time.perf_counter() - t0, 4)
     m["write_s"] = round(outcome.write_s, 4)
