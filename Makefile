@@ -1,27 +1,43 @@
 # cdc-harness: the two commands of the README are `make run` and `make test`; both set up first.
+# `make setup` makes a project virtualenv (.venv) from PYTHON and installs the project into it;
+# every target runs the virtualenv's Python, nothing goes into the system Python.
 PYTHON ?= python3
-PYTEST ?= $(PYTHON) -m pytest
+VENV ?= .venv
+VPYTHON = $(VENV)/bin/python
+PYTEST ?= $(VPYTHON) -m pytest
 RESULTS ?= reports/out/results.json
 SCALE ?= default
 APPROACHES ?=
 ENGINE ?=
 SELECT = $(if $(APPROACHES),--cdc-approaches=$(APPROACHES),)
 STAMP = .cache/setup.stamp
+# Inside the virtualenv: deleting .venv re-runs the set-up.
+VENV_STAMP = $(VENV)/.setup.stamp
+# The PYTHON asked for, rewritten only when it changes: another PYTHON re-makes the virtualenv.
+PYTHON_ASKED = .cache/python
 
-.PHONY: setup run test bench report clean
+.PHONY: setup venv run test bench report clean FORCE
 
-$(STAMP): pyproject.toml package.json scripts/setup-postgres.sh scripts/setup-reports.sh
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[all]'
+$(PYTHON_ASKED): FORCE
+	@mkdir -p $(@D); echo '$(PYTHON)' | cmp -s - $@ || echo '$(PYTHON)' >$@
+
+$(VENV_STAMP): $(PYTHON_ASKED) pyproject.toml scripts/setup-venv.sh
+	PYTHON='$(PYTHON)' VENV='$(VENV)' bash scripts/setup-venv.sh
+	touch $@
+
+$(STAMP): $(VENV_STAMP) package.json package-lock.json scripts/setup-postgres.sh scripts/setup-reports.sh
 	bash scripts/setup-postgres.sh
 	bash scripts/setup-reports.sh
 	mkdir -p .cache && touch $(STAMP)
 
-setup: $(STAMP)  ## install Python packages, PostgreSQL 15 + wal2json, pushgateway, promtool, chromium, Allure
+venv: $(VENV_STAMP)  ## only the virtualenv and the Python packages (no apt, no npm)
+
+setup: $(STAMP)  ## virtualenv + Python packages, PostgreSQL 15 + wal2json, pushgateway, promtool, chromium, Java, Allure
 
 run: setup  ## the main job: the conformance suite on every available engine, matrix + results JSON + HTML
 	$(PYTEST) suites/test_conformance.py --cdc-scale=$(SCALE) --cdc-results=$(RESULTS) $(SELECT) \
 		--alluredir=allure-results --clean-alluredir -q
-	$(PYTHON) -m reports.html $(RESULTS) -o reports/out/report.html
+	$(VPYTHON) -m reports.html $(RESULTS) -o reports/out/report.html
 
 test: setup  ## the harness's own tests and the conformance suite (as CI runs them)
 	$(PYTEST) tests suites --cdc-scale=$(SCALE) --cdc-results=$(RESULTS) $(SELECT) \
@@ -30,8 +46,8 @@ test: setup  ## the harness's own tests and the conformance suite (as CI runs th
 bench: setup  ## benchmarks with figures in extra_info (compare runs with pytest-benchmark compare)
 	$(PYTEST) suites --benchmark-only --benchmark-autosave $(SELECT)
 
-report:  ## HTML matrix and Allure report from the last run
-	$(PYTHON) -m reports.html $(RESULTS) -o reports/out/report.html
+report: setup  ## HTML matrix and Allure report from the last run
+	$(VPYTHON) -m reports.html $(RESULTS) -o reports/out/report.html
 	bash scripts/allure-report.sh
 
 clean:

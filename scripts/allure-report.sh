@@ -13,7 +13,7 @@ if [[ ! -x node_modules/.bin/allure ]]; then
   exit 2
 fi
 if ! command -v java >/dev/null 2>&1; then
-  echo "allure-report: Allure needs Java 11+; fix: sudo apt-get install -y openjdk-17-jre-headless" >&2
+  echo "allure-report: Allure needs Java 11+; fix: sudo apt-get install -y default-jre-headless (or: bash scripts/setup-reports.sh)" >&2
   exit 2
 fi
 if [[ ! -d $results ]] || [[ -z $(ls -A "$results" 2>/dev/null) ]]; then

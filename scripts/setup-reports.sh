@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install what the reports need: prometheus-pushgateway, promtool (prometheus), chromium, and Allure via npm.
+# Install what the reports need: prometheus-pushgateway, promtool (prometheus), chromium, Java (the Allure
+# CLI runs on it: Debian's default-jre-headless when no `java` is on PATH), and Allure via npm.
 # Idempotent: installs only missing Debian packages, only as root; never leaves a Debian service running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,8 @@ missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Any Java will do (a JDK from elsewhere too); only when there is none, Debian's default JRE.
+command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
 
 if ((${#missing[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
@@ -40,4 +43,4 @@ done
 if [[ -f package.json ]] && command -v npm >/dev/null 2>&1; then
   if [[ -f package-lock.json ]]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
 fi
-echo "setup-reports: done ($(command -v prometheus-pushgateway || echo 'no pushgateway'), $(command -v promtool || echo 'no promtool'), $(command -v chromium || echo 'no chromium'))"
+echo "setup-reports: done ($(command -v prometheus-pushgateway || echo 'no pushgateway'), $(command -v promtool || echo 'no promtool'), $(command -v chromium || echo 'no chromium'), $(command -v java || echo 'no java'))"
