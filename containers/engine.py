@@ -8,28 +8,38 @@ import tempfile
 from pathlib import Path
 from typing import ClassVar, Protocol, runtime_checkable
 
+from harness.errors import Unsupported
+
 BACKENDS = ("auto", "local", "docker", "external")
 
 
 @runtime_checkable
 class Engine(Protocol):
-    """A running engine the source writes to and approaches read from.
+    """A running engine the source writes to and approaches read from (Jepsen's db + nemesis).
 
     Contract: ``start()`` returns when the engine answers (bounded by a timeout) or raises
     ``EngineUnavailable``/``EngineMisconfigured`` with the fix; ``stop()`` is idempotent and
     leaves nothing running and no slot/publication behind; ``kill()`` is abrupt (immediate
     shutdown / SIGKILL) and ``restart()`` brings it back with its data. ``url`` is how clients
     connect; ``backend`` is ``local|docker|external|embedded``; ``log_path`` is the server log.
+
+    ``faults`` is the set of fault kinds the engine can inject (empty for an external engine:
+    the harness never kills what it does not own); ``inject(kind, point, names)`` injects one,
+    touching only objects named with the run's prefix ``names``, and raises ``Unsupported`` for
+    a kind it does not declare. A scenario needing an undeclared fault is ``unsupported``
+    before anything is written.
     """
 
     family: ClassVar[str]
     backend: str
     url: str
+    faults: frozenset[str]
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
     def kill(self) -> None: ...
     def restart(self) -> None: ...
+    def inject(self, kind: str, point: str, names: str) -> None: ...
     def log_path(self) -> Path | None: ...
 
 
@@ -41,9 +51,14 @@ def private_dir(prefix: str) -> Path:
 
 
 class EmbeddedEngine:
-    """An embedded table-format engine: a private warehouse folder, no server (Delta, Iceberg)."""
+    """An embedded table-format engine: a private warehouse folder, no server (Delta, Iceberg).
+
+    It declares no fault: nothing runs that could be killed (a reader crash is the capture
+    loop's fault, not the engine's).
+    """
 
     backend = "embedded"
+    faults: frozenset[str] = frozenset()
 
     def __init__(self, family: str, root: Path | None = None) -> None:
         self.family = family
@@ -64,5 +79,38 @@ class EmbeddedEngine:
     def restart(self) -> None:
         """Nothing runs: the folder is the engine."""
 
+    def inject(self, kind: str, point: str, names: str) -> None:
+        raise Unsupported(f"embedded {self.family} engine declares no fault (asked for {kind!r})")
+
     def log_path(self) -> Path | None:
         return None
+
+
+class DeltaWarehouse(EmbeddedEngine):
+    """A folder of Delta tables read and written with delta-rs."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        super().__init__("delta", root)
+
+    def table_path(self, table: str) -> Path:
+        """Where ``table`` lives (what sources write and approaches read)."""
+        return Path(self.root) / "delta" / table
+
+
+class IcebergWarehouse(EmbeddedEngine):
+    """A folder of Iceberg tables under a pyiceberg SQLite catalog."""
+
+    namespace = "cdc"
+
+    def __init__(self, root: Path | None = None) -> None:
+        super().__init__("iceberg", root)
+
+    def catalog(self):  # noqa: ANN201 - pyiceberg is optional at import time
+        """The warehouse's SQLite-backed catalog (a new client each call: processes do not share)."""
+        from pyiceberg.catalog.sql import SqlCatalog
+
+        return SqlCatalog("cdc", uri=f"sqlite:///{self.root}/catalog.db", warehouse=Path(self.root).as_uri())
+
+    def identifier(self, table: str) -> str:
+        """The catalog identifier of ``table``."""
+        return f"{self.namespace}.{table}"

@@ -9,6 +9,7 @@ needs, raising ``EngineMisconfigured`` naming the setting to change).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pwd
 import re
@@ -50,6 +51,22 @@ SERVER_SETTINGS: dict[str, str] = {
 CONNECT_TIMEOUT_S = 5
 
 
+def pg_name(text: str) -> str:
+    """A lowercase PostgreSQL identifier (≤ 63 bytes) derived from ``text``, stable and unique."""
+    name = re.sub(r"[^a-z0-9_]", "_", text.lower())
+    if len(name) > 63:
+        name = name[:54] + "_" + hashlib.sha1(name.encode()).hexdigest()[:8]
+    return name
+
+
+def require_postgres(engine: Any) -> str:
+    """The URL of a started PostgreSQL engine, or ``EngineUnavailable``."""
+    url = getattr(engine, "url", "")
+    if getattr(engine, "family", "") != "postgres" or not url:
+        raise EngineUnavailable(f"expected a started PostgreSQL engine, got {engine!r}")
+    return url
+
+
 def mask_url(url: str) -> str:
     """The URL with its password replaced by ``***`` (for messages and reports)."""
     parts = urlsplit(url)
@@ -89,6 +106,8 @@ class PostgresEngine:
 
     family: ClassVar[str] = "postgres"
     backend: str = ""
+    #: fault kinds this backend can inject (external servers: none — the harness does not own them)
+    faults: frozenset[str] = frozenset()
 
     def __init__(self, prefix: str = "cdc_") -> None:
         self.prefix = prefix
@@ -174,23 +193,29 @@ class PostgresEngine:
                 conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
         return len(pids)
 
-    def inject(self, kind: str, point: str = "", loop: Any = None) -> None:
-        """Run an engine fault (called by the runner with the capture loop paused).
+    def inject(self, kind: str, point: str, names: str) -> None:
+        """Inject a declared fault (the runner pauses the capture loop around it).
 
         ``source-restart``: ``kill()`` (SIGKILL, no shutdown) then ``restart()`` (crash
-        recovery); ``point`` ``idle`` or ``""``. ``net-drop``: terminate the run's walsenders
-        (slots named with the run's prefix) and, with ``point='all'``, the run's client
-        connections too (application_name starting with the prefix). Readers and the source
-        must reconnect; the slot keeps the last confirmed position.
+        recovery); ``point`` ``idle`` or ``""``. ``net-drop``: terminate the walsenders of the
+        run's slots (named with the run's prefix ``names``) and, with ``point='all'``, the run's
+        client connections too (application_name starting with ``names``). Readers and the
+        source must reconnect; the slot keeps the last confirmed position.
         """
-        prefix = getattr(getattr(loop, "ctx", None), "name_prefix", None) or self.prefix
+        if kind not in self.faults:
+            raise Unsupported(f"the {self.backend} PostgreSQL engine does not inject {kind!r} "
+                              f"(declares: {', '.join(sorted(self.faults)) or 'none'})")
         if kind == "source-restart":
             self.kill()
             self.restart()
         elif kind == "net-drop":
-            self.drop_connections(prefix, clients=point == "all")
-        else:
-            raise Unsupported(f"PostgreSQL engine cannot inject fault {kind!r}")
+            self.drop_connections(names, clients=point == "all")
+
+    # -- names ------------------------------------------------------------------------------
+    @staticmethod
+    def schema_for(names: str) -> str:
+        """The schema one run's tables live in (what sources write and approaches filter on)."""
+        return pg_name(names)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.backend} {mask_url(self.url)}>"
@@ -289,6 +314,7 @@ class LocalPostgres(PostgresEngine):
     """
 
     backend = "local"
+    faults = frozenset({"source-restart", "net-drop"})
 
     def __init__(self, prefix: str = "cdc_", bin_dir: Path | None = None, user: str = "postgres",
                  start_timeout_s: float = 60.0) -> None:
@@ -464,6 +490,7 @@ class DockerPostgres(PostgresEngine):
     """PostgreSQL 15 in a testcontainers container, bound to 127.0.0.1, with the CDC settings."""
 
     backend = "docker"
+    faults = frozenset({"source-restart", "net-drop"})
 
     def __init__(self, prefix: str = "cdc_", image: str = "postgres:15") -> None:
         super().__init__(prefix)

@@ -15,8 +15,8 @@ class DeltaCdfBatched(DeltaCdf):
 
     name = "delta-cdf-batched"
 
-    def start(self, ctx, resume_from=None) -> None:
-        super().start(ctx, resume_from)
+    def start(self, ctx, resume: bool = False) -> None:
+        super().start(ctx, resume)
         self.buffer: list[ChangeEvent] = []
 
     def poll(self, max_events: int, timeout_s: float) -> list[ChangeEvent]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from harness.capabilities import Capabilities
 from harness.context import RunContext
-from harness.errors import UnknownId
+from harness.errors import InvalidPlugin, UnknownId
 from harness.events import ChangeEvent, Position
 
 
@@ -18,14 +19,18 @@ class Approach(Protocol):
     """One CDC method under test.
 
     Contract:
-    - ``start(ctx, resume_from)``: connect and begin capturing. With ``resume_from=None`` the
-      approach captures every change committed *after* ``start`` returns (table creation
-      excluded); with a position it delivers every change after that acknowledged position.
+    - ``start(ctx, resume=False)``: connect and begin capturing every change committed *after*
+      ``start`` returns (table creation excluded). ``start(ctx, resume=True)`` is a restarted
+      process: the approach finds its position in its *own* durable state (a replication slot,
+      Kafka/Connect offsets, a checkpoint it wrote in ``ctx.workdir`` at ``start`` and on every
+      ``ack``) and delivers every change after it. The harness never hands it a position.
     - ``poll(max_events, timeout_s)``: return captured events in position order, waiting at
       most ``timeout_s``; ``[]`` means nothing arrived in that time. May return more than
       ``max_events`` to keep one commit whole. Each event's ``captured_at`` is stamped on receipt.
-    - ``ack(position)``: durable progress; a later ``start(resume_from=position)`` resumes after it.
+    - ``ack(position)``: durable progress: after a crash, ``start(resume=True)`` resumes after it.
     - ``stop()``: graceful shutdown, releasing connections. ``crash()``: abrupt, no ack, no flush.
+    - optional ``caught_up() -> bool``: True when the approach has read everything its source
+      has committed so far (lets a failing run end before its deadline).
     Adapters contain no metric code: lag and throughput are derived by the suite.
     """
 
@@ -33,7 +38,7 @@ class Approach(Protocol):
     family: ClassVar[str]
     capabilities: ClassVar[Capabilities]
 
-    def start(self, ctx: RunContext, resume_from: Position | None = None) -> None: ...
+    def start(self, ctx: RunContext, resume: bool = False) -> None: ...
     def poll(self, max_events: int, timeout_s: float) -> list[ChangeEvent]: ...
     def ack(self, position: Position) -> None: ...
     def stop(self) -> None: ...
@@ -41,19 +46,23 @@ class Approach(Protocol):
 
 
 class BaseApproach:
-    """Convenience base: stores the context; ``crash`` defaults to dropping state without ack."""
+    """Convenience base: stores the context, keeps a durable checkpoint file in the workdir.
+
+    ``save_checkpoint(state)`` writes a JSON document atomically (temp file, fsync, rename) to
+    ``ctx.workdir/<name>.checkpoint.json``; ``load_checkpoint()`` reads it back after a restart
+    (None when the process never wrote one). ``crash`` defaults to dropping state without ack.
+    """
 
     name: ClassVar[str] = ""
     family: ClassVar[str] = ""
     capabilities: ClassVar[Capabilities] = Capabilities()
-    #: Python packages the approach imports, checked before start (missing → skip with hint).
-    requires_packages: ClassVar[tuple[str, ...]] = ()
-    extra: ClassVar[str | None] = None
+    #: extra engine roles the approach reads from besides its family's (e.g. ``("kafka",)``)
+    roles: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self) -> None:
         self.ctx: RunContext | None = None
 
-    def start(self, ctx: RunContext, resume_from: Position | None = None) -> None:
+    def start(self, ctx: RunContext, resume: bool = False) -> None:
         self.ctx = ctx
 
     def poll(self, max_events: int, timeout_s: float) -> list[ChangeEvent]:
@@ -62,10 +71,27 @@ class BaseApproach:
     def ack(self, position: Position) -> None:
         pass
 
-    def persist_offset(self, position: Position) -> None:
-        """Durably record an acknowledged position in the run's workdir (``<name>.offset``)."""
+    def checkpoint_path(self) -> Path:
+        """This approach's durable state file in the run's workdir."""
         assert self.ctx is not None, "start() first"
-        (Path(self.ctx.workdir) / f"{self.name}.offset").write_text(json.dumps(list(position)))
+        return Path(self.ctx.workdir) / f"{self.name}.checkpoint.json"
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        """Durably replace the checkpoint with ``state`` (JSON; tuples become lists)."""
+        path = self.checkpoint_path()
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "w") as fh:
+            json.dump(state, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        """The last saved checkpoint, or None when there is none."""
+        path = self.checkpoint_path()
+        if not path.exists():
+            return None
+        return json.loads(path.read_text())
 
     def stop(self) -> None:
         pass
@@ -90,12 +116,19 @@ class ApproachRegistry:
 
     def register(self, cls: type) -> type:
         """Add (or replace, for wrapping) an approach class; returns it, so it works as decorator."""
+        where = f"{getattr(cls, '__module__', '?')}.{getattr(cls, '__qualname__', cls)!s}"
+        if not isinstance(cls, type):
+            raise InvalidPlugin(f"registry.register() wants an approach class, got {cls!r}")
         name = getattr(cls, "name", "")
-        if not name or name != name.lower() or " " in name:
-            raise ValueError(f"approach {cls!r} needs a lowercase id in `name`, got {name!r}")
+        if not isinstance(name, str) or not name or name != name.lower() or " " in name:
+            raise InvalidPlugin(f"approach {where} needs a lowercase id in `name` (e.g. name = \"my-cdc\"), "
+                                f"got {name!r}")
         for attr in ("family", "capabilities"):
             if not getattr(cls, attr, None):
-                raise ValueError(f"approach {name!r} must set `{attr}`")
+                raise InvalidPlugin(f"approach {name!r} ({where}) must set `{attr}`")
+        for method in ("start", "poll", "ack", "stop", "crash"):
+            if not callable(getattr(cls, method, None)):
+                raise InvalidPlugin(f"approach {name!r} ({where}) lacks the method `{method}`")
         self._by_name[name] = cls
         return cls
 

@@ -1,30 +1,57 @@
-"""The capture loop: a reader thread that polls an approach, keeps every event, and acks."""
+"""The capture loop: a reader thread that polls an approach, keeps every event, acks, restarts."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from tenacity import Retrying, stop_after_delay, wait_exponential
 
 from harness.approach import Approach
 from harness.context import RunContext
-from harness.errors import HarnessError
+from harness.errors import ReaderFailed
 from harness.events import ChangeEvent, Position
 
+#: how often (s) the reader asks an approach that offers ``caught_up()`` during a drain
+CAUGHT_UP_EVERY_S = 0.5
 
-class ReaderFailed(HarnessError):
-    """The approach kept failing to (re)start within the run's timeout."""
+
+@dataclass
+class Restart:
+    """One crash + restart of the reader: how many events were delivered before it, the last
+    position acknowledged before it, and when it happened (``time.monotonic()``)."""
+
+    at_event: int
+    acked: Position | None
+    at: float
+
+
+@dataclass
+class DeliveryRecord:
+    """What the checker needs to hold an approach to its acks: per event the reader epoch
+    (restarts before it), and per restart the position acknowledged before it."""
+
+    epochs: list[int] = field(default_factory=list)
+    restarts: list[Restart] = field(default_factory=list)
+
+    def acked_before_epoch(self, epoch: int) -> Position | None:
+        """The last position acknowledged before the restart that began ``epoch`` (None: none)."""
+        return self.restarts[epoch - 1].acked if epoch > 0 else None
 
 
 class CaptureLoop:
     """Runs ``approach.poll`` in a background thread, appending events and acking each batch.
 
     Contract: events are kept in receipt order across crashes and restarts; ``acked`` is the
-    last position passed to ``ack``. ``pause()``/``resume()`` hand the approach to the caller
-    (for fault choreography); a poll that raises (connection cut, server restart) makes the
-    loop crash the approach and start a fresh one from ``acked`` — a real reader's reconnect.
+    last position passed to ``ack``; ``record`` holds each event's epoch and each restart's
+    acked position (the harness never hands that position to the approach: a restarted
+    approach finds it in its own durable state). ``pause()``/``resume()`` hand the approach to
+    the caller (for fault choreography); a poll that raises (connection cut, server restart)
+    makes the loop crash the approach and start a fresh one with ``resume=True`` — a real
+    reader's reconnect. A reader that cannot be restarted within ``ctx.timeout_s`` ends the
+    capture (``failed`` says why); what it did not deliver is then missing.
     """
 
     def __init__(self, factory: Callable[[], Approach], ctx: RunContext, batch: int = 50_000,
@@ -34,40 +61,49 @@ class CaptureLoop:
         self.batch = batch
         self.poll_timeout_s = poll_timeout_s
         self.events: list[ChangeEvent] = []
+        self.record = DeliveryRecord()
         self._positions: set = set()
         self.acked: Position | None = None
-        self.restarts = 0
         self.reader_errors: list[str] = []
+        self.failed: str | None = None
         self.approach: Approach | None = None
         self.last_event_at = time.monotonic()
+        self.expected: int | None = None
+        self.complete_at: float | None = None
+        self._caught_up: tuple[float, int, bool] | None = None  # (checked at, events then, answer)
+        self._want_caught_up = False
+        self._caught_twice = False
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._error: BaseException | None = None
+
+    @property
+    def restarts(self) -> int:
+        """How many times the reader was crashed and restarted."""
+        return len(self.record.restarts)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
         """Create and start the approach (capturing from now) and the reader thread."""
         self.approach = self.factory()
-        self.approach.start(self.ctx, None)
+        self.approach.start(self.ctx)
         self.resume()
 
     def resume(self) -> None:
         """(Re)start the reader thread."""
+        if self.failed:
+            return
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="cdc-reader", daemon=True)
         self._thread.start()
 
     def pause(self) -> None:
-        """Stop the reader thread (the approach stays started); re-raise a reader failure."""
+        """Stop the reader thread (the approach stays started)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=self.ctx.timeout_s)
             if self._thread.is_alive():
                 raise ReaderFailed(f"reader thread did not stop within {self.ctx.timeout_s}s (poll hung?)")
             self._thread = None
-        if self._error is not None:
-            err, self._error = self._error, None
-            raise err
 
     def stop(self) -> None:
         """Pause and stop the approach gracefully."""
@@ -75,8 +111,8 @@ class CaptureLoop:
             self.pause()
         finally:
             if self.approach is not None:
-                self.approach.stop()
-                self.approach = None
+                approach, self.approach = self.approach, None
+                approach.stop()
 
     def close_quietly(self) -> None:
         """Teardown on failure: stop everything, swallowing errors."""
@@ -93,48 +129,80 @@ class CaptureLoop:
     # -- reading ------------------------------------------------------------------------------
     def poll_once(self, max_events: int | None = None, ack: bool = True) -> list[ChangeEvent]:
         """One poll on the caller's thread (loop paused); keeps the events, acks if asked."""
-        assert self.approach is not None
+        if self.approach is None:
+            return []
         got = self.approach.poll(max_events or self.batch, self.poll_timeout_s)
         self._keep(got, ack)
         return got
 
     def crash_and_resume(self) -> None:
-        """Crash the approach abruptly and start a fresh one after the last acked position."""
+        """Crash the approach abruptly and start a fresh one that resumes from its own state."""
         if self.approach is not None:
             try:
                 self.approach.crash()
             except Exception as exc:  # noqa: BLE001 - a crash may fail on a dead connection
                 self.reader_errors.append(f"crash: {exc}")
         self.approach = None
-        for attempt in Retrying(stop=stop_after_delay(self.ctx.timeout_s), reraise=True,
-                                wait=wait_exponential(multiplier=0.05, max=2)):
-            with attempt:
-                fresh = self.factory()
-                fresh.start(self.ctx, self.acked)
-                self.approach = fresh
-        self.restarts += 1
+        self.record.restarts.append(Restart(len(self.events), self.acked, time.monotonic()))
+        try:
+            for attempt in Retrying(stop=stop_after_delay(self.ctx.timeout_s), reraise=True,
+                                    wait=wait_exponential(multiplier=0.05, max=2)):
+                with attempt:
+                    fresh = self.factory()
+                    fresh.start(self.ctx, resume=True)
+                    self.approach = fresh
+        except Exception as exc:  # noqa: BLE001 - the run goes on: what is missing is named lost
+            self.failed = f"reader could not restart within {self.ctx.timeout_s:.0f}s: {type(exc).__name__}: {exc}"
+            self.reader_errors.append(self.failed)
+            self._stop.set()
 
-    def drain(self, expected: int, quiet_s: float, settle_s: float = 0.2) -> float:
-        """Wait until ``expected`` distinct positions arrived (repeats after a restart do not
-        count) and none came for ``settle_s``, or none came
-        for ``quiet_s``, or the run timeout passed; return when the last event arrived (ns)."""
+    def drain(self, expected: int, settle_s: float = 0.2) -> float:
+        """Read until ``expected`` distinct positions arrived and none came for ``settle_s``,
+        or the run's deadline (``ctx.deadline_s``) passed, or what is missing is explained: the
+        reader failed for good, or the approach said twice, ``CAUGHT_UP_EVERY_S`` apart and
+        with nothing new between, that it has read everything. A slow reader is waited for:
+        silence alone never ends a drain early. Returns when the last event arrived (ns)."""
         began = time.monotonic()
-        deadline = began + self.ctx.timeout_s
-        while time.monotonic() < deadline:
-            if self._error is not None:
-                self.pause()
+        deadline = began + self.ctx.deadline_s
+        self.expected = expected
+        if self.complete_at is None and len(self._positions) >= expected:
+            self.complete_at = self.last_event_at
+        self._want_caught_up = True
+        while time.monotonic() < deadline and not self.failed:
             idle = time.monotonic() - max(self.last_event_at, began)
-            if (len(self._positions) >= expected and idle >= settle_s) or idle >= quiet_s:
+            if len(self._positions) >= expected:
+                if idle >= settle_s:
+                    break
+            elif self._explained_short():
                 break
             time.sleep(0.02)
+        self._want_caught_up = False
         return self.events[-1].captured_at if self.events else 0
+
+    def _explained_short(self) -> bool:
+        """True when the approach has said it is caught up twice with nothing new between."""
+        seen = self._caught_up
+        return self._caught_twice and seen is not None and seen[1] == len(self.events)
+
+    def _check_caught_up(self) -> None:
+        caught_up = getattr(self.approach, "caught_up", None)
+        now = time.monotonic()
+        if caught_up is None or (self._caught_up and now - self._caught_up[0] < CAUGHT_UP_EVERY_S):
+            return
+        answer = bool(caught_up())
+        previous = self._caught_up
+        self._caught_twice = bool(answer and previous and previous[2] and previous[1] == len(self.events))
+        self._caught_up = (now, len(self.events), answer)
 
     def _keep(self, got: list[ChangeEvent], ack: bool) -> None:
         if not got:
             return
         self.events.extend(got)
+        self.record.epochs.extend([self.restarts] * len(got))
         self._positions.update(e.position for e in got)
         self.last_event_at = time.monotonic()
+        if self.expected is not None and self.complete_at is None and len(self._positions) >= self.expected:
+            self.complete_at = self.last_event_at
         if ack:
             assert self.approach is not None
             self.approach.ack(got[-1].position)
@@ -143,11 +211,9 @@ class CaptureLoop:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.poll_once()
+                got = self.poll_once()
+                if not got and self._want_caught_up:
+                    self._check_caught_up()
             except Exception as exc:  # noqa: BLE001 - a reader failure is data, then a restart
                 self.reader_errors.append(f"{type(exc).__name__}: {exc}")
-                try:
-                    self.crash_and_resume()
-                except BaseException as fatal:  # noqa: BLE001 - surfaced by pause()/drain()
-                    self._error = fatal
-                    return
+                self.crash_and_resume()

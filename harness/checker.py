@@ -8,7 +8,9 @@ Matching, in order:
 1. exact: each committed change is paired with a captured event of identical
    (table, key, op, before, after), the n-th occurrence with the n-th (commit vs capture order).
    Surplus identical events are ``duplicate`` — unless delivery is at-least-once and the surplus
-   repeats a paired event at the same position.
+   is bounded redelivery: an exact repeat at the same position, delivered after a reader
+   restart that came after its previous delivery, of an event whose position had not been
+   acknowledged before that restart (counted as ``redelivered``, a measurement).
 2. split updates: a delete then an insert of the same key whose images equal one unpaired
    committed update → ``op-mismatch`` (when the approach claims ``update``).
 3. near: remaining events and changes of the same key are paired and classified as
@@ -63,15 +65,29 @@ class EncodedHistory:
     event_rows: Sequence[ChangeEvent]
     ddl: list[LedgerChange]
     rolled_back: pl.DataFrame
+    #: per reader epoch, the position acknowledged before the restart that began it (epoch 0: None)
+    acked_at_epoch: Sequence[Any] = (None,)
 
 
-def encode_history(ledger: Ledger | Sequence[LedgerChange], events: Sequence[ChangeEvent]) -> EncodedHistory:
-    """Encode ledger changes and captured events into frames (one pass over each, in Python)."""
+def encode_history(ledger: Ledger | Sequence[LedgerChange], events: Sequence[ChangeEvent],
+                   delivery: Any = None) -> EncodedHistory:
+    """Encode ledger changes and captured events into frames (one pass over each, in Python).
+
+    ``delivery`` (a ``harness.capture.DeliveryRecord``: ``epochs`` per event, ``restarts`` with
+    the position acknowledged before each) lets the checker bound at-least-once redelivery;
+    without it every event is of epoch 0 (no restart happened).
+    """
     changes = ledger.changes if isinstance(ledger, Ledger) else list(ledger)
     committed = [c for c in changes if not c.rolled_back and c.op != "ddl"]
     rolled = [c for c in changes if c.rolled_back and c.op != "ddl"]
     ddl = [c for c in changes if c.op == "ddl" and not c.rolled_back]
-    ev = [e for e in events if e.op != "ddl"]
+    all_epochs = list(delivery.epochs) if delivery is not None else [0] * len(events)
+    if len(all_epochs) != len(events):
+        raise ValueError(f"delivery record has {len(all_epochs)} epochs for {len(events)} events")
+    keep = [i for i, e in enumerate(events) if e.op != "ddl"]
+    ev = [events[i] for i in keep]
+    epochs = [all_epochs[i] for i in keep]
+    acked_at_epoch = [None] + [r.acked for r in delivery.restarts] if delivery is not None else [None]
 
     def ledger_frame(rows: Sequence[LedgerChange]) -> pl.DataFrame:
         return pl.DataFrame(
@@ -100,11 +116,14 @@ def encode_history(ledger: Ledger | Sequence[LedgerChange], events: Sequence[Cha
             "pos": [repr(e.position) for e in ev],
             "etx": [repr(e.txid) for e in ev],
             "captured_at": [e.captured_at for e in ev],
+            "epoch": epochs,
         },
         schema={"table": pl.String, "key": pl.String, "op": pl.String, "before": pl.String,
-                "after": pl.String, "pos": pl.String, "etx": pl.String, "captured_at": pl.Int64},
+                "after": pl.String, "pos": pl.String, "etx": pl.String, "captured_at": pl.Int64,
+                "epoch": pl.Int32},
     ).with_row_index("eidx").with_columns(_HASHES)
-    return EncodedHistory(ledger_frame(committed), events_df, committed, ev, ddl, ledger_frame(rolled))
+    return EncodedHistory(ledger_frame(committed), events_df, committed, ev, ddl, ledger_frame(rolled),
+                          acked_at_epoch)
 
 
 class _Anomalies:
@@ -198,12 +217,15 @@ def check(
     e_unmatched = _without(Eh, "eidx", matched["eidx"])
     l_unmatched = _without(Lh, "lseq", matched["lseq"])
     rest = e_unmatched
+    redelivered = 0
     if e_unmatched.height:
         in_ledger = e_unmatched.filter(pl.col("h0").is_in(Lh["h0"].implode()))
         surplus = in_ledger
         if capabilities.delivery == "at-least-once" and in_ledger.height:
-            surplus = in_ledger.join(matched.select("h0", "pos"), on=["h0", "pos"], how="anti")
-        _add_events(found, "duplicate", surplus, history, "captured more often than committed")
+            surplus = _unbounded_repeats(in_ledger, Eh, history)
+            redelivered = in_ledger.height - surplus.height
+        _add_events(found, "duplicate", surplus, history, "captured more often than committed "
+                    "(not a redelivery after a restart of an unacknowledged position)")
         rest = _without(e_unmatched, "eidx", in_ledger["eidx"])
 
     # 2. updates captured as delete + insert
@@ -228,7 +250,7 @@ def check(
 
     lag_ns = (matched["captured_at"] - matched["issued_at"]).filter(matched["issued_at"] > 0)
     measurements = lag_summary(lag_ns)
-    measurements.update(events=E.height, committed=L.height, matched=matched.height)
+    measurements.update(events=E.height, committed=L.height, matched=matched.height, redelivered=redelivered)
     counts = {k: found.counts[k] for k in ANOMALIES if found.counts.get(k)}
     return Verdict(
         status="fail" if counts else "pass",
@@ -257,6 +279,27 @@ def lag_summary(lag_ns: pl.Series) -> dict[str, Any]:
     return {"lag_cdf": cdf, "lag_ms": {
         "p50": linear(0.50), "p95": linear(0.95), "p99": linear(0.99), "max": round(float(ms[n - 1]), 3),
     }}
+
+
+def _unbounded_repeats(repeats: pl.DataFrame, events: pl.DataFrame, history: EncodedHistory) -> pl.DataFrame:
+    """The repeated events at-least-once delivery does not excuse.
+
+    A repeat is excused only when it is an exact repeat at the same position of the previous
+    delivery of that content, a reader restart lies between the two (its epoch is higher), and
+    its position had not been acknowledged before the restart that began its epoch.
+    """
+    prev = events.select("eidx", "h0", "pos", "epoch").sort("eidx").with_columns(
+        pl.col("epoch").shift(1).over(["h0", "pos"]).alias("prev_epoch")).select("eidx", "prev_epoch")
+    cand = repeats.join(prev, on="eidx", how="left").filter(
+        pl.col("prev_epoch").is_not_null() & (pl.col("prev_epoch") < pl.col("epoch")))
+    excused = []
+    for eidx, epoch in cand.select("eidx", "epoch").iter_rows():
+        acked = history.acked_at_epoch[epoch] if epoch < len(history.acked_at_epoch) else None
+        if acked is None or tuple(history.event_rows[eidx].position) > tuple(acked):
+            excused.append(eidx)
+    if not excused:
+        return repeats
+    return repeats.filter(~pl.col("eidx").is_in(excused))
 
 
 def _add_events(found: _Anomalies, kind: str, df: pl.DataFrame, history: EncodedHistory, why: str) -> None:

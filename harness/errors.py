@@ -29,3 +29,11 @@ class Unsupported(HarnessError):
 
 class UnknownId(HarnessError):
     """An approach or scenario id that is not registered."""
+
+
+class InvalidPlugin(HarnessError):
+    """A plugin registered something malformed (no ``name``, an unknown family, ...)."""
+
+
+class ReaderFailed(HarnessError):
+    """The approach kept failing to (re)start within the run's timeout."""

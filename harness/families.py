@@ -1,21 +1,51 @@
-"""Engine families: which source writes to them and how their engine is obtained."""
+"""Engine families and engine roles: which source writes to a family and which engines it needs.
+
+A *role* (``postgres``, ``kafka``, ``connect``, ``delta``, ...) names one kind of engine and how
+it is obtained: ``provider(options, worker, run_id) -> Engine`` (started), once per xdist worker
+and shared by the runs, or fresh for every run when ``per_run`` (embedded folders). A *family*
+names the source class that writes to it and the roles every case of it needs; an approach may
+add roles of its own (``Approach.roles``, e.g. Debezium adds ``kafka`` and ``connect``).
+Both are pluggable through the ``pytest_cdc_families`` hook.
+"""
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+from harness.errors import InvalidPlugin, UnknownId
+
+
+@dataclass(frozen=True)
+class EngineRole:
+    """One kind of engine: its provider (``module:function`` or a callable) and its lifetime."""
+
+    name: str
+    provider: str | Callable[..., Any]
+    per_run: bool = False
+
+    def start(self, options: Any, worker: str, run_id: str) -> Any:
+        """Obtain and start the engine (raises ``EngineUnavailable`` with the fix)."""
+        make = _load(self.provider) if isinstance(self.provider, str) else self.provider
+        return make(options, worker, run_id)
 
 
 @dataclass(frozen=True)
 class Family:
-    """A family of engines: its source class and engine provider, as import paths."""
+    """A family of engines: its source class (``module:Class``), roles and settings variants."""
 
     name: str
-    source: str  # "module:Class"
-    engine: str  # "module:function(options, worker, run_id) -> Engine"
-    embedded: bool = False
+    source: str
+    roles: tuple[str, ...]
     #: settings that change semantics, run as separate cases: scenario id (or "*") -> variants
     variants: tuple[tuple[str, tuple[dict, ...]], ...] = ()
+
+    @property
+    def source_role(self) -> str:
+        """The role of the engine the source writes to (the first one)."""
+        return self.roles[0]
 
     def variants_for(self, scenario: str) -> tuple[dict, ...]:
         """The settings variants a scenario runs with on this family (``({},)`` when none)."""
@@ -26,21 +56,80 @@ class Family:
         """Import the source class."""
         return _load(self.source)
 
-    def engine_provider(self):  # noqa: ANN201 - returns a callable
-        """Import the engine provider function."""
-        return _load(self.engine)
 
-
-def _load(path: str):  # noqa: ANN202
+def _load(path: str) -> Any:
     module, _, attr = path.partition(":")
     return getattr(importlib.import_module(module), attr)
 
 
-FAMILIES: dict[str, Family] = {
-    "delta": Family("delta", "harness.sources.delta:DeltaSource", "fixtures.engines:embedded_engine", True),
-    "iceberg": Family("iceberg", "harness.sources.iceberg:IcebergSource", "fixtures.engines:embedded_engine", True),
-    "postgres": Family(
-        "postgres", "harness.sources.postgres:PostgresSource", "fixtures.engines:postgres_engine",
+class FamilyRegistry:
+    """Families and engine roles by name, filled through the ``pytest_cdc_families`` hook."""
+
+    def __init__(self) -> None:
+        self.families: dict[str, Family] = {}
+        self.roles: dict[str, EngineRole] = {}
+
+    def register(self, family: Family) -> Family:
+        """Add (or replace) a family."""
+        if not isinstance(family, Family) or not family.name or not family.roles:
+            raise InvalidPlugin(f"registry.register() wants a Family with a name and roles, got {family!r}")
+        self.families[family.name] = family
+        return family
+
+    def register_role(self, role: EngineRole) -> EngineRole:
+        """Add (or replace) an engine role."""
+        if not isinstance(role, EngineRole) or not role.name:
+            raise InvalidPlugin(f"registry.register_role() wants an EngineRole, got {role!r}")
+        self.roles[role.name] = role
+        return role
+
+    def get(self, name: str) -> Family:
+        """The family ``name``; unknown names raise with the list of known ones."""
+        try:
+            return self.families[name]
+        except KeyError:
+            raise UnknownId(f"unknown engine family {name!r}; known: {', '.join(sorted(self.families))}") from None
+
+    def role(self, name: str) -> EngineRole:
+        """The engine role ``name``; unknown names raise with the list of known ones."""
+        try:
+            return self.roles[name]
+        except KeyError:
+            raise UnknownId(f"unknown engine role {name!r}; known: {', '.join(sorted(self.roles))}") from None
+
+    def roles_for(self, approach_cls: type) -> tuple[str, ...]:
+        """Every role a case of this approach needs: its family's, then its own extra ones."""
+        family = self.get(approach_cls.family)
+        extra = tuple(r for r in getattr(approach_cls, "roles", ()) if r not in family.roles)
+        return family.roles + extra
+
+    def validate(self, approach_cls: type) -> None:
+        """A one-line ``InvalidPlugin`` when the approach names an unknown family or role."""
+        if approach_cls.family not in self.families:
+            raise InvalidPlugin(f"approach {approach_cls.name!r} names family {approach_cls.family!r}, which no "
+                                f"plugin registers (known: {', '.join(sorted(self.families))}); register it in "
+                                "pytest_cdc_families(registry) or fix `family`")
+        for role in self.roles_for(approach_cls):
+            if role not in self.roles:
+                raise InvalidPlugin(f"approach {approach_cls.name!r} needs engine role {role!r}, which no plugin "
+                                    f"registers (known: {', '.join(sorted(self.roles))})")
+
+
+def register_builtin(registry: FamilyRegistry) -> None:
+    """The built-in families and engine roles."""
+    registry.register_role(EngineRole("delta", "fixtures.engines:delta_warehouse", per_run=True))
+    registry.register_role(EngineRole("iceberg", "fixtures.engines:iceberg_warehouse", per_run=True))
+    registry.register_role(EngineRole("postgres", "fixtures.engines:postgres_engine"))
+    registry.register(Family("delta", "harness.sources.delta:DeltaSource", ("delta",)))
+    registry.register(Family("iceberg", "harness.sources.iceberg:IcebergSource", ("iceberg",)))
+    registry.register(Family(
+        "postgres", "harness.sources.postgres:PostgresSource", ("postgres",),
         variants=(("*", ({"replica_identity": "default"}, {"replica_identity": "full"})),),
-    ),
-}
+    ))
+
+
+def builtin_registry() -> FamilyRegistry:
+    """A registry holding only the built-ins (for tools and tests outside pytest)."""
+    registry = FamilyRegistry()
+    register_builtin(registry)
+    return registry

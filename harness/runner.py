@@ -1,43 +1,98 @@
-"""Runs one approach × scenario: writes through the source, captures, checks, measures."""
+"""Runs one case (approach × scenario × settings): the one run path of suites and benchmarks.
+
+``run_case`` builds the scenario, computes the approach's claims once, reports ``unsupported``
+before any write when a capability or an engine fault is missing, writes through the source
+while a capture loop reads, injects faults, drains until every committed change arrived or the
+deadline passed, reads the engine's final state, and checks — returning the verdict with its
+measurements.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from harness.approach import Approach, claims
 from harness.capabilities import Capabilities
-from harness.capture import CaptureLoop
+from harness.capture import CaptureLoop, DeliveryRecord
 from harness.checker import check, encode_history
 from harness.context import RunContext
 from harness.errors import Unsupported
+from harness.families import Family
 from harness.ledger import Ledger
 from harness.sources.base import Source
 from harness.steps import Fault, Scenario, Truncate, Txn
 from harness.verdict import Verdict
 
+#: fault targets meaning "the engine the source writes to"
+SOURCE_TARGETS = ("engine", "source")
+#: where a reader crash is injected (see ``FaultInjector.reader_crash``)
+CRASH_POINTS = ("begin", "mid-txn", "after-commit-before-ack", "after-ack")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One cell of the grid: an approach class, a scenario id, engine settings and the family."""
+
+    approach: type
+    scenario: str
+    family: Family
+    settings: tuple[tuple[str, Any], ...] = ()
+    roles: tuple[str, ...] = ()
+
+    @property
+    def id(self) -> str:
+        """Stable lowercase test id, e.g. ``delta-cdf-crud`` or ``pg-pgoutput-toast-replica-identity-full``."""
+        suffix = "".join(f"-{k.replace('_', '-')}-{v}" for k, v in self.settings)
+        return f"{self.approach.name}-{self.scenario}{suffix}".lower()
+
+    @property
+    def label(self) -> str:
+        """The approach with its settings, as the matrix and reports show it."""
+        return self.approach.name + "".join(f" {k}={v}" for k, v in self.settings)
+
+    def claims(self) -> Capabilities:
+        """The approach's capabilities under this case's settings (computed here, once)."""
+        return claims(self.approach, dict(self.settings))
+
 
 @dataclass
 class RunOutcome:
-    """What one run produced: the ledger, the captured events, the engine's final state, timings."""
+    """What one run produced: the ledger, the captured events with their delivery record, the
+    engine's final state, and timings (``recovery_s``: None when the capture never completed)."""
 
     ledger: Ledger
     events: list
+    delivery: DeliveryRecord
     final_state: dict
     write_s: float
     capture_s: float
-    restarts: int = 0
+    recovery_s: float | None = None
     reader_errors: list[str] = field(default_factory=list)
+
+    @property
+    def restarts(self) -> int:
+        """How many times the reader was crashed and restarted."""
+        return len(self.delivery.restarts)
+
+
+@dataclass
+class CaseResult:
+    """A case's verdict (``unsupported`` with the reason, or checked) and, when it ran, its outcome."""
+
+    verdict: Verdict
+    outcome: RunOutcome | None = None
+    engines: Mapping[str, Any] = field(default_factory=dict)
 
 
 def requirement_gap(scenario: Scenario, approach_cls: type, source_cls: type[Source],
-                    caps: Capabilities | None = None) -> str | None:
+                    caps: Capabilities) -> str | None:
     """Why this approach (claiming ``caps``) cannot run this scenario on this source, or None."""
-    caps = caps or approach_cls.capabilities
     needs = list(scenario.requires)
-    if not source_cls.truncate_as_deletes and _has_truncate(scenario.steps):
+    if not source_cls.truncate_as_deletes and _has(scenario.steps, Truncate):
         needs.append("truncate")
     for need in needs:
         lack = caps.lacks(need)
@@ -47,8 +102,37 @@ def requirement_gap(scenario: Scenario, approach_cls: type, source_cls: type[Sou
     return None
 
 
-def _has_truncate(steps: Any) -> bool:
-    return any(isinstance(s, Truncate) or (isinstance(s, Txn) and _has_truncate(s.steps)) for s in steps)
+def fault_gap(scenario: Scenario, engines: Mapping[str, Any], source_role: str) -> str | None:
+    """Why the case's engines cannot inject a fault the scenario needs, or None."""
+    for fault in _faults(scenario.steps):
+        if fault.target == "reader":
+            if fault.kind != "reader-crash" or fault.point not in CRASH_POINTS:
+                return f"unknown reader fault {fault.kind!r} at {fault.point!r}"
+            continue
+        role = source_role if fault.target in SOURCE_TARGETS else fault.target
+        engine = engines.get(role)
+        if engine is None:
+            return f"fault {fault.kind!r} targets engine role {role!r}, which this case does not run"
+        declared = getattr(engine, "faults", frozenset())
+        if fault.kind not in declared:
+            backend = getattr(engine, "backend", "?")
+            return (f"the {backend} {role} engine does not inject {fault.kind!r} "
+                    f"(declares: {', '.join(sorted(declared)) or 'none'})")
+    return None
+
+
+def _has(steps: Iterable[Any], kind: type) -> bool:
+    return any(isinstance(s, kind) or (isinstance(s, Txn) and _has(s.steps, kind)) for s in steps)
+
+
+def _faults(steps: Iterable[Any]) -> list[Fault]:
+    out: list[Fault] = []
+    for s in steps:
+        if isinstance(s, Fault):
+            out.append(s)
+        elif isinstance(s, Txn):
+            out.extend(_faults(s.steps))
+    return out
 
 
 def expected_events(ledger: Ledger, caps: Capabilities) -> int:
@@ -63,31 +147,32 @@ def expected_events(ledger: Ledger, caps: Capabilities) -> int:
 
 
 class FaultInjector:
-    """Executes Fault steps: reader crashes here; engine faults through ``engine.inject``."""
+    """Executes Fault steps: reader crashes on the capture loop, engine faults through the
+    declaring engine's ``inject`` (the loop paused around it, the source reconnected after)."""
 
     def __init__(self, loop: CaptureLoop, source: Source, ctx: RunContext) -> None:
         self.loop = loop
         self.source = source
         self.ctx = ctx
+        self.last_fault_at: float | None = None
 
     def __call__(self, fault: Fault) -> None:
-        if fault.kind == "reader-crash":
+        if fault.target == "reader":
             self.reader_crash(fault.point)
-            return
-        inject = getattr(self.ctx.engine, "inject", None)
-        if inject is None:
-            raise Unsupported(f"engine {type(self.ctx.engine).__name__} cannot inject fault {fault.kind!r}")
-        self.loop.pause()
-        try:
-            inject(fault.kind, fault.point, self.loop)
-            reconnect = getattr(self.source, "reconnect", None)
-            if reconnect is not None:
-                reconnect()
-        finally:
-            self.loop.resume()
+        else:
+            role = self.ctx.source_role if fault.target in SOURCE_TARGETS else fault.target
+            self.loop.pause()
+            try:
+                self.ctx.role(role).inject(fault.kind, fault.point, self.ctx.name_prefix)
+                reconnect = getattr(self.source, "reconnect", None)
+                if reconnect is not None:
+                    reconnect()
+            finally:
+                self.loop.resume()
+        self.last_fault_at = time.monotonic()
 
     def reader_crash(self, point: str) -> None:
-        """Crash the reader at ``point`` and resume from the last ack.
+        """Crash the reader at ``point``; a fresh reader resumes from its own durable state.
 
         ``begin``: crash before reading what was just written. ``mid-txn``: read one event
         (part of a transaction where the approach streams them) and crash without ack.
@@ -102,8 +187,6 @@ class FaultInjector:
             _poll_until_quiet(loop, ack=False)
         elif point == "after-ack":
             _poll_until_quiet(loop, ack=True)
-        elif point != "begin":
-            raise Unsupported(f"unknown reader-crash point {point!r}")
         loop.crash_and_resume()
         loop.resume()
 
@@ -115,13 +198,14 @@ def _poll_until_quiet(loop: CaptureLoop, ack: bool, quiet_polls: int = 3) -> Non
         empty = 0 if loop.poll_once(ack=ack) else empty + 1
 
 
-def run(scenario: Scenario, source: Source, factory: Callable[[], Approach], approach_cls: type,
-        ctx: RunContext, quiet_s: float = 3.0, progress: Callable[[str], None] | None = None) -> RunOutcome:
+def run(scenario: Scenario, source: Source, factory: Callable[[], Approach], caps: Capabilities,
+        ctx: RunContext, progress: Callable[[str], None] | None = None, label: str = "") -> RunOutcome:
     """Apply the scenario through ``source`` while a capture loop reads; drain; read final state."""
     source.setup(scenario.tables)
     ctx.tables = dict(source.specs)
     loop = CaptureLoop(factory, ctx)
     inject = FaultInjector(loop, source, ctx)
+    label = label or scenario.name
     try:
         loop.start()
         t0 = time.perf_counter()
@@ -131,36 +215,39 @@ def run(scenario: Scenario, source: Source, factory: Callable[[], Approach], app
             else:
                 source.apply(step)
         write_s = time.perf_counter() - t0
-        expected = expected_events(source.ledger, claims(approach_cls, ctx.settings))
+        writes_done = time.monotonic()
+        expected = expected_events(source.ledger, caps)
         if progress and write_s > 1:
-            progress(f"{approach_cls.name}/{scenario.name}: wrote {expected} changes in {write_s:.1f}s "
+            progress(f"{label}: wrote {expected} changes in {write_s:.1f}s "
                      f"({expected / write_s:,.0f}/s); captured {len(loop.events)} so far, draining")
         first_commit = min((c.commit_issued_at for c in source.ledger.changes if c.commit_issued_at), default=0)
         t1 = time.perf_counter()
-        last_capture = loop.drain(expected, quiet_s)
+        last_capture = loop.drain(expected)
         drain_s = time.perf_counter() - t1
         if progress and drain_s > 1:
-            progress(f"{approach_cls.name}/{scenario.name}: drained to {len(loop.events)} events "
-                     f"in {drain_s:.1f}s")
+            progress(f"{label}: drained to {len(loop.events)} events in {drain_s:.1f}s")
         loop.stop()
     except BaseException:
         loop.close_quietly()
         raise
     capture_s = max((last_capture - first_commit) / 1e9, 1e-9) if first_commit and last_capture else 0.0
+    since = max(writes_done, inject.last_fault_at or 0.0) if inject.last_fault_at else writes_done
+    recovery_s = max(loop.complete_at - since, 0.0) if loop.complete_at is not None else None
     return RunOutcome(
         ledger=source.ledger,
         events=loop.events,
+        delivery=loop.record,
         final_state=source.final_state(),
         write_s=write_s,
         capture_s=capture_s,
-        restarts=loop.restarts,
+        recovery_s=recovery_s,
         reader_errors=loop.reader_errors,
     )
 
 
 def evaluate(outcome: RunOutcome, caps: Capabilities) -> Verdict:
-    """Check the outcome under the approach's claims and add throughput figures."""
-    history = encode_history(outcome.ledger, outcome.events)
+    """Check the outcome under the approach's claims and add throughput and recovery figures."""
+    history = encode_history(outcome.ledger, outcome.events, outcome.delivery)
     t0 = time.perf_counter()
     verdict = check(history, caps, outcome.final_state)
     m = verdict.measurements
@@ -169,6 +256,43 @@ def evaluate(outcome: RunOutcome, caps: Capabilities) -> Verdict:
     m["capture_s"] = round(outcome.capture_s, 4)
     m["events_per_s"] = round(len(outcome.events) / outcome.capture_s, 1) if outcome.capture_s else None
     m["restarts"] = outcome.restarts
+    m["recovery_s"] = round(outcome.recovery_s, 3) if outcome.recovery_s is not None else None
     if outcome.reader_errors:
         m["reader_errors"] = outcome.reader_errors[:5]
     return verdict
+
+
+def run_case(case: Case, engines: Mapping[str, Any], scenario_factory: Callable[..., Scenario], *,
+             run_id: str, worker: str, workdir: Path, seed: int = 1, scale: str = "default",
+             timeout_s: float = 60.0, deadline_s: float | None = None, case_no: int = 0,
+             factory: Callable[[], Approach] | None = None,
+             progress: Callable[[str], None] | None = None) -> CaseResult:
+    """Run one case on started ``engines`` (by role) and return its verdict.
+
+    ``unsupported`` (with the reason) is decided before any write when the approach lacks a
+    capability the scenario needs or the engines do not declare a fault it injects; a step the
+    engine refuses mid-run (``Unsupported``) also ends as ``unsupported``. The deadline for a
+    slow reader is ``deadline_s`` or the larger of ``timeout_s`` and the approach's declared
+    ``recovery_s``. ``factory`` builds the approach (default: the case's class).
+    """
+    family = case.family
+    source_cls = family.source_class()
+    scenario = scenario_factory(seed, scale, getattr(source_cls, "supported_types", frozenset()))
+    caps = case.claims()
+    gap = requirement_gap(scenario, case.approach, source_cls, caps) or fault_gap(
+        scenario, engines, family.source_role)
+    if gap:
+        return CaseResult(Verdict.unsupported(gap), engines=engines)
+    if deadline_s is None:
+        deadline_s = max(timeout_s, float(getattr(case.approach, "recovery_s", 0.0)))
+    ctx = RunContext(run_id=run_id, worker=worker, workdir=workdir, engines=dict(engines),
+                     source_role=family.source_role, seed=seed, scale=scale, settings=dict(case.settings),
+                     timeout_s=timeout_s, deadline_s=deadline_s, case=case_no)
+    source = source_cls(ctx, Ledger())
+    try:
+        outcome = run(scenario, source, factory or case.approach, caps, ctx, progress, case.id)
+    except Unsupported as exc:
+        return CaseResult(Verdict.unsupported(str(exc)), engines=engines)
+    finally:
+        source.close()
+    return CaseResult(evaluate(outcome, caps), outcome, engines)

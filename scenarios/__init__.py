@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from harness.errors import UnknownId
+from harness.errors import InvalidPlugin, UnknownId
 from harness.steps import Scenario
 
 SCALES = ("smoke", "default", "large")
@@ -21,6 +21,8 @@ class ScenarioRegistry:
 
     def register(self, name: str, factory: Factory, families: frozenset[str] | None = None) -> None:
         """Add a scenario factory under a stable lowercase id (``families``: only these engines)."""
+        if not isinstance(name, str) or not name or name != name.lower() or " " in name or not callable(factory):
+            raise InvalidPlugin(f"scenario registration wants a lowercase id and a factory, got {name!r}, {factory!r}")
         self._by_name[name] = factory
         self._families[name] = families
 
@@ -41,20 +43,23 @@ class ScenarioRegistry:
         return list(self._by_name)
 
 
-def default_registry() -> ScenarioRegistry:
-    """The built-in scenarios."""
+def register_builtin_scenarios(reg: ScenarioRegistry) -> None:
+    """Add the built-in scenarios to ``reg`` (the plugin's ``pytest_cdc_scenarios``)."""
     from scenarios import core, faults, schema
 
-    reg = ScenarioRegistry()
     for module in (core, schema, faults):
         for name, factory in module.SCENARIOS.items():
             reg.register(name, factory)
-    try:
-        from scenarios.postgres import POSTGRES_SCENARIOS
-    except ImportError:
-        POSTGRES_SCENARIOS = {}
+    from scenarios.postgres import POSTGRES_SCENARIOS
+
     for name, factory in POSTGRES_SCENARIOS.items():
         reg.register(name, _adapt(factory), frozenset({"postgres"}))
+
+
+def default_registry() -> ScenarioRegistry:
+    """A registry holding only the built-in scenarios (for tools and tests outside pytest)."""
+    reg = ScenarioRegistry()
+    register_builtin_scenarios(reg)
     return reg
 
 

@@ -12,11 +12,8 @@ import pytest
 from findings import known_finding
 
 from fixtures.recorder import record
-from harness.approach import claims
-from harness.context import RunContext
-from harness.errors import EngineUnavailable, Unsupported
-from harness.ledger import Ledger
-from harness.runner import evaluate, requirement_gap, run
+from harness.errors import EngineUnavailable
+from harness.runner import run_case
 from harness.verdict import Verdict
 
 try:
@@ -40,40 +37,23 @@ def _failure_message(case_id: str, verdict: Verdict) -> str:
 
 
 @pytest.mark.cdc
-def test_conformance(cdc_case, cdc_engine, cdc_session, tmp_path):
+def test_conformance(cdc_case, cdc_engines, cdc_session, tmp_path):
     """Write the scenario, capture it with the approach, and check every committed change."""
     opts = cdc_session.options
-    approach_cls = cdc_case.approach
-    source_cls = cdc_case.family.source_class()
-    factory = cdc_session.scenarios.get(cdc_case.scenario)
-    scenario = factory(opts.seed, opts.scale, getattr(source_cls, "supported_types", frozenset()))
     started = time.perf_counter()
-
-    caps = claims(approach_cls, dict(cdc_case.settings))
-    gap = requirement_gap(scenario, approach_cls, source_cls, caps)
-    if gap:
-        record(cdc_session, cdc_case, cdc_engine, Verdict.unsupported(gap), 0.0)
-        pytest.skip(f"unsupported: {gap}")
-
-    ctx = RunContext(run_id=cdc_session.run_id, worker=cdc_session.worker, workdir=tmp_path,
-                     engine=cdc_engine, seed=opts.seed, scale=opts.scale, settings=dict(cdc_case.settings),
-                     timeout_s=opts.timeout_s)
     try:
-        source = source_cls(ctx, Ledger())
+        with step(f"apply {cdc_case.scenario}, capture with {cdc_case.approach.name}, check"):
+            result = run_case(cdc_case, cdc_engines, cdc_session.scenarios.get(cdc_case.scenario),
+                              run_id=cdc_session.run_id, worker=cdc_session.worker, workdir=tmp_path,
+                              seed=opts.seed, scale=opts.scale, timeout_s=opts.timeout_s,
+                              case_no=cdc_session.next_case_number(), progress=cdc_session.progress)
     except EngineUnavailable as exc:
-        pytest.skip(f"{cdc_case.family.name} source unavailable: {exc}")
-    try:
-        with step(f"apply {cdc_case.scenario} and capture with {approach_cls.name}"):
-            outcome = run(scenario, source, approach_cls, approach_cls, ctx, progress=cdc_session.progress)
-    except Unsupported as exc:
-        record(cdc_session, cdc_case, cdc_engine, Verdict.unsupported(str(exc)), time.perf_counter() - started)
-        pytest.skip(f"unsupported: {exc}")
-    finally:
-        source.close()
-    with step("check captured events against the ledger"):
-        verdict = evaluate(outcome, caps)
-    record(cdc_session, cdc_case, cdc_engine, verdict, time.perf_counter() - started)
-    finding = known_finding(approach_cls.name, cdc_case.scenario, cdc_case.settings)
+        pytest.skip(f"{cdc_case.family.name} engine unavailable: {exc}")
+    verdict = result.verdict
+    record(cdc_session, cdc_case, cdc_engines, verdict, time.perf_counter() - started)
+    if verdict.status == "unsupported":
+        pytest.skip(f"unsupported: {verdict.reason}")
+    finding = known_finding(cdc_case.approach.name, cdc_case.scenario, cdc_case.settings)
     if finding is not None:
         kinds, why = finding
         assert not verdict.passed, f"known finding no longer reproduces ({why}); update suites/findings.py"

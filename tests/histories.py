@@ -57,10 +57,11 @@ class History:
     final_state: dict[str, dict[tuple, Row]] = field(default_factory=dict)
 
     def verdict(self, events: list[ChangeEvent] | None = None, caps: Capabilities | None = None,
-                final_state: Mapping | None = None) -> Verdict:
-        """Check ``events`` (default: the correct ones) against the ledger."""
+                final_state: Mapping | None = None, delivery: Any = None) -> Verdict:
+        """Check ``events`` (default: the correct ones) against the ledger (``delivery``: the
+        capture loop's record of epochs and restarts; None means no restart happened)."""
         evs = self.events if events is None else events
-        return check(encode_history(self.ledger, evs), caps or self.caps, final_state=final_state)
+        return check(encode_history(self.ledger, evs, delivery), caps or self.caps, final_state=final_state)
 
 
 class HistoryBuilder:
@@ -235,25 +236,32 @@ class MemoryApproach:
     """A correct in-memory approach that replays a synthetic history's events.
 
     ``poll`` returns whole commits (position prefix ``(commit, ...)``) up to ``max_events``;
-    ``ack``/``start(resume_from=...)`` resume after an acknowledged position.
+    ``ack`` writes the position to ``store`` (its durable state, shared by the instances of one
+    run); ``start(resume=True)`` resumes after it.
     """
 
     name: ClassVar[str] = "memory"
     family: ClassVar[str] = "memory"
     capabilities: ClassVar[Capabilities] = FULL
 
-    def __init__(self, events: list[ChangeEvent], capabilities: Capabilities | None = None) -> None:
+    def __init__(self, events: list[ChangeEvent], capabilities: Capabilities | None = None,
+                 store: dict | None = None) -> None:
         self._events = events
         if capabilities is not None:
             self.capabilities = capabilities  # type: ignore[misc]
         self._cursor = 0
-        self._acked: Position | None = None
+        self.store = store if store is not None else {}
 
-    def start(self, ctx: RunContext | None = None, resume_from: Position | None = None) -> None:
+    def start(self, ctx: RunContext | None = None, resume: bool = False) -> None:
         self._cursor = 0
-        if resume_from is not None:
-            while self._cursor < len(self._events) and self._events[self._cursor].position <= resume_from:
+        acked: Position | None = self.store.get("acked") if resume else None
+        if acked is not None:
+            while self._cursor < len(self._events) and self._events[self._cursor].position <= acked:
                 self._cursor += 1
+
+    def caught_up(self) -> bool:
+        """True when every event of the history was handed out."""
+        return self._cursor >= len(self._events)
 
     def poll(self, max_events: int, timeout_s: float) -> list[ChangeEvent]:
         out: list[ChangeEvent] = []
@@ -267,7 +275,7 @@ class MemoryApproach:
         return out
 
     def ack(self, position: Position) -> None:
-        self._acked = position
+        self.store["acked"] = position
 
     def stop(self) -> None:
         pass

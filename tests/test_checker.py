@@ -6,11 +6,13 @@ import copy
 import datetime as dt
 import itertools
 from dataclasses import replace
+from typing import Any
 from decimal import Decimal
 
 import pytest
 
 from harness.capabilities import Capabilities
+from harness.capture import DeliveryRecord, Restart
 from harness.checker import check, encode_history
 from harness.events import ChangeEvent
 from harness.verdict import ANOMALIES, MAX_EXAMPLES
@@ -273,17 +275,43 @@ def test_delete_insert_approach_is_not_blamed_for_split_updates() -> None:
     assert h.verdict(ev).anomalies == {"lost": 1}
 
 
+def _restarted(n_before: int, n_after: int, acked: Any) -> DeliveryRecord:
+    """A delivery record: ``n_before`` events, a restart after acking ``acked``, ``n_after`` more."""
+    return DeliveryRecord(epochs=[0] * n_before + [1] * n_after, restarts=[Restart(n_before, acked, 0.0)])
+
+
 @pytest.mark.parametrize("delivery", ["exactly-once", "at-least-once"])
-def test_redelivery_at_the_same_position(delivery: str) -> None:
+def test_redelivery_after_a_restart_of_unacknowledged_positions(delivery: str) -> None:
     caps = replace(FULL, delivery=delivery)
     h = small(caps)
-    # a reader that crashed before ack re-delivers the last two commits at their positions
+    # a reader that crashed before acking the last three events re-delivers them at their positions
     ev = [*h.events, *h.events[-3:]]
-    v = h.verdict(ev)
+    v = h.verdict(ev, delivery=_restarted(len(h.events), 3, h.events[-4].position))
     if delivery == "at-least-once":
         assert v.passed, v.summary()
+        assert v.measurements["redelivered"] == 3
     else:
         assert v.anomalies == {"duplicate": 3}
+
+
+def test_redelivery_of_acknowledged_positions_after_a_restart_is_a_duplicate() -> None:
+    h = small(replace(FULL, delivery="at-least-once"))
+    ev = [*h.events, *h.events[-3:]]
+    # the last two were acknowledged before the restart: only the first repeat is excused
+    v = h.verdict(ev, delivery=_restarted(len(h.events), 3, h.events[-2].position))
+    assert v.anomalies == {"duplicate": 2}, v.summary()
+    assert v.measurements["redelivered"] == 1
+    # nothing acknowledged at all: every repeat excused
+    assert h.verdict(ev, delivery=_restarted(len(h.events), 3, None)).passed
+
+
+def test_repeat_without_a_restart_is_a_duplicate_even_at_least_once() -> None:
+    h = small(replace(FULL, delivery="at-least-once"))
+    ev = [*h.events, *h.events[-3:]]
+    assert h.verdict(ev).anomalies == {"duplicate": 3}
+    # a restart before both deliveries does not excuse a repeat inside one epoch
+    v = h.verdict(ev, delivery=_restarted(0, len(ev), None))
+    assert v.anomalies == {"duplicate": 3}
 
 
 def test_at_least_once_still_flags_a_repeat_at_another_position() -> None:

@@ -8,12 +8,10 @@ from typing import Any
 
 import pytest
 
-from containers.engine import EmbeddedEngine
-from harness.approach import claims
+from containers.engine import DeltaWarehouse
 from harness.capabilities import Capabilities
-from harness.context import RunContext
-from harness.ledger import Ledger
-from harness.runner import evaluate, run
+from harness.families import builtin_registry
+from harness.runner import Case, run_case
 from scenarios.core import SCENARIOS
 from tests.histories import FULL, History, MemoryApproach, drain, random_history
 from tests.mutants import FAULTS, REDELIVER, Mutant, mutant_class
@@ -70,12 +68,13 @@ def test_mutant_is_deterministic(seed: int) -> None:
 
 
 @pytest.mark.parametrize("delivery", ["exactly-once", "at-least-once"])
-def test_redelivery_at_the_same_position_only_allowed_at_least_once(delivery: str) -> None:
+def test_repeat_at_the_same_position_without_a_restart_is_a_duplicate(delivery: str) -> None:
     h = history(7, replace(FULL, delivery=delivery))
     events, m = captured(h, REDELIVER, 7)
     assert m is not None and m.applied
     v = h.verdict(events)
-    assert v.passed if delivery == "at-least-once" else v.anomalies == {"duplicate": 1}
+    assert v.anomalies == {"duplicate": 1}, v.summary()
+    assert v.measurements["redelivered"] == 0
     dup, _ = captured(h, "duplicate", 7)
     assert h.verdict(dup).anomalies == {"duplicate": 1}
 
@@ -133,13 +132,9 @@ DELTA_FAULTS = [
 def delta_run(tmp_path: Path, scenario: str, fault: str | None, seed: int = 1) -> tuple[Any, Mutant | None]:
     """Write ``scenario`` to a fresh Delta warehouse while delta-cdf (maybe mutated) captures it."""
     from harness.approaches.delta_cdf import DeltaCdf
-    from harness.sources.delta import DELTA_TYPES, DeltaSource
 
-    engine = EmbeddedEngine("delta", root=tmp_path / "warehouse")
+    engine = DeltaWarehouse(root=tmp_path / "warehouse")
     engine.start()
-    ctx = RunContext(run_id=f"mut{seed}", worker="gw0", workdir=tmp_path, engine=engine, seed=seed,
-                     scale="smoke", timeout_s=30)
-    source = DeltaSource(ctx, Ledger())
     cls = DeltaCdf if fault is None else mutant_class(DeltaCdf, fault, seed=seed, release_after_s=0.5)
     made: list[Any] = []
 
@@ -147,13 +142,14 @@ def delta_run(tmp_path: Path, scenario: str, fault: str | None, seed: int = 1) -
         made.append(cls())
         return made[-1]
 
+    case = Case(DeltaCdf, scenario, builtin_registry().get("delta"), roles=("delta",))
     try:
-        outcome = run(SCENARIOS[scenario](seed, "smoke", DELTA_TYPES), source, factory, cls, ctx, quiet_s=2.0)
+        result = run_case(case, {"delta": engine}, SCENARIOS[scenario], run_id=f"mut{seed}", worker="gw0",
+                          workdir=tmp_path, seed=seed, scale="smoke", timeout_s=30, deadline_s=10,
+                          factory=factory)
     finally:
-        source.close()
         engine.stop()
-    verdict = evaluate(outcome, claims(DeltaCdf, {}))
-    return verdict, (made[0] if fault is not None else None)
+    return result.verdict, (made[0] if fault is not None else None)
 
 
 @needs_delta

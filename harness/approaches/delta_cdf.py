@@ -11,7 +11,6 @@ from harness.approach import BaseApproach
 from harness.capabilities import Capabilities
 from harness.context import RunContext
 from harness.events import ChangeEvent, Position
-from harness.sources.delta import delta_path
 
 META = ("_change_type", "_commit_version", "_commit_timestamp")
 
@@ -21,9 +20,11 @@ class DeltaCdf(BaseApproach):
 
     Position: ``(commit_ms, table_index, version, ordinal)`` — totally ordered across the
     tables read. Versions are read with the table as of their own schema when a DDL lies in
-    the range (delta-rs projects old rows onto the latest schema otherwise). Resume: re-read
-    from the acknowledged version and skip what was delivered. ``ack`` persists the position
-    to the run's workdir (durable progress).
+    the range (delta-rs projects old rows onto the latest schema otherwise). Durable state: a
+    checkpoint file holding each table's first version (written at ``start``) and the last
+    acknowledged position (written on ``ack``); a resumed reader re-reads from the version of
+    the acknowledged commit and skips what was acknowledged, or from the first versions when
+    nothing was acknowledged yet.
     """
 
     name = "delta-cdf"
@@ -39,26 +40,39 @@ class DeltaCdf(BaseApproach):
         notes=("delta-rs has no column mapping: drop/rename/type change unsupported",
                "truncate arrives as per-row deletes"),
     )
-    requires_packages = ("deltalake",)
 
-    def start(self, ctx: RunContext, resume_from: Position | None = None) -> None:
+    def start(self, ctx: RunContext, resume: bool = False) -> None:
         from deltalake import DeltaTable
 
-        super().start(ctx, resume_from)
+        super().start(ctx, resume)
         self.tables = sorted(ctx.tables)
         self.keys = {t: tuple(ctx.tables[t].key) for t in self.tables}
-        self.handles = {t: DeltaTable(str(delta_path(ctx.engine, t))) for t in self.tables}
-        self.resume_from = resume_from
-        if resume_from is None:
-            self.next_version = {t: self.handles[t].version() + 1 for t in self.tables}
+        self.paths = {t: str(ctx.engine.table_path(t)) for t in self.tables}
+        self.handles = {t: DeltaTable(self.paths[t]) for t in self.tables}
+        state = self.load_checkpoint() if resume else None
+        if state is None:  # a fresh reader: from the next version of each table, durably noted
+            self.first_version = {t: self.handles[t].version() + 1 for t in self.tables}
+            self.resume_from: Position | None = None
+            self.save_checkpoint({"first_version": self.first_version, "acked": None})
         else:
-            self.next_version = {t: self._first_version_at(t, resume_from[0]) for t in self.tables}
+            self.first_version = {t: int(v) for t, v in state["first_version"].items()}
+            self.resume_from = tuple(state["acked"]) if state.get("acked") else None
+        self.next_version = dict(self.first_version)
+        if self.resume_from is not None:
+            for t in self.tables:
+                self.next_version[t] = max(self.first_version[t], self._first_version_at(t, self.resume_from[0]))
 
     def _first_version_at(self, table: str, commit_ms: int) -> int:
         for entry in self.handles[table].history():  # newest first
             if entry.get("timestamp", 0) < commit_ms:
                 return int(entry["version"]) + 1
         return 0
+
+    def caught_up(self) -> bool:
+        """True when no table has a version this reader has not read yet."""
+        from deltalake import DeltaTable
+
+        return all(DeltaTable(self.paths[t]).version() < self.next_version[t] for t in self.tables)
 
     def poll(self, max_events: int, timeout_s: float) -> list[ChangeEvent]:
         events: list[ChangeEvent] = []
@@ -82,7 +96,7 @@ class DeltaCdf(BaseApproach):
     def _read(self, idx: int, table: str, start: int, end: int) -> list[ChangeEvent]:
         from deltalake import DeltaTable
 
-        path = str(delta_path(self.ctx.engine, table))
+        path = self.paths[table]
         if DeltaTable(path, version=start).schema() == self.handles[table].schema():
             return self._decode(idx, table, self.handles[table].load_cdf(start, end))
         out: list[ChangeEvent] = []
@@ -124,4 +138,4 @@ class DeltaCdf(BaseApproach):
         return out
 
     def ack(self, position: Position) -> None:
-        self.persist_offset(position)
+        self.save_checkpoint({"first_version": self.first_version, "acked": list(position)})

@@ -28,8 +28,10 @@ class IcebergSnapshotDiff(BaseApproach):
     """Diffs commits of every table; position ``(commit_ms, table_index, metadata_version, ordinal)``.
 
     Merge-on-read delete files are refused (``Unsupported``): a diff of data files alone
-    would miss their deletes. Resume: re-read commits from the acknowledged one, skipping what
-    was delivered.
+    would miss their deletes. Durable state: a checkpoint file with each table's first commit
+    (written at ``start``) and the last acknowledged position (on ``ack``); a resumed reader
+    re-reads from the acknowledged commit, skipping what was acknowledged, or from the first
+    commits when nothing was acknowledged yet.
     """
 
     name = "iceberg-snapshot-diff"
@@ -45,25 +47,34 @@ class IcebergSnapshotDiff(BaseApproach):
         notes=("copy-on-write only: merge-on-read delete files are refused",
                "truncate arrives as per-row deletes"),
     )
-    requires_packages = ("pyiceberg",)
 
-    def start(self, ctx: RunContext, resume_from: Position | None = None) -> None:
-        from harness.sources.iceberg import NAMESPACE, catalog
-
-        super().start(ctx, resume_from)
-        self.catalog = catalog(ctx.engine)
-        self.idents = {t: f"{NAMESPACE}.{t}" for t in sorted(ctx.tables)}
+    def start(self, ctx: RunContext, resume: bool = False) -> None:
+        super().start(ctx, resume)
+        warehouse = ctx.engine
+        self.catalog = warehouse.catalog()
         self.tables = sorted(ctx.tables)
-        self.resume_from = resume_from
+        self.idents = {t: warehouse.identifier(t) for t in self.tables}
         self.metadata_cache: dict[str, Any] = {}
-        self.next_commit: dict[str, int] = {}
-        for t in self.tables:
-            history = self._history(self.catalog.load_table(self.idents[t]))
-            newest = history[-1][0] + 1
-            if resume_from is None:
-                self.next_commit[t] = newest
-            else:
-                self.next_commit[t] = next((v for v, _, ms in history if ms >= resume_from[0]), newest)
+        histories = {t: self._history(self.catalog.load_table(self.idents[t])) for t in self.tables}
+        state = self.load_checkpoint() if resume else None
+        if state is None:  # a fresh reader: from the next commit of each table, durably noted
+            self.first_commit = {t: histories[t][-1][0] + 1 for t in self.tables}
+            self.resume_from: Position | None = None
+            self.save_checkpoint({"first_commit": self.first_commit, "acked": None})
+        else:
+            self.first_commit = {t: int(v) for t, v in state["first_commit"].items()}
+            self.resume_from = tuple(state["acked"]) if state.get("acked") else None
+        self.next_commit = dict(self.first_commit)
+        if self.resume_from is not None:
+            for t in self.tables:
+                newest = histories[t][-1][0] + 1
+                at = next((v for v, _, ms in histories[t] if ms >= self.resume_from[0]), newest)
+                self.next_commit[t] = max(self.first_commit[t], at)
+
+    def caught_up(self) -> bool:
+        """True when no table has a commit this reader has not read yet."""
+        return all(self._history(self.catalog.load_table(self.idents[t]))[-1][0] < self.next_commit[t]
+                   for t in self.tables)
 
     @staticmethod
     def _history(table: Any) -> list[tuple[int, str, int]]:
@@ -179,4 +190,4 @@ class IcebergSnapshotDiff(BaseApproach):
         return scan.to_table([FileScanTask(f) for f in files]).to_pylist()
 
     def ack(self, position: Position) -> None:
-        self.persist_offset(position)
+        self.save_checkpoint({"first_commit": self.first_commit, "acked": list(position)})

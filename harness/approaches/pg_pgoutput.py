@@ -16,12 +16,12 @@ from collections import OrderedDict
 from dataclasses import replace
 from typing import Any, ClassVar
 
+from containers.postgres import pg_name, require_postgres
 from harness.approach import BaseApproach
 from harness.capabilities import Capabilities
 from harness.context import RunContext
 from harness.errors import EngineMisconfigured, EngineUnavailable, MissingDependency
 from harness.events import ChangeEvent, Position
-from harness.sources.postgres import pg_name, require_engine, run_schema
 
 #: Session settings for the walsender: they fix the text format the converters parse.
 SESSION_OPTIONS = "-c timezone=UTC -c datestyle=ISO,MDY -c bytea_output=hex -c extra_float_digits=1"
@@ -45,14 +45,14 @@ def _one_line(exc: BaseException) -> str:
 class LogicalSlotReader(BaseApproach):
     """Shared machinery for approaches reading one logical slot per run.
 
-    Contract: ``start(ctx, None)`` creates the run's slot (or reuses it when this run already
-    created it: a restart before any ack loses nothing); ``start(ctx, pos)`` streams from the
-    slot's confirmed position and drops events at or before ``pos`` (so an ack inside a
-    transaction is honoured exactly). ``poll`` returns whole transactions; a lost connection
-    raises (the capture loop restarts the reader). ``ack(pos)`` sends the flush LSN of the
-    last *complete* transaction at or before ``pos`` (forced, not deferred). ``crash()`` shuts
-    the socket down without feedback; ``stop()`` closes gracefully and drops the slot and any
-    publication (the run is over). Every wait is bounded by ``ctx.timeout_s``.
+    Contract: ``start(ctx)`` creates the run's slot; ``start(ctx, resume=True)`` (a restarted
+    reader) streams from the slot's confirmed position and drops events at or before the exact
+    position of the last ack, which ``ack`` keeps in the approach's checkpoint file (so an ack
+    inside a transaction is honoured exactly). ``poll`` returns whole transactions; a lost
+    connection raises (the capture loop restarts the reader). ``ack(pos)`` sends the flush LSN
+    of the last *complete* transaction at or before ``pos`` (forced, not deferred). ``crash()``
+    shuts the socket down without feedback; ``stop()`` closes gracefully and drops the slot and any
+publication (the run is over). Every wait is bounded by ``ctx.timeout_s``.
     """
 
     family: ClassVar[str] = "postgres"
@@ -100,23 +100,28 @@ class LogicalSlotReader(BaseApproach):
             return replace(cls.capabilities, before_image="full", notes=cls.full_identity_notes)
         return cls.capabilities
 
-    def start(self, ctx: RunContext, resume_from: Position | None = None) -> None:
-        super().start(ctx, resume_from)
+    def start(self, ctx: RunContext, resume: bool = False) -> None:
+        super().start(ctx, resume)
         psycopg2 = _psycopg2()
-        self.url = require_engine(ctx)
-        self.schema = run_schema(ctx)
+        engine = ctx.role("postgres")
+        self.url = require_postgres(engine)
+        self.schema = engine.schema_for(ctx.name_prefix)
         self.slot = pg_name(f"{ctx.name_prefix}_{self.slot_suffix}")
         self.capabilities = self.capabilities_for(ctx.settings)
-        self._resume_from = resume_from
+        checkpoint = self.load_checkpoint() if resume else None
+        self._resume_from = tuple(checkpoint["acked"]) if checkpoint and checkpoint.get("acked") else None
         from containers.postgres import connect
 
         with connect(self.url) as admin:
             exists = admin.execute("SELECT plugin FROM pg_replication_slots WHERE slot_name = %s",
                                    (self.slot,)).fetchone()
-            if resume_from is not None and not exists:
+            if resume and not exists:
                 raise EngineUnavailable(
-                    f"replication slot {self.slot} is gone, cannot resume from {resume_from} "
+                    f"replication slot {self.slot} is gone, cannot resume after {self._resume_from} "
                     "(was the reader stopped, or the server restored without its slots?)")
+            if exists and not resume:  # a stale slot of this name: start from now, not from it
+                admin.execute("SELECT pg_drop_replication_slot(%s)", (self.slot,))
+                exists = None
             self.prepare(admin, fresh=not exists)
         self._decoder = self.make_decoder()
         self._connect_replication(psycopg2)
@@ -230,6 +235,7 @@ class LogicalSlotReader(BaseApproach):
         Positions are ``(commit_lsn, ordinal)``; the server is sent the end LSN of the last
         transaction acked whole (an ack inside a transaction confirms only those before it).
         """
+        self.save_checkpoint({"acked": list(position)})
         commit_lsn, ordinal = position[0], position[1]
         flush = self._flushed
         txns = self._txn_last
@@ -328,11 +334,9 @@ class PgOutput(LogicalSlotReader):
         super().__init__()
         self.publication = ""
 
-
-
-    def start(self, ctx: RunContext, resume_from: Position | None = None) -> None:
+    def start(self, ctx: RunContext, resume: bool = False) -> None:
         self.publication = pg_name(f"{ctx.name_prefix}_pub")
-        super().start(ctx, resume_from)
+        super().start(ctx, resume)
 
     def prepare(self, admin: Any, fresh: bool) -> None:
         """Create the run's publication (FOR TABLES IN SCHEMA; FOR TABLE … without superuser)."""

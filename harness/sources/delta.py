@@ -23,11 +23,6 @@ except ImportError:  # pragma: no cover - exercised only without the package
 DELTA_TYPES = frozenset(ARROW_TYPES)
 
 
-def delta_path(engine: Any, table: str) -> Path:
-    """Where a table lives in an embedded Delta warehouse."""
-    return Path(engine.root) / "delta" / table
-
-
 class DeltaSource(Source):
     """Writes through delta-rs: inserts append, every other change is one MERGE per table commit.
 
@@ -48,7 +43,7 @@ class DeltaSource(Source):
         super().__init__(ctx, ledger)
 
     def path(self, table: str) -> str:
-        return str(delta_path(self.ctx.engine, table))
+        return str(self.ctx.engine.table_path(table))
 
     def create_table(self, spec: TableSpec) -> None:
         for c in spec.columns:

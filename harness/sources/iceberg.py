@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from harness.errors import MissingDependency, Unsupported
@@ -19,16 +18,9 @@ try:
 except ImportError:  # pragma: no cover
     SqlCatalog = None
 
-NAMESPACE = "cdc"
 #: Logical types stored natively (no JSON type; UUID round-trips as fixed bytes in pyarrow).
 ICEBERG_TYPES = frozenset({"int", "bigint", "decimal", "float", "text", "bool", "bytes", "date",
                            "timestamp", "timestamptz", "int[]"})
-
-
-def catalog(engine: Any) -> Any:
-    """The run's SQLite-backed catalog inside the engine's warehouse folder."""
-    root = Path(engine.root)
-    return SqlCatalog("cdc", uri=f"sqlite:///{root}/catalog.db", warehouse=root.as_uri())
 
 
 def iceberg_type(logical: str, next_id: list[int]) -> Any:
@@ -61,11 +53,11 @@ class IcebergSource(Source):
         if SqlCatalog is None:
             raise MissingDependency("pyiceberg", None)
         super().__init__(ctx, ledger)
-        self.catalog = catalog(ctx.engine)
-        self.catalog.create_namespace_if_not_exists(NAMESPACE)
+        self.catalog = ctx.engine.catalog()
+        self.catalog.create_namespace_if_not_exists(ctx.engine.namespace)
 
     def table(self, name: str) -> Any:
-        return self.catalog.load_table(f"{NAMESPACE}.{name}")
+        return self.catalog.load_table(self.ctx.engine.identifier(name))
 
     def create_table(self, spec: TableSpec) -> None:
         ids = [len(spec.columns)]
@@ -73,7 +65,7 @@ class IcebergSource(Source):
                   for i, c in enumerate(spec.columns)]
         key_ids = [i + 1 for i, c in enumerate(spec.columns) if c.name in spec.key]
         schema = Schema(*fields, identifier_field_ids=key_ids)
-        self.catalog.create_table(f"{NAMESPACE}.{spec.name}", schema=schema)
+        self.catalog.create_table(self.ctx.engine.identifier(spec.name), schema=schema)
 
     def _key_filter(self, spec: TableSpec, keys: list[tuple]) -> Any:
         if len(spec.key) == 1:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
+from containers.postgres import PostgresEngine, require_postgres
 from harness.context import RunContext
-from harness.errors import EngineUnavailable, MissingDependency, Unsupported
+from harness.errors import MissingDependency, Unsupported
 from harness.ledger import Ledger
 from harness.sources.base import Row, Source, Statement, now_ns
 from harness.steps import AddColumn, AlterType, DropColumn, RenameColumn, TableSpec
@@ -32,17 +31,9 @@ PG_TYPES: dict[str, str] = {
 REPLICA_IDENTITIES = ("default", "full")
 
 
-def pg_name(text: str) -> str:
-    """A lowercase PostgreSQL identifier (≤ 63 bytes) derived from ``text``, stable and unique."""
-    name = re.sub(r"[^a-z0-9_]", "_", text.lower())
-    if len(name) > 63:
-        name = name[:54] + "_" + hashlib.sha1(name.encode()).hexdigest()[:8]
-    return name
-
-
 def run_schema(ctx: RunContext) -> str:
-    """The schema one run's tables live in (also what approaches filter on)."""
-    return pg_name(ctx.name_prefix)
+    """The schema one run's tables live in (the engine's naming rule)."""
+    return PostgresEngine.schema_for(ctx.name_prefix)
 
 
 def pg_type(logical: str) -> str:
@@ -75,7 +66,7 @@ class PostgresSource(Source):
             raise MissingDependency("psycopg", "postgres") from None
         self._psycopg = psycopg
         self._jsonb = Jsonb
-        self.url = url or ctx.engine.url
+        self.url = url or require_postgres(ctx.engine)
         self.schema = run_schema(ctx)
         self.replica_identity = str(ctx.settings.get("replica_identity", "default")).lower()
         if self.replica_identity not in REPLICA_IDENTITIES:
@@ -257,11 +248,3 @@ class PostgresSource(Source):
         if sql is None:
             sql = self._sql[k] = f"DELETE FROM {self._table(table)} WHERE {self._where(table)}"
         return sql
-
-
-def require_engine(ctx: RunContext) -> str:
-    """The engine URL of a started PostgreSQL engine, or ``EngineUnavailable``."""
-    url = getattr(ctx.engine, "url", "")
-    if getattr(ctx.engine, "family", "") != "postgres" or not url:
-        raise EngineUnavailable("this run has no started PostgreSQL engine (ctx.engine)")
-    return url
