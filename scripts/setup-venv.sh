@@ -42,8 +42,10 @@ probe='import sys; print(sys.base_prefix, sys.version)'
 want=$("$py" -c "$probe")
 have=$("$VENV/bin/python" -c "$probe" 2>/dev/null || true)
 if [[ $have != "$want" ]]; then
-  if [[ -e $VENV ]]; then
-    echo "setup-venv: re-creating $VENV with $py (it was made from ${have:+the Python in }${have%% *}${have:-a missing or broken interpreter})"
+  if [[ -n $have ]]; then
+    echo "setup-venv: re-creating $VENV with $py (it was made from the Python in ${have%% *})"
+  elif [[ -e $VENV ]]; then
+    echo "setup-venv: re-creating $VENV with $py (its interpreter is missing or broken)"
   else
     echo "setup-venv: creating $VENV with $py (Python $ver)"
   fi
