@@ -82,11 +82,12 @@ class CaptureLoop:
         return len(self.record.restarts)
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def start(self) -> None:
-        """Create and start the approach (capturing from now) and the reader thread."""
+    def start(self, read: bool = True) -> None:
+        """Create and start the approach (capturing from now) and, when ``read``, the reader thread."""
         self.approach = self.factory()
         self.approach.start(self.ctx)
-        self.resume()
+        if read:
+            self.resume()
 
     def resume(self) -> None:
         """(Re)start the reader thread."""

@@ -199,15 +199,21 @@ def _poll_until_quiet(loop: CaptureLoop, ack: bool, quiet_polls: int = 3) -> Non
 
 
 def run(scenario: Scenario, source: Source, factory: Callable[[], Approach], caps: Capabilities,
-        ctx: RunContext, progress: Callable[[str], None] | None = None, label: str = "") -> RunOutcome:
-    """Apply the scenario through ``source`` while a capture loop reads; drain; read final state."""
+        ctx: RunContext, progress: Callable[[str], None] | None = None, label: str = "",
+        backlog: bool = False, timer: Callable[[Callable[[], Any]], Any] | None = None) -> RunOutcome:
+    """Apply the scenario through ``source`` while a capture loop reads; drain; read final state.
+
+    ``backlog``: the approach starts before the writes but reads nothing until they are done,
+    so the drain measures how fast it works through a backlog. ``timer`` wraps the drain call
+    (a benchmark's ``pedantic``), so a benchmark times exactly the drain.
+    """
     source.setup(scenario.tables)
     ctx.tables = dict(source.specs)
     loop = CaptureLoop(factory, ctx)
     inject = FaultInjector(loop, source, ctx)
     label = label or scenario.name
     try:
-        loop.start()
+        loop.start(read=not backlog)
         t0 = time.perf_counter()
         for step in scenario.steps:
             if isinstance(step, Fault):
@@ -222,7 +228,12 @@ def run(scenario: Scenario, source: Source, factory: Callable[[], Approach], cap
                      f"({expected / write_s:,.0f}/s); captured {len(loop.events)} so far, draining")
         first_commit = min((c.commit_issued_at for c in source.ledger.changes if c.commit_issued_at), default=0)
         t1 = time.perf_counter()
-        last_capture = loop.drain(expected)
+        drain_began_ns = time.time_ns()
+        if backlog:
+            loop.resume()
+        drained: list[float] = []
+        (timer or (lambda fn: fn()))(lambda: drained.append(loop.drain(expected)))
+        last_capture = drained[0]
         drain_s = time.perf_counter() - t1
         if progress and drain_s > 1:
             progress(f"{label}: drained to {len(loop.events)} events in {drain_s:.1f}s")
@@ -230,7 +241,10 @@ def run(scenario: Scenario, source: Source, factory: Callable[[], Approach], cap
     except BaseException:
         loop.close_quietly()
         raise
-    capture_s = max((last_capture - first_commit) / 1e9, 1e-9) if first_commit and last_capture else 0.0
+    if backlog:
+        capture_s = max((last_capture - drain_began_ns) / 1e9, 1e-9) if last_capture else 0.0
+    else:
+        capture_s = max((last_capture - first_commit) / 1e9, 1e-9) if first_commit and last_capture else 0.0
     since = max(writes_done, inject.last_fault_at or 0.0) if inject.last_fault_at else writes_done
     recovery_s = max(loop.complete_at - since, 0.0) if loop.complete_at is not None else None
     return RunOutcome(
@@ -266,14 +280,16 @@ def run_case(case: Case, engines: Mapping[str, Any], scenario_factory: Callable[
              run_id: str, worker: str, workdir: Path, seed: int = 1, scale: str = "default",
              timeout_s: float = 60.0, deadline_s: float | None = None, case_no: int = 0,
              factory: Callable[[], Approach] | None = None,
-             progress: Callable[[str], None] | None = None) -> CaseResult:
+             progress: Callable[[str], None] | None = None, backlog: bool = False,
+             timer: Callable[[Callable[[], Any]], Any] | None = None) -> CaseResult:
     """Run one case on started ``engines`` (by role) and return its verdict.
 
     ``unsupported`` (with the reason) is decided before any write when the approach lacks a
     capability the scenario needs or the engines do not declare a fault it injects; a step the
     engine refuses mid-run (``Unsupported``) also ends as ``unsupported``. The deadline for a
     slow reader is ``deadline_s`` or the larger of ``timeout_s`` and the approach's declared
-    ``recovery_s``. ``factory`` builds the approach (default: the case's class).
+    ``recovery_s``. ``factory`` builds the approach (default: the case's class); ``backlog``
+    and ``timer`` are for drain benchmarks (see ``run``).
     """
     family = case.family
     source_cls = family.source_class()
@@ -290,7 +306,7 @@ def run_case(case: Case, engines: Mapping[str, Any], scenario_factory: Callable[
                      timeout_s=timeout_s, deadline_s=deadline_s, case=case_no)
     source = source_cls(ctx, Ledger())
     try:
-        outcome = run(scenario, source, factory or case.approach, caps, ctx, progress, case.id)
+        outcome = run(scenario, source, factory or case.approach, caps, ctx, progress, case.id, backlog, timer)
     except Unsupported as exc:
         return CaseResult(Verdict.unsupported(str(exc)), engines=engines)
     finally:
