@@ -90,8 +90,8 @@ class CaptureLoop:
             self.resume()
 
     def resume(self) -> None:
-        """(Re)start the reader thread."""
-        if self.failed:
+        """(Re)start the reader thread (no-op while it runs or after the reader failed for good)."""
+        if self.failed or (self._thread is not None and self._thread.is_alive()):
             return
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="cdc-reader", daemon=True)

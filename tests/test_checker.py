@@ -6,8 +6,8 @@ import copy
 import datetime as dt
 import itertools
 from dataclasses import replace
-from typing import Any
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
