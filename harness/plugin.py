@@ -16,7 +16,7 @@ from harness.approach import ApproachRegistry
 from harness.errors import InvalidPlugin, UnknownId
 from harness.families import FamilyRegistry, register_builtin
 from harness.options import add_options, parse
-from harness.results import merge_parts, now_iso, run_header, write_part
+from harness.results import check_writable, merge_parts, now_iso, run_header, write_part
 from scenarios import ScenarioRegistry, register_builtin_scenarios
 
 
@@ -93,36 +93,67 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("cdc_case", cases, ids=[c.id for c in cases])
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Fail at once, not after the last test, when the results file cannot be written."""
+    state = session.config.stash.get(STASH, None)
+    if state is None or hasattr(session.config, "workerinput"):
+        return
+    path = state.options.results
+    why = check_writable(path)
+    if why:
+        raise pytest.UsageError(f"cannot write the results file {path}: {why}; "
+                                "fix: pass --cdc-results=PATH (or ini cdc_results) in a writable directory")
+
+
+def _interrupted(session: pytest.Session, exitstatus: int, state: CdcSession) -> str | None:
+    """Why the run was cut short (Ctrl-C, SIGTERM, a stop or -x), or None when it ran to its end."""
+    for reason in (getattr(state, "interrupted", None), session.shouldstop, session.shouldfail):
+        if reason:
+            return reason if isinstance(reason, str) else "stopped"
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        return "Ctrl-C, a signal or pytest.exit"
+    return None
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(STASH, None)
     if state is None:
         return
     state.stop_engines()
     path = state.options.results
-    if state.records or not hasattr(session.config, "workerinput"):
-        write_part(path, state.worker, state.records, state.capabilities)
     if hasattr(session.config, "workerinput"):
+        if state.records:
+            write_part(path, state.run_id, state.worker, state.records, state.capabilities)
         return
     header = run_header(state.run_id, state.started_at, state.options.seed, state.options.scale,
-                        state.options.engines)
-    doc = merge_parts(path, header)
+                        state.options.engines, _interrupted(session, exitstatus, state))
+    try:
+        doc, notes = merge_parts(path, header, state.records, state.capabilities)
+    except OSError as exc:
+        doc, notes = None, [f"results not written to {path}: {exc}"]
     session.config.stash[RESULTS] = doc
-    if state.options.pushgateway and doc["results"]:
+    session.config.stash[NOTES] = (header, notes)
+    if state.options.pushgateway and doc:
         from reports.pushgateway import push_results
 
         push_results(state.options.pushgateway, doc)
 
 
-RESULTS: pytest.StashKey[dict] = pytest.StashKey()
+RESULTS: pytest.StashKey[dict | None] = pytest.StashKey()
+NOTES: pytest.StashKey[tuple[dict, list[str]]] = pytest.StashKey()
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     doc = config.stash.get(RESULTS, None)
-    if not doc or not doc["results"]:
-        return
+    header, notes = config.stash.get(NOTES, ({}, []))
+    if not doc and not notes:
+        return  # no cdc test ran: say nothing (and nothing was written)
     from harness.matrix import render_matrix
 
     terminalreporter.section("cdc conformance matrix")
-    for line in render_matrix(doc):
+    for line in render_matrix(doc or {"run": header, "results": []}):
         terminalreporter.write_line(line)
-    terminalreporter.write_line(f"results: {config.stash[STASH].options.results}")
+    for line in notes:
+        terminalreporter.write_line(line)
+    path = config.stash[STASH].options.results
+    terminalreporter.write_line(f"results: {path}" if doc else f"results: none recorded; {path} left as it was")

@@ -11,7 +11,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from reports.results_io import QUANTILES, ReportError, Results, load, validate
+from harness.results import QUANTILES, ReportError, Results, load, row_label, validate
 
 COLORS = {"pass": "#1a7f37", "fail": "#cf222e", "unsupported": "#9a6700"}
 BACKGROUNDS = {"pass": "#dafbe1", "fail": "#ffebe9", "unsupported": "#fff8c5"}
@@ -32,6 +32,7 @@ td.unsupported{background:#fff8c5} td.empty{background:#f6f8fa;color:#8c959f}
 padding-top:.3rem} .summary span{margin-right:1rem;font-weight:600} .empty-run{padding:1rem;
 background:#fff8c5;border:1px solid #d4a72c} pre{white-space:pre-wrap;font-size:.7rem;margin:.2rem 0}
 details summary{cursor:pointer;font-size:.75rem} .scroll{overflow-x:auto}
+.interrupted{padding:.6rem 1rem;background:#ffebe9;border:1px solid #cf222e;font-weight:600}
 """
 
 
@@ -39,10 +40,18 @@ def _e(value: Any) -> str:
     return escape(str(value), quote=True)
 
 
-def _variant(res: dict[str, Any]) -> str:
-    settings = res.get("settings") or {}
-    parts = [f"{k}={v}" for k, v in sorted(settings.items())]
-    return f"{res.get('engine', '')}" + (f" · {', '.join(parts)}" if parts else "")
+def _num(value: Any, fmt: str = ",.2f") -> str:
+    return "—" if value is None else format(value, fmt)
+
+
+def _delivery_bits(res: dict[str, Any]) -> list[str]:
+    """Redelivered repeats (when any) and recovery time (when measured), as short phrases."""
+    bits = []
+    if res.get("redelivered"):
+        bits.append(f"redelivered {int(res['redelivered'])}")
+    if res.get("recovery_s") is not None:
+        bits.append(f"recovery {res['recovery_s']:,.2f} s")
+    return bits
 
 
 def _entry(res: dict[str, Any], show_variant: bool) -> str:
@@ -50,7 +59,7 @@ def _entry(res: dict[str, Any], show_variant: bool) -> str:
     out = ['<div class="entry">']
     out.append(f'<div class="verdict v-{_e(verdict)}">{_e(verdict)}</div>')
     if show_variant:
-        out.append(f'<div class="variant">{_e(_variant(res))}</div>')
+        out.append(f'<div class="variant">{_e(res.get("engine", ""))}</div>')
     if res.get("reason"):
         out.append(f'<div class="reason">{_e(res["reason"])}</div>')
     anomalies = {k: v for k, v in (res.get("anomalies") or {}).items() if v}
@@ -65,6 +74,8 @@ def _entry(res: dict[str, Any], show_variant: bool) -> str:
             bits.append(f"{eps:,.0f} ev/s")
         if p99 is not None:
             bits.append(f"p99 {p99:,.1f} ms")
+        if res.get("redelivered"):
+            bits.append(f"redelivered {int(res['redelivered'])}")
         out.append(f'<div class="variant">{_e(" · ".join(bits))}</div>')
     examples = res.get("examples") or {}
     if any(examples.values()):
@@ -84,26 +95,27 @@ def _cell_verdict(entries: list[dict[str, Any]]) -> str:
 
 
 def grid_html(results: Results) -> str:
-    """The approach × scenario matrix as an HTML table."""
+    """The (approach + settings) × scenario matrix as an HTML table."""
     rows = results["results"]
-    approaches = sorted({r["approach"] for r in rows} | set(results.get("capabilities", {})))
     scenarios = list(dict.fromkeys(r["scenario"] for r in rows))
     cells: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    approach_of: dict[str, str] = {}
     for r in rows:
-        cells[(r["approach"], r["scenario"])].append(r)
+        cells[(row_label(r), r["scenario"])].append(r)
+        approach_of[row_label(r)] = r["approach"]
     out = ['<table id="grid" class="grid"><thead><tr><th>approach \\ scenario</th>']
     out += [f'<th scope="col">{_e(s)}</th>' for s in scenarios]
     out.append("</tr></thead><tbody>")
-    for a in approaches:
-        out.append(f'<tr><th scope="row">{_e(a)}</th>')
+    for name in sorted(approach_of):
+        out.append(f'<tr><th scope="row">{_e(name)}</th>')
         for s in scenarios:
-            entries = cells.get((a, s), [])
+            entries = cells.get((name, s), [])
             cls = _cell_verdict(entries)
-            title = f"{a} × {s}: {cls}"
+            title = " · ".join([f"{name} × {s}: {cls}", *(b for r in entries for b in _delivery_bits(r))])
             body = "".join(_entry(r, len(entries) > 1) for r in entries) or "—"
             out.append(
-                f'<td class="cell {cls}" data-approach="{_e(a)}" data-scenario="{_e(s)}" '
-                f'data-verdict="{cls}" title="{_e(title)}">{body}</td>'
+                f'<td class="cell {cls}" data-approach="{_e(approach_of[name])}" data-scenario="{_e(s)}" '
+                f'data-verdict="{cls}" data-label="{_e(name)}" title="{_e(title)}">{body}</td>'
             )
         out.append("</tr>")
     out.append("</tbody></table>")
@@ -111,15 +123,18 @@ def grid_html(results: Results) -> str:
 
 
 def capabilities_html(results: Results) -> str:
-    """One row per approach with what it claims."""
+    """One row per approach and settings (claims may depend on settings) with what it claims."""
     caps = results.get("capabilities") or {}
     if not caps:
         return "<p>No capabilities recorded.</p>"
-    out = ['<table id="capabilities"><thead><tr><th>approach</th>']
+    keys = {row_label(r): (r["approach"], r.get("settings") or {}) for r in results["results"]}
+    out = ['<table id="capabilities"><thead><tr><th>approach</th><th>settings</th>']
     out += [f"<th>{_e(f)}</th>" for f in CAPABILITY_FIELDS] + ["<th>notes</th></tr></thead><tbody>"]
-    for a in sorted(caps):
-        cap = caps[a]
-        out.append(f'<tr><th scope="row">{_e(a)}</th>')
+    for key in sorted(caps):
+        cap = caps[key]
+        approach, settings = keys.get(key, (key, {}))
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(settings.items())) or "—"
+        out.append(f'<tr><th scope="row">{_e(approach)}</th><td>{_e(shown)}</td>')
         for f in CAPABILITY_FIELDS:
             v = cap.get(f)
             if isinstance(v, bool):
@@ -135,7 +150,7 @@ def capabilities_html(results: Results) -> str:
 
 
 def run_html(results: Results) -> str:
-    """The run's settings and host as a two-column table, with verdict totals."""
+    """The run's settings and host as a two-column table."""
     run = results["run"]
     rows = []
     for k, v in run.items():
@@ -170,12 +185,12 @@ def combined_cdf(entries: list[dict[str, Any]]) -> list[tuple[float, float]]:
 
 
 def lag_figure(results: Results) -> Any:
-    """Lag CDF, one curve per approach (all its scenarios merged, weighted by events)."""
+    """Lag CDF, one curve per approach + settings (its scenarios merged, weighted by events)."""
     import plotly.graph_objects as go
 
     by_approach: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in results["results"]:
-        by_approach[r["approach"]].append(r)
+        by_approach[row_label(r)].append(r)
     fig = go.Figure()
     for a in sorted(by_approach):
         pts = combined_cdf(by_approach[a])
@@ -189,16 +204,16 @@ def lag_figure(results: Results) -> Any:
 
 
 def throughput_figure(results: Results) -> Any:
-    """Grouped bars: events/s for each approach × scenario."""
+    """Grouped bars: events/s for each approach (+ settings) × scenario."""
     import plotly.graph_objects as go
 
     rows = results["results"]
     scenarios = list(dict.fromkeys(r["scenario"] for r in rows))
     fig = go.Figure()
-    for a in sorted({r["approach"] for r in rows}):
+    for a in sorted({row_label(r) for r in rows}):
         best: dict[str, float] = {}
         for r in rows:
-            if r["approach"] == a and r.get("events_per_s") is not None:
+            if row_label(r) == a and r.get("events_per_s") is not None:
                 best[r["scenario"]] = max(best.get(r["scenario"], 0.0), float(r["events_per_s"]))
         if best:
             fig.add_trace(go.Bar(x=scenarios, y=[best.get(s) for s in scenarios], name=a))
@@ -215,19 +230,19 @@ def throughput_figure(results: Results) -> Any:
 
 
 def lag_table_html(results: Results) -> str:
-    """Lag percentiles per result, for readers without JavaScript."""
+    """Lag percentiles, throughput, redelivered repeats and recovery time per result (no JavaScript)."""
     out = ['<table id="lag-table"><thead><tr><th>approach</th><th>scenario</th><th>engine</th>']
-    out += [f"<th>{q} ms</th>" for q in QUANTILES] + ["<th>events</th><th>events/s</th></tr></thead><tbody>"]
+    out += [f"<th>{q} ms</th>" for q in QUANTILES]
+    out.append("<th>events</th><th>events/s</th><th>redelivered</th><th>recovery s</th></tr></thead><tbody>")
     for r in results["results"]:
         if r["verdict"] == "unsupported":
             continue
         lag = r.get("lag_ms") or {}
-        vals = [lag.get(q) for q in QUANTILES]
-        eps = r.get("events_per_s")
         out.append(
-            f"<tr><td>{_e(r['approach'])}</td><td>{_e(r['scenario'])}</td><td>{_e(_variant(r))}</td>"
-            + "".join(f"<td>{'—' if v is None else f'{v:,.2f}'}</td>" for v in vals)
-            + f"<td>{int(r.get('events') or 0)}</td><td>{'—' if eps is None else f'{eps:,.1f}'}</td></tr>"
+            f"<tr><td>{_e(row_label(r))}</td><td>{_e(r['scenario'])}</td><td>{_e(r.get('engine', ''))}</td>"
+            + "".join(f"<td>{_num(lag.get(q))}</td>" for q in QUANTILES)
+            + f"<td>{int(r.get('events') or 0)}</td><td>{_num(r.get('events_per_s'), ',.1f')}</td>"
+            + f"<td>{int(r.get('redelivered') or 0)}</td><td>{_num(r.get('recovery_s'))}</td></tr>"
         )
     out.append("</tbody></table>")
     return "".join(out)
@@ -247,6 +262,10 @@ def render(results: Results) -> str:
         f"<p>{_e(run['started_at'])} → {_e(run['finished_at'])} · scale {_e(run['scale'])} · "
         f"seed {_e(run['seed'])} · engines {_e(run['engines'])} · harness {_e(run['harness_version'])}</p>",
     ]
+    if run.get("interrupted"):
+        why = f" ({run['interrupted_reason']})" if run.get("interrupted_reason") else ""
+        parts.append(f'<p class="interrupted" id="interrupted">Interrupted{_e(why)}: this run was cut short; '
+                     "its results are partial.</p>")
     if not rows:
         parts.append('<p class="empty-run" id="no-tests">No tests ran: the results file has no results.</p>')
     else:
@@ -261,7 +280,8 @@ def render(results: Results) -> str:
         lag_div = lag_figure(results).to_html(full_html=False, include_plotlyjs=True, div_id="lag-cdf")
         tp_div = throughput_figure(results).to_html(full_html=False, include_plotlyjs=False,
                                                     div_id="throughput")
-        parts += ["<h2>Lag</h2>", lag_div, lag_table_html(results), "<h2>Throughput</h2>", tp_div]
+        parts += ["<h2>Lag</h2>", lag_div, "<h2>Throughput</h2>", tp_div,
+                  "<h2>Lag, throughput, redelivery and recovery per result</h2>", lag_table_html(results)]
     parts += ["<h2>Run settings</h2>", run_html(results), "</body></html>"]
     return "\n".join(parts)
 

@@ -1,4 +1,5 @@
-"""Push a run's results to a Prometheus pushgateway: lag quantiles, throughput, anomalies and verdicts."""
+"""Push a run's results to a Prometheus pushgateway: lag quantiles, throughput, anomalies, verdicts,
+redelivered repeats and recovery time."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 import warnings
 from typing import Any
 
-from reports.results_io import ANOMALY_KINDS, ReportError, Results, load, validate
+from harness.results import ANOMALY_KINDS, ReportError, Results, load, validate, variant
 
 JOB = "cdc-harness"
 LAG_QUANTILES = (("p50", "0.5"), ("p95", "0.95"), ("p99", "0.99"), ("max", "1"))
@@ -18,12 +19,6 @@ DEFAULT_TIMEOUT_S = 2.0
 
 class PushgatewayWarning(UserWarning):
     """The pushgateway could not be reached; the run goes on without pushing metrics."""
-
-
-def variant(res: dict[str, Any]) -> str:
-    """A stable label for a result's settings ("" when it has none), so variants do not overwrite."""
-    settings = res.get("settings") or {}
-    return ",".join(f"{k}={settings[k]}" for k in sorted(settings))
 
 
 def build_registry(results: Results) -> Any:
@@ -39,8 +34,12 @@ def build_registry(results: Results) -> Any:
                       registry=registry)
     verdict = Gauge("cdc_verdict", "Verdict: 1 pass, 0 fail, -1 unsupported", base, registry=registry)
     events = Gauge("cdc_events", "Events captured in the scenario", base, registry=registry)
+    redelivered = Gauge("cdc_redelivered_events", "Repeats excused as at-least-once redelivery after a restart",
+                        base, registry=registry)
+    recovery = Gauge("cdc_recovery_seconds", "Seconds from the last fault or write until the capture was complete",
+                     base, registry=registry)
     for res in results["results"]:
-        labels = {"approach": res["approach"], "scenario": res["scenario"], "variant": variant(res)}
+        labels = {"approach": res["approach"], "scenario": res["scenario"], "variant": variant(res.get("settings"))}
         verdict.labels(**labels).set(VERDICT_VALUES[res["verdict"]])
         if res["verdict"] == "unsupported":
             continue  # nothing ran: no lag, throughput or anomalies to report
@@ -51,6 +50,9 @@ def build_registry(results: Results) -> Any:
                 lag.labels(**labels, quantile=q).set(float(lag_ms[key]) / 1000.0)
         if res.get("events_per_s") is not None:
             tput.labels(**labels).set(float(res["events_per_s"]))
+        redelivered.labels(**labels).set(int(res.get("redelivered") or 0))
+        if res.get("recovery_s") is not None:  # None: the capture never completed
+            recovery.labels(**labels).set(float(res["recovery_s"]))
         counts = res.get("anomalies") or {}
         for kind in dict.fromkeys([*ANOMALY_KINDS, *counts]):
             anomalies.labels(**labels, kind=kind).set(int(counts.get(kind, 0)))
