@@ -23,6 +23,7 @@ from harness.context import RunContext
 from harness.errors import Unsupported
 from harness.families import Family
 from harness.ledger import Ledger
+from harness.results import label
 from harness.sources.base import Source
 from harness.steps import Fault, Scenario, Truncate, Txn
 from harness.verdict import Verdict
@@ -51,8 +52,8 @@ class Case:
 
     @property
     def label(self) -> str:
-        """The approach with its settings, as the matrix and reports show it."""
-        return self.approach.name + "".join(f" {k}={v}" for k, v in self.settings)
+        """The approach with its settings, as the matrix and reports show it (``harness.results.label``)."""
+        return label(self.approach.name, self.settings)
 
     def claims(self) -> Capabilities:
         """The approach's capabilities under this case's settings (computed here, once)."""
