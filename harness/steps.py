@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 #: Logical column types every source maps to a native type.
@@ -136,13 +136,6 @@ class Fault:
     target: str = "reader"
 
 
-@dataclass(frozen=True)
-class Pace:
-    """Open-loop offered load for the following steps, in changes per second (0 = unpaced)."""
-
-    rate: float
-
-
 @dataclass
 class Scenario:
     """A deterministic list of steps over some tables, with what it needs from an approach.
@@ -156,18 +149,3 @@ class Scenario:
     steps: list[Any]
     requires: tuple[str, ...] = ()
     description: str = ""
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    def change_count(self) -> int:
-        """Number of row-level steps (a rough size, for progress and sanity)."""
-        def count(steps: Any) -> int:
-            n = 0
-            for s in steps:
-                if isinstance(s, (Txn, Savepoint)):
-                    n += count(s.steps)
-                elif isinstance(s, InsertMany):
-                    n += len(s.rows)
-                elif isinstance(s, (Insert, Update, Delete)):
-                    n += 1
-            return n
-        return count(self.steps)

@@ -1,8 +1,9 @@
 """PostgreSQL-only scenarios: TOAST, COPY, long transactions, savepoints, multi-table, faults.
 
 ``POSTGRES_SCENARIOS`` maps a stable id to ``factory(seed, scale) -> Scenario``. Each one runs
-under both ``SETTINGS_VARIANTS`` (REPLICA IDENTITY DEFAULT and FULL), so the matrix shows what
-the identity changes (old images, unchanged TOAST values).
+under both REPLICA IDENTITY DEFAULT and FULL (the postgres family's settings variants in
+``harness/families.py``), so the matrix shows what the identity changes (old images, unchanged
+TOAST values).
 """
 
 from __future__ import annotations
@@ -25,12 +26,6 @@ from harness.steps import (
 )
 from scenarios.sizes import size
 from scenarios.tables import ITEMS, ORDERS, RowMaker
-
-#: Engine settings each Postgres scenario runs under (a parameter of the matrix).
-SETTINGS_VARIANTS: tuple[dict[str, Any], ...] = (
-    {"replica_identity": "default"},
-    {"replica_identity": "full"},
-)
 
 DOCS = TableSpec(
     "docs",
