@@ -260,8 +260,11 @@ def check(
     )
 
 
-def lag_summary(lag_ns: pl.Series) -> dict[str, Any]:
-    """Lag percentiles in ms (p50/p95/p99/max) and a 200-point CDF of nanosecond lags (one sort)."""
+def lag_summary(lag_ns: pl.Series | Sequence[float]) -> dict[str, Any]:
+    """Lag percentiles in ms (p50/p95/p99 linearly interpolated, max) and a 200-point CDF of
+    nanosecond lags (one sort). The one percentile function of the suite and the benchmarks."""
+    if not isinstance(lag_ns, pl.Series):
+        lag_ns = pl.Series(list(lag_ns), dtype=pl.Float64)
     if lag_ns.len() == 0:
         return {"lag_cdf": [], "lag_ms": {"p50": None, "p95": None, "p99": None, "max": None}}
     ms = (lag_ns.cast(pl.Float64) / 1e6).sort()

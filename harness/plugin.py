@@ -111,7 +111,7 @@ def _interrupted(session: pytest.Session, exitstatus: int, state: CdcSession) ->
         if reason:
             return reason if isinstance(reason, str) else "stopped"
     if exitstatus == pytest.ExitCode.INTERRUPTED:
-        return "Ctrl-C, a signal or pytest.exit"
+        return "KeyboardInterrupt: Ctrl-C, SIGTERM or pytest.exit"
     return None
 
 

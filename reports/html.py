@@ -32,6 +32,7 @@ td.unsupported{background:#fff8c5} td.empty{background:#f6f8fa;color:#8c959f}
 padding-top:.3rem} .summary span{margin-right:1rem;font-weight:600} .empty-run{padding:1rem;
 background:#fff8c5;border:1px solid #d4a72c} pre{white-space:pre-wrap;font-size:.7rem;margin:.2rem 0}
 details summary{cursor:pointer;font-size:.75rem} .scroll{overflow-x:auto}
+#capabilities th[scope=row]{white-space:nowrap}
 .interrupted{padding:.6rem 1rem;background:#ffebe9;border:1px solid #cf222e;font-weight:600}
 """
 
@@ -156,6 +157,10 @@ def run_html(results: Results) -> str:
     for k, v in run.items():
         if isinstance(v, dict):
             v = ", ".join(f"{kk}={vv}" for kk, vv in v.items())
+        elif isinstance(v, bool):
+            v = "yes" if v else "no"
+        elif v is None:
+            v = "—"
         rows.append(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>")
     return f'<table id="run">{"".join(rows)}</table>'
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.checker import lag_summary
 from harness.context import RunContext
 from harness.runner import Case, run_case
 from harness.steps import InsertMany, Scenario
@@ -27,17 +28,6 @@ ROWS = int(os.environ.get("CDC_PG_BENCH_ROWS", "100000"))
 SECONDS = float(os.environ.get("CDC_PG_BENCH_SECONDS", "3"))
 RATES = (1_000, 5_000, 10_000, 20_000)
 TXN_ROWS = 1_000
-
-
-def _percentiles(values_ns: list[int]) -> dict[str, float | None]:
-    if not values_ns:
-        return {"p50": None, "p95": None, "p99": None, "max": None}
-    s = sorted(values_ns)
-
-    def q(p: float) -> float:
-        return round(s[min(len(s) - 1, int(p * (len(s) - 1) + 0.5))] / 1e6, 3)
-
-    return {"p50": q(0.50), "p95": q(0.95), "p99": q(0.99), "max": round(s[-1] / 1e6, 3)}
 
 
 @pytest.fixture(scope="module")
@@ -214,7 +204,7 @@ def test_pgoutput_offered_rate(benchmark, pg_engine, tmp_path, rate: int) -> Non
     benchmark.extra_info.update(
         offered_per_s=rate, writers=writers, changes=offered_n, captured=len(lag),
         achieved_per_s=round(offered_n / span_s, 1) if span_s else None,
-        lag_ms=_percentiles(lag), lag_from_intended_ms=_percentiles(lag_intended),
+        lag_ms=lag_summary(lag)["lag_ms"], lag_from_intended_ms=lag_summary(lag_intended)["lag_ms"],
         writes_late_over_1ms=late,
     )
     assert len(lag) == offered_n, f"captured {len(lag)} of {offered_n} changes"

@@ -745,3 +745,16 @@ def test_xdist_run_merges_its_own_parts_only(tmp_path: Path) -> None:
     assert "removed 1 stale part file(s)" in out and "01d00000-gw1.json" in out
     assert "ignored 1 part file(s) of other runs" in out
 
+
+
+def test_one_percentile_function_for_suite_and_benchmarks() -> None:
+    """``harness.checker.lag_summary`` gives the lag_ms of every row, from a polars Series or a list."""
+    import polars as pl
+
+    from harness.checker import lag_summary
+
+    ns = [1_000_000, 2_000_000, 3_000_000, 10_000_000]
+    want = {"p50": 2.5, "p95": 8.95, "p99": 9.79, "max": 10.0}
+    assert lag_summary(ns)["lag_ms"] == want == lag_summary(pl.Series(ns))["lag_ms"]
+    assert lag_summary([])["lag_ms"] == {"p50": None, "p95": None, "p99": None, "max": None}
+    assert lag_summary([5_000_000])["lag_ms"] == {"p50": 5.0, "p95": 5.0, "p99": 5.0, "max": 5.0}
