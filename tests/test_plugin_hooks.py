@@ -97,3 +97,26 @@ def test_readme_plugin_example_survives_reader_crashes(pytester: pytest.Pytester
     result = run(pytester, "-p", "examples.my_approach", "--cdc-approaches=delta-cdf-batched",
                  "--cdc-scenarios=reader-crash", "--cdc-scale=smoke", "--cdc-seed=1", f"--cdc-results={results}")
     result.assert_outcomes(passed=1)
+
+
+def test_undeclared_fault_is_unsupported_before_any_write(tmp_path: Path) -> None:
+    """An engine that does not declare a fault the scenario injects: ``unsupported`` with the
+    reason, and the source never created a table (nothing was written)."""
+    from containers.engine import DeltaWarehouse
+    from harness.approaches.delta_cdf import DeltaCdf
+    from harness.families import builtin_registry
+    from harness.runner import Case, run_case
+    from harness.steps import Fault, Insert, Scenario
+    from scenarios.tables import ITEMS, RowMaker
+
+    def scenario(seed: int, scale: str, types: frozenset) -> Scenario:
+        return Scenario("restart", (ITEMS,), [Insert("items", RowMaker(1).item(1)),
+                                               Fault("source-restart", "idle", target="source")])
+
+    engine = DeltaWarehouse(root=tmp_path / "wh")
+    engine.start()
+    case = Case(DeltaCdf, "restart", builtin_registry().get("delta"), roles=("delta",))
+    result = run_case(case, {"delta": engine}, scenario, run_id="t", worker="gw0", workdir=tmp_path)
+    assert result.verdict.status == "unsupported"
+    assert "does not inject 'source-restart' (declares: none)" in result.verdict.reason
+    assert result.outcome is None and not any((tmp_path / "wh").iterdir())

@@ -56,8 +56,6 @@ publication (the run is over). Every wait is bounded by ``ctx.timeout_s``.
     """
 
     family: ClassVar[str] = "postgres"
-    requires_packages: ClassVar[tuple[str, ...]] = ("psycopg2", "psycopg")
-    extra: ClassVar[str | None] = "postgres"
     plugin: ClassVar[str] = ""
     slot_suffix: ClassVar[str] = "slot"
 
