@@ -215,6 +215,20 @@ publication (the run is over). Every wait is bounded by ``ctx.timeout_s``.
             out = self._drop_resumed(out)
         return out
 
+    def caught_up(self) -> bool:
+        """True when the walsender has streamed past the server's WAL flush position of the
+        previous call, and nothing decoded is waiting: asked with a keepalive request, so the
+        answer comes on the replication stream itself, after any data sent before it."""
+        if self._cur is None or self._ready:
+            return False
+        from containers.postgres import connect
+
+        with connect(self.url) as admin:
+            flushed = admin.execute("SELECT pg_current_wal_flush_lsn() - '0/0'::pg_lsn").fetchone()[0]
+        previous, self._caught_target = getattr(self, "_caught_target", None), int(flushed)
+        self._cur.send_feedback(reply=True)
+        return previous is not None and self._cur.wal_end >= previous
+
     def _note_txn(self, events: list[ChangeEvent]) -> None:
         commit_lsn, end_lsn = self._decoder.last_commit
         self._txn_last[commit_lsn] = (end_lsn, events[-1].position[1])
