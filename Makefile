@@ -11,19 +11,18 @@ APPROACHES ?=
 ENGINE ?=
 SELECT = $(if $(APPROACHES),--cdc-approaches=$(APPROACHES),)
 STAMP = .cache/setup.stamp
-# Inside the virtualenv: deleting .venv re-runs the set-up.
+# Inside the virtualenv (deleting .venv re-runs the set-up); it holds the PYTHON it was made with:
+# another PYTHON re-runs the set-up, and scripts/setup-venv.sh re-makes .venv if the interpreter differs.
 VENV_STAMP = $(VENV)/.setup.stamp
-# The PYTHON asked for, rewritten only when it changes: another PYTHON re-makes the virtualenv.
-PYTHON_ASKED = .cache/python
+ifneq ($(shell cat $(VENV_STAMP) 2>/dev/null),$(PYTHON))
+VENV_REDO = FORCE
+endif
 
 .PHONY: setup venv run test bench report clean FORCE
 
-$(PYTHON_ASKED): FORCE
-	@mkdir -p $(@D); echo '$(PYTHON)' | cmp -s - $@ || echo '$(PYTHON)' >$@
-
-$(VENV_STAMP): $(PYTHON_ASKED) pyproject.toml scripts/setup-venv.sh
+$(VENV_STAMP): pyproject.toml scripts/setup-venv.sh $(VENV_REDO)
 	PYTHON='$(PYTHON)' VENV='$(VENV)' bash scripts/setup-venv.sh
-	touch $@
+	echo '$(PYTHON)' >$@
 
 $(STAMP): $(VENV_STAMP) package.json package-lock.json scripts/setup-postgres.sh scripts/setup-reports.sh
 	bash scripts/setup-postgres.sh
