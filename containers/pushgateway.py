@@ -13,6 +13,7 @@ from typing import IO, Any, ClassVar
 
 from containers.engine import private_dir
 from harness.errors import EngineUnavailable, MissingDependency
+from harness.secrets import mask_url, register_url
 
 INSTALL_HINT = "sudo apt-get install -y prometheus-pushgateway (or: bash scripts/setup-reports.sh)"
 BINARIES = ("prometheus-pushgateway", "pushgateway")
@@ -32,10 +33,24 @@ def find_binary() -> str | None:
 def is_ready(url: str, timeout: float = 1.0) -> bool:
     """True when ``GET {url}/-/ready`` answers 200 within ``timeout`` seconds."""
     try:
-        with urllib.request.urlopen(f"{url.rstrip('/')}/-/ready", timeout=timeout) as resp:
+        request = _request(f"{url.rstrip('/')}/-/ready")
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
             return resp.status == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False
+
+
+def _request(url: str) -> urllib.request.Request:
+    """A request for ``url`` with ``user:password@`` sent as HTTP basic auth (urllib ignores it)."""
+    import base64
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    if parts.username is None:
+        return urllib.request.Request(url)
+    bare = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
+    token = base64.b64encode(f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()).decode()
+    return urllib.request.Request(bare, headers={"Authorization": f"Basic {token}"})
 
 
 def docker_answers(timeout: float = 3.0) -> str | None:
@@ -73,6 +88,7 @@ class PushgatewayEngine:
             raise ValueError("external pushgateway needs a URL (--cdc-engine-url pushgateway=http://host:9091)")
         self.backend = backend
         self.url = url or ""
+        register_url(self.url)
         self.binary = binary
         self.start_timeout = start_timeout
         self.port: int | None = None
@@ -88,7 +104,8 @@ class PushgatewayEngine:
         elif self.backend == "docker":
             self._start_docker()
         elif not is_ready(self.url, timeout=3.0):
-            raise EngineUnavailable(f"pushgateway at {self.url} does not answer GET /-/ready; check the URL")
+            raise EngineUnavailable(f"pushgateway at {mask_url(self.url)} does not answer GET /-/ready; "
+                                    "check the URL")
 
     def stop(self) -> None:
         if self._executor is not None:
@@ -158,7 +175,7 @@ class PushgatewayEngine:
             executor.kill()
             self._close_log()
             raise EngineUnavailable(
-                f"pushgateway did not become ready on {self.url} within {self.start_timeout:.0f}s "
+                f"pushgateway did not become ready on {mask_url(self.url)} within {self.start_timeout:.0f}s "
                 f"({type(exc).__name__}); see {self.log_path()}"
             ) from exc
         self._executor = executor
@@ -186,7 +203,7 @@ class PushgatewayEngine:
                 return
             time.sleep(0.2)
         self.stop()
-        raise EngineUnavailable(f"pushgateway container did not answer on {self.url} within "
+        raise EngineUnavailable(f"pushgateway container did not answer on {mask_url(self.url)} within "
                                 f"{self.start_timeout:.0f}s")
 
     def _close_log(self) -> None:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from containers.engine import BACKENDS
+from harness.secrets import mask_text, register_url
 from scenarios import SCALES
+
+#: what an engine role's name looks like (``postgres``, ``kafka``, ``connect``, ...)
+ROLE_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 OPTIONS: tuple[tuple[str, str, str | None], ...] = (
     ("approaches", "comma-separated approach ids to run (default: all registered)", None),
@@ -84,9 +89,14 @@ def parse(config: pytest.Config) -> Options:
     urls: dict[str, str] = {}
     for item in config.getoption("cdc_engine_url") or []:
         family, sep, url = item.partition("=")
-        if not sep or not family or not url:
-            raise pytest.UsageError(f"--cdc-engine-url wants FAMILY=URL (e.g. postgres=postgresql://...), got {item!r}")
-        urls[family.strip()] = url.strip()
+        family, url = family.strip(), url.strip()
+        register_url(url if sep and ROLE_NAME.match(family) else item)  # mask it from here on
+        if not sep or not ROLE_NAME.match(family) or not url:
+            raise pytest.UsageError(f"--cdc-engine-url wants FAMILY=URL (e.g. postgres=postgresql://...), "
+                                    f"got {mask_text(item)!r}")
+        urls[family] = url
+    pushgateway = _get(config, "pushgateway") or ""
+    register_url(pushgateway)
     return Options(
         approaches=_ids(_get(config, "approaches")),
         scenarios=_ids(_get(config, "scenarios")),
@@ -95,6 +105,6 @@ def parse(config: pytest.Config) -> Options:
         engines=engines,
         results=Path(_get(config, "results") or "reports/out/results.json"),
         timeout_s=timeout_s,
-        pushgateway=_get(config, "pushgateway") or "",
+        pushgateway=pushgateway,
         engine_urls=urls,
     )

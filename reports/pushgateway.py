@@ -10,6 +10,7 @@ import warnings
 from typing import Any
 
 from harness.results import ANOMALY_KINDS, ReportError, Results, load, validate, variant
+from harness.secrets import mask_text, mask_url, register_url
 
 JOB = "cdc-harness"
 LAG_QUANTILES = (("p50", "0.5"), ("p95", "0.95"), ("p99", "0.99"), ("max", "1"))
@@ -73,23 +74,44 @@ def push_results(url: str, results: Results, *, job: str = JOB, timeout: float =
     try:
         validate(results, "results")
     except ReportError as exc:
-        warnings.warn(f"metrics not pushed to {url}: {exc}", PushgatewayWarning, stacklevel=2)
+        warnings.warn(f"metrics not pushed to {mask_url(url)}: {exc}", PushgatewayWarning, stacklevel=2)
         return False
     registry = build_registry(results)
     grouping = {"run_id": results["run"]["run_id"]}
     push = push_to_gateway if replace else pushadd_to_gateway
     started = time.monotonic()
     try:
-        push(url, job=job, registry=registry, grouping_key=grouping, timeout=timeout)
+        target, handler = _with_auth(url)
+        push(target, job=job, registry=registry, grouping_key=grouping, timeout=timeout, handler=handler)
     except Exception as exc:  # noqa: BLE001 - any failure to push must not fail the run
         warnings.warn(
-            f"pushgateway at {url} not reachable ({type(exc).__name__}: {exc}) after "
+            f"pushgateway at {mask_url(url)} not reachable ({type(exc).__name__}: {mask_text(str(exc))}) after "
             f"{time.monotonic() - started:.1f}s; metrics for run {grouping['run_id']} were not pushed",
             PushgatewayWarning,
             stacklevel=2,
         )
         return False
     return True
+
+
+def _with_auth(url: str) -> tuple[str, Any]:
+    """``(url without credentials, handler)``: ``user:password@`` in the URL becomes HTTP basic auth
+    (urllib cannot send it from the URL); the password is registered so it is masked everywhere."""
+    from urllib.parse import unquote, urlsplit
+
+    from prometheus_client.exposition import basic_auth_handler, default_handler
+
+    register_url(url)
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    if parts.username is None:
+        return url, default_handler
+    user, password = unquote(parts.username), unquote(parts.password or "")
+    bare = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
+
+    def handler(url: str, method: str, timeout: float | None, headers: list, data: bytes) -> Any:
+        return basic_auth_handler(url, method, timeout, headers, data, user, password)
+
+    return bare, handler
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     if ok:
-        print(f"pushed {len(results['results'])} result(s) to {args.url} (run_id={results['run']['run_id']})")
+        print(f"pushed {len(results['results'])} result(s) to {mask_url(args.url)} "
+              f"(run_id={results['run']['run_id']})")
     return 0 if ok else 1
 
 
