@@ -9,6 +9,7 @@ needs, raising ``EngineMisconfigured`` naming the setting to change).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import os
 import pwd
@@ -22,10 +23,11 @@ import time
 import weakref
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 from containers.engine import private_dir
 from harness.errors import EngineMisconfigured, EngineUnavailable, MissingDependency, Unsupported
+from harness.secrets import mask_url, one_line, register, register_url
 
 PG_BIN = Path(os.environ.get("CDC_PG_BIN", "/usr/lib/postgresql/15/bin"))
 INSTALL_HINT = "apt-get install -y postgresql-15 postgresql-15-wal2json (or: bash scripts/setup-postgres.sh)"
@@ -49,6 +51,11 @@ SERVER_SETTINGS: dict[str, str] = {
     "datestyle": "ISO, MDY",
 }
 CONNECT_TIMEOUT_S = 5
+#: ``application_name`` of the connection a session holds on an external server while it runs;
+#: objects named with a prefix no live lease covers are leftovers of a killed session
+LEASE_APP = "cdc-lease "
+#: the name prefix every object the harness creates starts with
+HARNESS_PREFIX = "cdc_"
 
 
 def pg_name(text: str) -> str:
@@ -67,15 +74,6 @@ def require_postgres(engine: Any) -> str:
     return url
 
 
-def mask_url(url: str) -> str:
-    """The URL with its password replaced by ``***`` (for messages and reports)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def _psycopg() -> Any:
     try:
         import psycopg
@@ -85,14 +83,17 @@ def _psycopg() -> Any:
 
 
 def connect(url: str, **kwargs: Any) -> Any:
-    """An autocommit psycopg connection, failing fast with a one-line reason (never hangs)."""
+    """An autocommit psycopg connection, failing fast with a one-line reason (never hangs).
+
+    Any driver error (a refused connection, a wrong password, a malformed URL, which libpq
+    quotes whole) becomes ``EngineUnavailable`` with the message masked and no traceback.
+    """
     psycopg = _psycopg()
     try:
         return psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, **kwargs)
-    except psycopg.OperationalError as exc:
-        reason = " ".join(line.strip() for line in str(exc).strip().splitlines()) or type(exc).__name__
+    except psycopg.Error as exc:
         raise EngineUnavailable(
-            f"cannot connect to PostgreSQL at {mask_url(url)}: {reason}; "
+            f"cannot connect to PostgreSQL at {mask_url(url)}: {one_line(exc)}; "
             "fix: check host, port, user and password in the URL and that the server runs"
         ) from None
 
@@ -265,19 +266,41 @@ def _finalize_local(executor: Any, root: Path) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def _install_sigterm_exit() -> None:
-    """Make SIGTERM unwind (finally blocks, atexit) instead of killing Python outright."""
+#: the signal a local postmaster gets when the process that started it dies (kill -9 included):
+#: SIGQUIT is PostgreSQL's immediate shutdown, which still removes its shared memory
+PARENT_DEATH_SIGNAL = signal.SIGQUIT
+_PR_SET_PDEATHSIG = 1
+
+
+def _parent_death_guard() -> Any:
+    """A ``preexec_fn``: new session (as mirakuru does) + PR_SET_PDEATHSIG, or None off Linux.
+
+    The kernel sends the signal when the *thread* that forked dies, so the guard is only set
+    when starting from the main thread (the one pytest runs in); engines started elsewhere rely
+    on the next session's leftover sweep. It runs after Popen switched to the ``postgres`` user
+    (a uid change would clear it) and checks that the parent did not die before it was set.
+    """
     if threading.current_thread() is not threading.main_thread():
-        return
-    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-        def _exit(signum: int, frame: Any) -> None:
-            raise SystemExit(128 + signum)
-        signal.signal(signal.SIGTERM, _exit)
+        return os.setsid
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return os.setsid
+    parent = os.getpid()
+
+    def guard() -> None:
+        os.setsid()
+        prctl(_PR_SET_PDEATHSIG, int(PARENT_DEATH_SIGNAL), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the guard was in place
+            os._exit(1)
+
+    return guard
 
 
 def _make_executor(command: list[str], url: str, log: Any, user: tuple[int, int] | None,
                    timeout: float) -> Any:
-    """A mirakuru executor whose readiness probe is a real query, not just an open port."""
+    """A mirakuru executor whose readiness probe is a real query, not just an open port, and
+    whose postmaster cannot outlive the process that started it (``_parent_death_guard``)."""
     from mirakuru import Executor
 
     class PgExecutor(Executor):
@@ -286,6 +309,12 @@ def _make_executor(command: list[str], url: str, log: Any, user: tuple[int, int]
 
         def after_start_check(self) -> bool:
             return _accepts_queries(url)
+
+        @property
+        def _popen_kwargs(self) -> dict[str, Any]:
+            kwargs = super()._popen_kwargs
+            kwargs["preexec_fn"] = _parent_death_guard()
+            return kwargs
 
     popen: dict[str, Any] = {}
     if user is not None:
@@ -317,11 +346,13 @@ class LocalPostgres(PostgresEngine):
     faults = frozenset({"source-restart", "net-drop"})
 
     def __init__(self, prefix: str = "cdc_", bin_dir: Path | None = None, user: str = "postgres",
-                 start_timeout_s: float = 60.0) -> None:
+                 start_timeout_s: float = 60.0, settings: dict[str, str] | None = None) -> None:
         super().__init__(prefix)
         self.bin_dir = bin_dir or PG_BIN
         self.user = user
         self.start_timeout_s = start_timeout_s
+        #: server settings over ``SERVER_SETTINGS`` (e.g. ``{"wal_level": "replica"}`` in tests)
+        self.settings = dict(settings or {})
         self.root: Path | None = None
         self.port = 0
         self._executor: Any = None
@@ -361,16 +392,22 @@ class LocalPostgres(PostgresEngine):
             raise MissingDependency("port-for", "postgres") from None
         owner = self._owner()
         if self.root is None:
+            from harness.lifecycle import write_owner
+
             self.root = private_dir("postgres")
+            write_owner(self.root, engine="postgres")  # before anything else: the sweep's key
             self._finalizer = weakref.finalize(self, _finalize_local, None, self.root)
             self.port = port_for.select_random()
             self._initdb(owner)
-        _install_sigterm_exit()
+        from harness.lifecycle import install_sigterm
+
+        install_sigterm()  # outside pytest too: SIGTERM unwinds, so stop() and finalizers run
         self._launch(owner)
 
     def _initdb(self, owner: tuple[int, int] | None) -> None:
         assert self.root is not None
         password = secrets.token_urlsafe(18)
+        register(password)
         pwfile = self.root / "pwfile"
         pwfile.write_text(password + "\n")
         os.chmod(pwfile, 0o600)
@@ -397,6 +434,7 @@ class LocalPostgres(PostgresEngine):
         settings = {**SERVER_SETTINGS, "port": str(self.port), "unix_socket_directories": ""}
         if self._has_setting("output_plugin_libraries"):  # some builds restrict output plugins
             settings["output_plugin_libraries"] = "pgoutput, test_decoding, wal2json"
+        settings.update(self.settings)
         cmd = [str(self.bin_dir / "postgres"), "-D", str(self.root / "data")]
         for k, v in settings.items():
             cmd += ["-c", f"{k}={v}"]
@@ -504,7 +542,9 @@ class DockerPostgres(PostgresEngine):
         from testcontainers.postgres import PostgresContainer
 
         flags = " ".join(f"-c {k}={v}" for k, v in SERVER_SETTINGS.items() if k != "listen_addresses")
-        container = PostgresContainer(self.image, password=secrets.token_urlsafe(18), driver=None)
+        password = secrets.token_urlsafe(18)
+        register(password)
+        container = PostgresContainer(self.image, password=password, driver=None)
         container.with_command(f"postgres -c listen_addresses=* {flags}")
         import port_for
         container.with_bind_ports(5432, ("127.0.0.1", port_for.select_random()))
@@ -541,21 +581,31 @@ class ExternalPostgres(PostgresEngine):
     """A user-given server (``--cdc-engine-url postgres=postgresql://…``); checked up front.
 
     ``kill``/``restart`` are unsupported (fault scenarios report ``unsupported``). ``stop()``
-    only drops what the harness created (names starting with ``prefix``).
+    only drops what the harness created (names starting with ``prefix``). While started it
+    holds a *lease*: a connection named ``cdc-lease <prefix>``, so that another session's
+    leftover sweep (``sweep_external``) knows these names are in use.
     """
 
     backend = "external"
 
     def __init__(self, url: str, prefix: str = "cdc_") -> None:
         super().__init__(prefix)
+        register_url(url)
         if not url.startswith(("postgresql://", "postgres://")):
             raise EngineMisconfigured(f"external PostgreSQL URL must start with postgresql://, got "
                                       f"{mask_url(url)!r}")
         self.url = url
         self._started = False
+        self._lease: Any = None
 
     def start(self) -> None:
-        self.check()
+        lease = connect(self.url, application_name=(LEASE_APP + self.prefix)[:63])
+        try:
+            check_server(lease, mask_url(self.url))
+        except BaseException:
+            lease.close()
+            raise
+        self._lease = lease
         self._started = True
         # at exit (or if the engine is dropped without stop), still drop what the harness made
         self._finalizer = weakref.finalize(self, _cleanup_quietly, self.url, self.prefix)
@@ -564,7 +614,101 @@ class ExternalPostgres(PostgresEngine):
         if self._started:
             self._started = False
             self._finalizer.detach()
-            self.cleanup()
+            try:
+                self.cleanup()
+            finally:
+                lease, self._lease = self._lease, None
+                if lease is not None:
+                    with contextlib.suppress(Exception):
+                        lease.close()
+
+
+def sweep_external(url: str, prefix: str = HARNESS_PREFIX, wait_s: float = 5.0) -> list[str]:
+    """Drop the slots, publications and schemas of killed sessions on an external server.
+
+    Candidates are names starting with ``prefix`` in the URL's database (slots: those of that
+    database); a name is in use while a live session's lease (``cdc-lease <its prefix>``) covers
+    it, and is then left alone whoever owns it, on whatever machine. Walsenders still holding a
+    leftover slot are terminated first; a slot still busy after ``wait_s`` is left for next time.
+    Returns what was removed, as one phrase (empty list: nothing).
+    """
+    like = prefix.replace("_", r"\_") + "%"
+    with connect(url, application_name="cdc-sweep") as conn:
+        leases = [row[0][len(LEASE_APP):] for row in conn.execute(
+            "SELECT application_name FROM pg_stat_activity WHERE application_name LIKE %s",
+            (LEASE_APP.replace("_", r"\_") + "%",)).fetchall()]
+
+        def leftover(name: str) -> bool:
+            return not any(name.startswith(p) for p in leases if p.startswith(prefix))
+
+        slots: list[str] = []
+        deadline = time.monotonic() + wait_s
+        while True:
+            rows = [(n, pid) for n, pid in conn.execute(
+                "SELECT slot_name, active_pid FROM pg_replication_slots "
+                "WHERE slot_name LIKE %s AND database = current_database()", (like,)).fetchall()
+                if leftover(n) and n not in slots]
+            busy = False
+            for name, pid in rows:
+                if pid:
+                    conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                    busy = True
+                    continue
+                with contextlib.suppress(Exception):
+                    conn.execute("SELECT pg_drop_replication_slot(%s)", (name,))
+                    slots.append(name)
+            if not busy or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        pubs = [n for (n,) in conn.execute("SELECT pubname FROM pg_publication WHERE pubname LIKE %s",
+                                           (like,)).fetchall() if leftover(n)]
+        for name in pubs:
+            conn.execute(f'DROP PUBLICATION IF EXISTS "{name}"')
+        schemas = [n for (n,) in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
+                                              (like,)).fetchall() if leftover(n)]
+        for name in schemas:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    if not (slots or pubs or schemas):
+        return []
+    parts = [_count(len(slots), "replication slot"), _count(len(pubs), "publication"),
+             _count(len(schemas), "schema")]
+    return [f"on {mask_url(url)}: " + ", ".join(p for p in parts if p)]
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}" if n else ""
+
+
+def stop_leftover_server(root: Path) -> list[str]:
+    """Stop the postmaster still running in a dead session's private dir ``root`` (if any).
+
+    Only a process whose working directory is ``root/data`` and whose pid is in its
+    ``postmaster.pid`` is signalled: SIGQUIT (immediate shutdown, shared memory released),
+    SIGKILL if it is still there after 10 s. Returns what was stopped.
+    """
+    from harness.lifecycle import pid_alive
+
+    data = Path(root) / "data"
+    try:
+        pid = int((data / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return []
+    if not pid_alive(pid):
+        return []
+    try:
+        if Path(os.readlink(f"/proc/{pid}/cwd")).resolve() != data.resolve():
+            return []
+    except OSError:
+        return []
+    for sig, wait_s in ((signal.SIGQUIT, 10.0), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        deadline = time.monotonic() + wait_s
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not pid_alive(pid):
+            return [f"postgres server (pid {pid})"]
+    return []
 
 
 def build_postgres_engine(backend: str = "auto", url: str | None = None,

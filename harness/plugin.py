@@ -11,7 +11,7 @@ import pytest
 
 from fixtures import session as fixture_module
 from fixtures.session import STASH, CdcSession
-from harness import hooks
+from harness import hooks, lifecycle
 from harness.approach import ApproachRegistry
 from harness.errors import InvalidPlugin, UnknownId
 from harness.families import FamilyRegistry, register_builtin
@@ -77,6 +77,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STASH] = session
     if not config.pluginmanager.is_registered(fixture_module):
         config.pluginmanager.register(fixture_module, "cdc_fixtures")
+    if not config.pluginmanager.is_registered(lifecycle):  # leftovers, explicit engines, masked reports
+        config.pluginmanager.register(lifecycle, "cdc_lifecycle")
+    previous = lifecycle.install_sigterm()  # SIGTERM ends the session like Ctrl-C
+    config.add_cleanup(lambda: lifecycle.restore_sigterm(previous))
     atexit.register(session.stop_engines)
 
 
