@@ -13,6 +13,7 @@ from harness.approaches.pgoutput import converter
 from harness.capabilities import Capabilities
 from harness.errors import EngineMisconfigured
 from harness.events import ChangeEvent
+from harness.secrets import one_line
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -210,6 +211,24 @@ class Wal2Json(LogicalSlotReader):
         except Exception as exc:
             if "may not be used as an output plugin" in str(exc):
                 raise EngineMisconfigured(
-                    f"{exc}; fix: ALTER SYSTEM SET output_plugin_libraries = "
-                    "'pgoutput, test_decoding, wal2json'; SELECT pg_reload_conf()") from None
+                    f"{one_line(exc)}; fix (as a superuser): {allow_plugin_sql(self.url)}") from None
             raise
+
+
+def allow_plugin_sql(url: str, plugin: str = "wal2json") -> str:
+    """The command that adds ``plugin`` to ``output_plugin_libraries``, keeping what it allows.
+
+    It is a list setting: each library is its own quoted item. One quoted string holding
+    commas (``= 'pgoutput, wal2json'``) would be a single entry naming no library.
+    """
+    current = ["pgoutput", "test_decoding"]
+    try:
+        from containers.postgres import connect
+
+        with connect(url) as conn:
+            current = [v.strip().strip('"') for v in
+                       conn.execute("SHOW output_plugin_libraries").fetchone()[0].split(",") if v.strip()]
+    except Exception:  # noqa: BLE001 - the suggestion falls back to the defaults
+        pass
+    items = ", ".join("'" + v.replace("'", "''") + "'" for v in dict.fromkeys([*current, plugin]))
+    return f"ALTER SYSTEM SET output_plugin_libraries = {items}; SELECT pg_reload_conf();"
