@@ -39,6 +39,7 @@ from harness.approaches.pgoutput import (
     converter,
     parse,
 )
+from harness.context import RunContext
 from harness.events import ChangeEvent
 
 FIXTURES_B64 = (
@@ -441,8 +442,10 @@ class _Cursor:
         self.sent.append(flush_lsn)
 
 
-def test_ack_flushes_only_complete_transactions() -> None:
+def test_ack_flushes_only_complete_transactions(tmp_path) -> None:
     reader = LogicalSlotReader()
+    reader.name = "slot-reader"
+    reader.ctx = RunContext(run_id="t", worker="gw0", workdir=tmp_path)
     reader._cur = _Cursor()
     reader._txn_last.update({100: (110, 2), 200: (210, 0), 300: (310, 4)})
     reader.ack((200, 0))       # end of the 2nd transaction: flush its end LSN
@@ -451,6 +454,7 @@ def test_ack_flushes_only_complete_transactions() -> None:
     assert reader._cur.sent == [210]
     reader.ack((300, 4))
     assert reader._cur.sent == [210, 310] and not reader._txn_last
+    assert reader.load_checkpoint() == {"acked": [300, 4]}  # the exact position, for a resumed reader
 
 
 # -- wal2json v2 decoder ------------------------------------------------------------------------------

@@ -94,8 +94,10 @@ def test_slow_restarting_reader_is_late_not_lossy(cdc_session: Any, tmp_path: Pa
     verdict = result.verdict
     assert verdict.passed, (verdict.summary(), verdict.examples)
     assert result.outcome is not None and result.outcome.restarts > 0
+    # measured from the later of the last fault and the last write: the silence began at the last
+    # restart, so the writes after it overlap part of it; what is left is still seconds, not ms
     assert verdict.measurements["recovery_s"] is not None
-    assert verdict.measurements["recovery_s"] >= SILENCE_S - 1
+    assert verdict.measurements["recovery_s"] >= 2.0
 
 
 def test_dropped_change_is_lost_before_the_deadline(cdc_session: Any, tmp_path: Path) -> None:
