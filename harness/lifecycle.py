@@ -32,6 +32,8 @@ from harness.secrets import mask_text, one_line
 
 OWNER_FILE = ".cdc-owner"
 DIR_GLOB = "cdc-*-*"
+#: how long the sweep waits for the processes of a stopped leftover server to exit
+USERS_WAIT_S = 5.0
 
 
 # -- SIGTERM ----------------------------------------------------------------------------------
@@ -101,7 +103,12 @@ def pid_alive(pid: int, start: str | None = None) -> bool:
 
 
 def write_owner(path: Path, **extra: Any) -> None:
-    """Mark ``path`` as owned by this process (pid + start time), for the leftover sweep."""
+    """Mark ``path`` as owned by this process (pid + start time), for the leftover sweep.
+
+    An engine that writes one should make its server die with its owner (a parent-death guard,
+    as ``containers.postgres`` does) or teach ``sweep_leftovers`` to stop it: the sweep never
+    removes a dir some live process still works in.
+    """
     pid = os.getpid()
     doc = {"pid": pid, "start": _start_time(pid), "created": time.time(), **extra}
     (Path(path) / OWNER_FILE).write_text(json.dumps(doc))
@@ -149,6 +156,10 @@ def sweep_leftovers(options: Any, tmp: Path | None = None) -> list[str]:
         if postgres is not None:
             with contextlib.suppress(Exception):
                 removed += postgres.stop_leftover_server(path)
+        users = _users_of(path, wait_s=USERS_WAIT_S)
+        if users:  # a server the sweep does not know how to stop: never pull its data away
+            removed.append(f"nothing in {path} (still used by pid {', '.join(map(str, users))})")
+            continue
         import shutil
 
         shutil.rmtree(path, ignore_errors=True)
@@ -159,6 +170,26 @@ def sweep_leftovers(options: Any, tmp: Path | None = None) -> list[str]:
         with contextlib.suppress(Exception):
             removed += postgres.sweep_external(url)
     return removed
+
+
+def _users_of(path: Path, wait_s: float = 0.0) -> list[int]:
+    """Live processes whose working directory or command line is in ``path`` (waits up to
+    ``wait_s`` for them to go: a stopped postmaster's backends exit a moment after it)."""
+    root = str(Path(path).resolve())
+    deadline = time.monotonic() + wait_s
+    while True:
+        pids = []
+        for proc in Path("/proc").glob("[0-9]*"):
+            with contextlib.suppress(OSError):
+                cwd = os.readlink(proc / "cwd")
+                cmd = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+                inside = cwd == root or cwd.startswith(root + "/") or any(
+                    a == root or a.startswith(root + "/") for a in cmd)
+                if inside and pid_alive(int(proc.name)):
+                    pids.append(int(proc.name))
+        if not pids or time.monotonic() >= deadline:
+            return pids
+        time.sleep(0.05)
 
 
 # -- the session hooks ------------------------------------------------------------------------

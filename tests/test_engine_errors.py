@@ -327,6 +327,29 @@ def test_sweep_leaves_live_and_foreign_dirs_alone(work: Work) -> None:
     assert dead_dirs(work.out) == [dead]
 
 
+def test_sweep_never_removes_a_dir_a_live_process_works_in(work: Work, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    from harness import lifecycle
+    from harness.lifecycle import sweep_leftovers
+    from harness.options import Options
+
+    monkeypatch.setattr(lifecycle, "USERS_WAIT_S", 0.2)
+    busy = work.tmpdir / "cdc-other-busy"
+    busy.mkdir()
+    (busy / ".cdc-owner").write_text('{"pid": 999999999, "start": "1"}')
+    sleeper = subprocess.Popen(["sleep", "30"], cwd=busy)
+    try:
+        options = Options(approaches=None, scenarios=None, seed=1, scale="smoke", engines="auto",
+                          results=work.out / "r.json", timeout_s=10.0, pushgateway="")
+        removed = sweep_leftovers(options, work.tmpdir)
+        assert removed == [f"nothing in {busy} (still used by pid {sleeper.pid})"] and busy.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert sweep_leftovers(options, work.tmpdir) == [f"data dir {busy}"] and not busy.exists()
+
+
 def test_external_sweep_drops_only_unleased_objects(logical_url: str) -> None:
     """Objects of a dead session go; those a live lease covers (another run, anywhere) stay."""
     from containers.postgres import LEASE_APP, connect, sweep_external
