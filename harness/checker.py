@@ -32,14 +32,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 
 from harness.capabilities import Capabilities
+from harness.columnar import RowLog, batch_len, encode_parts, encode_rows, positions_repr, values_repr
 from harness.events import ChangeEvent
 from harness.ledger import Ledger, LedgerChange
 from harness.values import (
     describe_difference,
     encode_image,
-    encode_key,
     jsonable,
     shape_differs,
 )
@@ -48,11 +49,36 @@ from harness.verdict import ANOMALIES, MAX_EXAMPLES, Verdict
 CONTENT = ["table", "key", "op", "before", "after"]
 #: fixed seed: hashes of the ledger, the events and the final state must be comparable
 _SEED = 0x5EED
-#: u64 hashes of (table, key), before and after, computed once when encoding
-_HASHES = [pl.struct("table", "key").hash(_SEED).alias("kh"), pl.col("before").hash(_SEED).alias("bh"),
-           pl.col("after").hash(_SEED).alias("ah")]
 #: engine final state: table -> {key tuple -> row}
 FinalState = Mapping[str, Mapping[tuple, Mapping[str, Any]]]
+
+
+def _hash(expr: pl.Expr) -> pl.Expr:
+    """The 64-bit hash every match starts from. A match on it is only a candidate: pairs are
+    confirmed on their canonical content, so a collision costs time, never an anomaly."""
+    return expr.hash(_SEED)
+
+
+def _hashes() -> list[pl.Expr]:
+    """u64 hashes of (table, key), before and after, computed once when encoding."""
+    return [_hash(pl.struct("table", "key")).alias("kh"), _hash(pl.col("before")).alias("bh"),
+            _hash(pl.col("after")).alias("ah")]
+
+
+class _Indexed(Sequence):
+    """Rows of a ``RowLog`` picked by index (``ridx``), turned into Python rows when looked at."""
+
+    def __init__(self, log: Sequence, ridx: pl.Series) -> None:
+        self.log = log
+        self.ridx = ridx.to_numpy()
+
+    def __len__(self) -> int:
+        return len(self.ridx)
+
+    def __getitem__(self, i: Any) -> Any:  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self.log[int(j)] for j in self.ridx[i]]
+        return self.log[int(self.ridx[i])]
 
 
 @dataclass
@@ -69,61 +95,107 @@ class EncodedHistory:
     acked_at_epoch: Sequence[Any] = (None,)
 
 
-def encode_history(ledger: Ledger | Sequence[LedgerChange], events: Sequence[ChangeEvent],
-                   delivery: Any = None) -> EncodedHistory:
-    """Encode ledger changes and captured events into frames (one pass over each, in Python).
+_LEDGER_SCHEMA = {"table": pl.String, "key": pl.String, "op": pl.String, "before": pl.String,
+                  "after": pl.String, "txid": pl.Int64, "commit_seq": pl.Int64, "issued_at": pl.Int64,
+                  "rolled": pl.Boolean}
+_EVENT_SCHEMA = {"table": pl.String, "key": pl.String, "op": pl.String, "before": pl.String,
+                 "after": pl.String, "pos": pl.String, "etx": pl.String, "captured_at": pl.Int64}
 
-    ``delivery`` (a ``harness.capture.DeliveryRecord``: ``epochs`` per event, ``restarts`` with
-    the position acknowledged before each) lets the checker bound at-least-once redelivery;
-    without it every event is of epoch 0 (no restart happened).
+
+def _ledger_part(part: Any) -> pl.DataFrame:
+    if isinstance(part, list):
+        k, b, a = encode_rows(part)
+        cols = {"table": [c.table for c in part], "key": k, "op": [c.op for c in part], "before": b,
+                "after": a, "txid": [c.txid for c in part], "commit_seq": [c.commit_seq for c in part],
+                "issued_at": [c.commit_issued_at for c in part], "rolled": [c.rolled_back for c in part]}
+        return pl.DataFrame(cols, schema=_LEDGER_SCHEMA)
+    n = len(part)
+    k, b, a = encode_parts(part.data, n)
+    return pl.DataFrame({"table": part.data.column("table"), "key": k, "op": part.data.column("op"),
+                         "before": b, "after": a}).with_columns(
+        pl.col("table").cast(pl.String), pl.col("op").cast(pl.String),
+        pl.lit(part.txid, pl.Int64).alias("txid"), pl.lit(part.commit_seq, pl.Int64).alias("commit_seq"),
+        pl.lit(part.commit_issued_at, pl.Int64).alias("issued_at"),
+        pl.lit(part.rolled_back).alias("rolled"))
+
+
+def _event_part(part: Any) -> pl.DataFrame:
+    if isinstance(part, list):
+        k, b, a = encode_rows(part)
+        cols = {"table": [e.table for e in part], "key": k, "op": [e.op for e in part], "before": b,
+                "after": a, "pos": [repr(e.position) for e in part], "etx": [repr(e.txid) for e in part],
+                "captured_at": [e.captured_at for e in part]}
+        return pl.DataFrame(cols, schema=_EVENT_SCHEMA)
+    n = batch_len(part)
+    names = part.schema.names
+    k, b, a = encode_parts(part, n)
+    captured = part.column("captured_at") if "captured_at" in names else pa.nulls(n, pa.int64())
+    return pl.DataFrame({
+        "table": part.column("table"), "key": k, "op": part.column("op"), "before": b, "after": a,
+        "pos": positions_repr(part.column("position")),
+        "etx": values_repr(part.column("txid") if "txid" in names else None, n),
+        "captured_at": captured}).with_columns(
+        pl.col("table").cast(pl.String), pl.col("op").cast(pl.String),
+        pl.col("captured_at").cast(pl.Int64).fill_null(0))
+
+
+def _event_log(events: Any) -> RowLog:
+    if isinstance(events, RowLog):
+        return events
+    log = RowLog()
+    pending: list[ChangeEvent] = []
+    for item in ([events] if isinstance(events, (pa.RecordBatch, pa.Table)) else events):
+        if isinstance(item, (pa.RecordBatch, pa.Table)):
+            log.append_part(pending)
+            pending = []
+            log.append_part(item)
+        else:
+            pending.append(item)
+    log.append_part(pending)
+    return log
+
+
+def encode_history(ledger: Ledger | Sequence[LedgerChange], events: Any,
+                   delivery: Any = None) -> EncodedHistory:
+    """Encode ledger changes and captured events into frames of canonical strings, column by
+    column (``harness.columnar``): Arrow batches as they are, Python rows run by run.
+
+    ``events`` is a list of ``ChangeEvent`` and/or Arrow event batches, or the capture loop's
+    ``RowLog``. ``delivery`` (a ``harness.capture.DeliveryRecord``: ``epochs`` per event,
+    ``restarts`` with the position acknowledged before each) lets the checker bound
+    at-least-once redelivery; without it every event is of epoch 0 (no restart happened).
     """
-    changes = ledger.changes if isinstance(ledger, Ledger) else list(ledger)
-    committed = [c for c in changes if not c.rolled_back and c.op != "ddl"]
-    rolled = [c for c in changes if c.rolled_back and c.op != "ddl"]
-    ddl = [c for c in changes if c.op == "ddl" and not c.rolled_back]
-    all_epochs = list(delivery.epochs) if delivery is not None else [0] * len(events)
-    if len(all_epochs) != len(events):
-        raise ValueError(f"delivery record has {len(all_epochs)} epochs for {len(events)} events")
-    keep = [i for i, e in enumerate(events) if e.op != "ddl"]
-    ev = [events[i] for i in keep]
-    epochs = [all_epochs[i] for i in keep]
+    if isinstance(ledger, Ledger):
+        llog = ledger.log
+    else:
+        llog = RowLog()
+        llog.append_part(list(ledger))
+    elog = _event_log(events)
+    n_events = len(elog)
+    epochs = delivery.epochs if delivery is not None else None
+    if epochs is not None and len(epochs) != n_events:
+        raise ValueError(f"delivery record has {len(epochs)} epochs for {n_events} events")
     acked_at_epoch = [None] + [r.acked for r in delivery.restarts] if delivery is not None else [None]
 
-    def ledger_frame(rows: Sequence[LedgerChange]) -> pl.DataFrame:
-        return pl.DataFrame(
-            {
-                "table": [c.table for c in rows],
-                "key": [encode_key(c.key) for c in rows],
-                "op": [c.op for c in rows],
-                "before": [encode_image(c.before) for c in rows],
-                "after": [encode_image(c.after) for c in rows],
-                "txid": [c.txid for c in rows],
-                "commit_seq": [c.commit_seq for c in rows],
-                "issued_at": [c.commit_issued_at for c in rows],
-            },
-            schema={"table": pl.String, "key": pl.String, "op": pl.String, "before": pl.String,
-                    "after": pl.String, "txid": pl.Int64, "commit_seq": pl.Int64,
-                    "issued_at": pl.Int64},
-        ).with_row_index("lseq").with_columns(_HASHES)
+    lparts = [_ledger_part(p) for p in llog.parts]
+    lall = (pl.concat(lparts) if lparts else pl.DataFrame(schema=_LEDGER_SCHEMA)).with_row_index("ridx")
+    eparts = [_event_part(p) for p in elog.parts]
+    eall = (pl.concat(eparts) if eparts else pl.DataFrame(schema=_EVENT_SCHEMA)).with_row_index("ridx")
+    eall = eall.with_columns(pl.Series("epoch", epochs, dtype=pl.Int32) if epochs is not None
+                             else pl.lit(0, pl.Int32).alias("epoch"))
 
-    events_df = pl.DataFrame(
-        {
-            "table": [e.table for e in ev],
-            "key": [encode_key(e.key) for e in ev],
-            "op": [e.op for e in ev],
-            "before": [encode_image(e.before) for e in ev],
-            "after": [encode_image(e.after) for e in ev],
-            "pos": [repr(e.position) for e in ev],
-            "etx": [repr(e.txid) for e in ev],
-            "captured_at": [e.captured_at for e in ev],
-            "epoch": epochs,
-        },
-        schema={"table": pl.String, "key": pl.String, "op": pl.String, "before": pl.String,
-                "after": pl.String, "pos": pl.String, "etx": pl.String, "captured_at": pl.Int64,
-                "epoch": pl.Int32},
-    ).with_row_index("eidx").with_columns(_HASHES)
-    return EncodedHistory(ledger_frame(committed), events_df, committed, ev, ddl, ledger_frame(rolled),
-                          acked_at_epoch)
+    def ledger_frame(rows: pl.DataFrame) -> pl.DataFrame:
+        return rows.drop("rolled").with_row_index("lseq").with_columns(_hashes())
+
+    not_ddl = pl.col("op") != "ddl"
+    committed = lall.filter(~pl.col("rolled") & not_ddl)
+    rolled = lall.filter(pl.col("rolled") & not_ddl)
+    ddl_idx = lall.filter(~pl.col("rolled") & ~not_ddl)["ridx"].to_list()
+    ev = eall.filter(not_ddl)
+    events_df = ev.drop("ridx").with_row_index("eidx").with_columns(_hashes())
+    return EncodedHistory(ledger_frame(committed).drop("ridx"), events_df,
+                          _Indexed(llog, committed["ridx"]), _Indexed(elog, ev["ridx"]),
+                          [llog[i] for i in ddl_idx], ledger_frame(rolled).drop("ridx"), acked_at_epoch)
 
 
 class _Anomalies:
@@ -158,17 +230,27 @@ def _change_json(c: LedgerChange) -> dict:
 
 
 def _content(df: pl.DataFrame, order_col: str) -> pl.DataFrame:
-    """Add ``h0``, a u64 hash of the content (table, key, op, before, after), and ``h``: the same
-    for a first occurrence, else folded with the occurrence number (n-th pairs with n-th)."""
-    df = df.with_columns(pl.struct("kh", "op", "bh", "ah").hash(_SEED).alias("h0"))
+    """Add ``h0``, a u64 hash of the content (table, key, op, before, after), ``occ``, the
+    occurrence number of that exact content (n-th pairs with n-th), and ``h``: ``h0`` for a
+    first occurrence, else ``h0`` folded with ``occ``."""
+    df = df.with_columns(_hash(pl.struct("kh", "op", "bh", "ah")).alias("h0"))
     if df["h0"].n_unique() == df.height:
-        return df.with_columns(pl.col("h0").alias("h"))
-    occ = pl.col(order_col).rank("ordinal").over("h0")
+        return df.with_columns(pl.col("h0").alias("h"), pl.lit(1, pl.UInt32).alias("occ"))
+    occ = pl.col(order_col).rank("ordinal").over(CONTENT).cast(pl.UInt32)
     rep = df["h0"].is_duplicated()
-    ranked = df.filter(rep).with_columns(
-        pl.when(occ == 1).then(pl.col("h0")).otherwise(pl.struct("h0", occ).hash(_SEED)).alias("h"))
-    single = df.filter(~rep).with_columns(pl.col("h0").alias("h"))
-    return pl.concat([single, ranked]).sort(order_col)
+    ranked = df.filter(rep).with_columns(occ.alias("occ")).with_columns(
+        pl.when(pl.col("occ") == 1).then(pl.col("h0")).otherwise(_hash(pl.struct("h0", "occ"))).alias("h"))
+    single = df.filter(~rep).with_columns(pl.col("h0").alias("h"), pl.lit(1, pl.UInt32).alias("occ"))
+    return pl.concat([single, ranked.select(single.columns)]).sort(order_col)
+
+
+def _confirmed(matched: pl.DataFrame) -> pl.DataFrame:
+    """Keep the hash matches whose canonical content is equal too (a collision is no match)."""
+    cols = [*CONTENT, "occ"]
+    same = pl.all_horizontal([pl.col(c).eq_missing(pl.col(f"{c}_e")) for c in cols])
+    if not matched.select((~same).any()).item():
+        return matched.drop([f"{c}_e" for c in cols])
+    return matched.filter(same).drop([f"{c}_e" for c in cols])
 
 
 def _without(df: pl.DataFrame, col: str, used: pl.Series) -> pl.DataFrame:
@@ -189,7 +271,7 @@ def _capability_view(df: pl.DataFrame, capabilities: Capabilities) -> pl.DataFra
 
 def _no_before(df: pl.DataFrame) -> pl.DataFrame:
     return df.with_columns(pl.lit(None, pl.String).alias("before")).with_columns(
-        pl.col("before").hash(_SEED).alias("bh"))
+        _hash(pl.col("before")).alias("bh"))
 
 
 def check(
@@ -201,7 +283,8 @@ def check(
 
     ``final_state`` is the engine's state read after the run (rows by key tuple); when None the
     replay is compared with the ledger's own final state. Content is matched on 64-bit hashes
-    of the canonical strings (a collision, ~1e-7 per million-row history, could hide one anomaly).
+    of the canonical strings and every match is confirmed on the strings themselves, so a hash
+    collision cannot hide an anomaly (``tests/test_checker.py::test_hash_collisions_are_told_apart``).
     """
     found = _Anomalies()
     L = _capability_view(history.ledger, capabilities)
@@ -212,14 +295,15 @@ def check(
     # 1. exact matching by content and occurrence (in ledger order)
     Lh = _content(L, "lseq")
     Eh = _content(E, "eidx")
-    matched = Lh.select("h", "lseq", "kh", "txid", "issued_at").join(
-        Eh.select("h", "h0", "eidx", "etx", "pos", "captured_at"), on="h", how="inner", maintain_order="left")
+    matched = _confirmed(Lh.select("h", "lseq", "kh", "txid", "issued_at", *CONTENT, "occ").join(
+        Eh.select("h", "h0", "eidx", "etx", "pos", "captured_at", *CONTENT, "occ"), on="h", how="inner",
+        maintain_order="left", suffix="_e"))
     e_unmatched = _without(Eh, "eidx", matched["eidx"])
     l_unmatched = _without(Lh, "lseq", matched["lseq"])
     rest = e_unmatched
     redelivered = 0
     if e_unmatched.height:
-        in_ledger = e_unmatched.filter(pl.col("h0").is_in(Lh["h0"].implode()))
+        in_ledger = e_unmatched.join(Lh.select(CONTENT).unique(), on=CONTENT, how="semi", nulls_equal=True)
         surplus = in_ledger
         if capabilities.delivery == "at-least-once" and in_ledger.height:
             surplus = _unbounded_repeats(in_ledger, Eh, history)
@@ -238,7 +322,7 @@ def check(
     # 4. order and transaction boundaries
     pairs = matched.select("kh", "lseq", "eidx", "txid", "etx")
     if paired.height:
-        paired = paired.select(pl.struct("table", "key").hash(_SEED).alias("kh"),
+        paired = paired.select(_hash(pl.struct("table", "key")).alias("kh"),
                                "lseq", "eidx", "txid", "etx")
         pairs = pl.concat([pairs, paired]).sort("lseq")
     _check_order(found, pairs, history)
@@ -291,8 +375,8 @@ def _unbounded_repeats(repeats: pl.DataFrame, events: pl.DataFrame, history: Enc
     delivery of that content, a reader restart lies between the two (its epoch is higher), and
     its position had not been acknowledged before the restart that began its epoch.
     """
-    prev = events.select("eidx", "h0", "pos", "epoch").sort("eidx").with_columns(
-        pl.col("epoch").shift(1).over(["h0", "pos"]).alias("prev_epoch")).select("eidx", "prev_epoch")
+    prev = events.select("eidx", *CONTENT, "pos", "epoch").sort("eidx").with_columns(
+        pl.col("epoch").shift(1).over([*CONTENT, "pos"]).alias("prev_epoch")).select("eidx", "prev_epoch")
     cand = repeats.join(prev, on="eidx", how="left").filter(
         pl.col("prev_epoch").is_not_null() & (pl.col("prev_epoch") < pl.col("epoch")))
     excused = []
@@ -325,7 +409,7 @@ def _split_ledger_updates(L: pl.DataFrame) -> pl.DataFrame:
     keep = L.filter(pl.col("op") != "update").with_columns((pl.col("lseq") * 2).alias("lseq2"))
     out = pl.concat([keep, dels, ins]).sort("lseq2")
     return out.drop("lseq").rename({"lseq2": "lseq"}).with_columns(
-        pl.col("lseq").cast(pl.UInt32), *_HASHES[1:])
+        pl.col("lseq").cast(pl.UInt32), *_hashes()[1:])
 
 
 def _split_updates(found: _Anomalies, rest: pl.DataFrame, l_un: pl.DataFrame,
@@ -430,7 +514,10 @@ def _check_order(found: _Anomalies, pairs: pl.DataFrame, history: EncodedHistory
     same_key = pl.col("kh") == pl.col("kh").shift(1)
     if not s.select((same_key & (pl.col("eidx") < pl.col("eidx").shift(1))).any()).item():
         return  # capture order increases along commit order on every key
-    s = s.with_columns(pl.col("eidx").cum_max().shift(1).over("kh").alias("prev_max"))
+    # a hash collision can only merge two keys here: look again on the keys themselves
+    s = pairs.select("eidx").join(history.events.select("eidx", "table", "key"), on="eidx",
+                                  how="left", maintain_order="left")
+    s = s.with_columns(pl.col("eidx").cum_max().shift(1).over(["table", "key"]).alias("prev_max"))
     bad = s.filter(pl.col("eidx") < pl.col("prev_max")).select("eidx").sort("eidx")
     _add_events(found, "reordered", _event_rows(history, bad["eidx"]), history,
                 "captured before a change committed earlier on this key")
@@ -443,7 +530,7 @@ def _event_rows(history: EncodedHistory, eidx: pl.Series) -> pl.DataFrame:
 
 def _check_transactions(found: _Anomalies, pairs: pl.DataFrame, history: EncodedHistory) -> None:
     """One commit's events share one commit identity and are contiguous among paired events."""
-    ranked = (pairs.select("txid", "eidx", pl.col("etx").hash(_SEED).alias("eh"))
+    ranked = (pairs.select("txid", "eidx", pl.col("etx").alias("eh"))
               .sort("eidx").with_row_index("pos_rank"))
     same_tx = pl.col("txid") == pl.col("txid").shift(1)
     runs, split = ranked.select(
@@ -466,46 +553,50 @@ def _check_transactions(found: _Anomalies, pairs: pl.DataFrame, history: Encoded
 
 def _alive(df: pl.DataFrame, order_col: str) -> pl.DataFrame:
     """The last change per key after the table's last truncate, unless it is a delete."""
-    df = df.select("table", "key", "op", order_col, "kh", "ah")
+    df = df.select("table", "key", "op", order_col, "kh", "after")
     truncs = df.filter(pl.col("op") == "truncate")
     rows = df.filter(pl.col("op") != "truncate") if truncs.height else df
     if truncs.height:
         cut = dict(truncs.group_by("table").agg(pl.col(order_col).max()).iter_rows())
         rows = rows.filter(pl.col(order_col) > pl.col("table").replace_strict(cut, default=-1,
                                                                               return_dtype=pl.Int64))
-    last = rows.filter(pl.col("kh").is_last_distinct())  # rows are in order_col order
+    last = rows.filter(pl.struct("table", "key").is_last_distinct())  # rows are in order_col order
     return last.filter(pl.col("op") != "delete").select(
-        "kh", "table", "key", pl.col(order_col).alias("idx"), "ah")
+        "kh", "table", "key", pl.col(order_col).alias("idx"), "after")
 
 
-def _final_frame(final_state: FinalState) -> pl.DataFrame:
-    """The engine's final rows, encoded (one pass over the rows)."""
-    tables, keys, afters = [], [], []
-    for t, rows in final_state.items():
-        for k, row in rows.items():
-            tables.append(t)
-            keys.append(encode_key(k))
-            afters.append(encode_image(row))
-    df = pl.DataFrame({"table": tables, "key": keys, "after": afters},
+class _FinalRow:
+    __slots__ = ("table", "key", "before", "after")
+
+    def __init__(self, table: str, key: tuple, after: Mapping[str, Any]) -> None:
+        self.table, self.key, self.before, self.after = table, key, None, after
+
+
+def _final_frame(final_state: FinalState) -> tuple[pl.DataFrame, list[_FinalRow]]:
+    """The engine's final rows, encoded column by column; and the rows, for examples."""
+    rows = [_FinalRow(t, k, row) for t, by_key in final_state.items() for k, row in by_key.items()]
+    keys, _, afters = encode_rows(rows)
+    df = pl.DataFrame({"table": [r.table for r in rows], "key": keys, "after": afters},
                       schema={"table": pl.String, "key": pl.String, "after": pl.String})
-    return df.with_row_index("idx").with_columns(_HASHES[0], _HASHES[2]).select("kh", "table", "key", "idx", "ah")
+    df = df.with_row_index("idx").with_columns(_hashes()[0]).select("kh", "table", "key", "idx", "after")
+    return df, rows
 
 
 def _check_replay(found: _Anomalies, history: EncodedHistory, final_state: FinalState | None) -> None:
     """Replay the events on the empty state; compare with the final state, per key not yet explained.
 
-    Vectorized on hashes of the final images; only differing keys are looked at in Python, where
+    Vectorized on the canonical final images; only differing keys are looked at in Python, where
     images of tables with DDL are brought to the table's final shape before comparing.
     """
     got = _alive(history.events, "eidx")
     if final_state is None:
         want = _alive(history.ledger, "lseq")
-        want_rows: list[Mapping[str, Any]] = [c.after for c in history.ledger_rows]  # type: ignore[misc]
+        want_rows: Sequence[Any] = history.ledger_rows
     else:
-        want = _final_frame(final_state)
-        want_rows = [row for rows in final_state.values() for row in rows.values()]
-    j = want.join(got, on="kh", how="full", suffix="_got")
-    diff = j.filter(pl.col("ah").is_null() | pl.col("ah_got").is_null() | (pl.col("ah") != pl.col("ah_got")))
+        want, want_rows = _final_frame(final_state)
+    j = want.join(got, on=["kh", "table", "key"], how="full", suffix="_got", coalesce=False)
+    diff = j.filter(~pl.col("after").eq_missing(pl.col("after_got")) | pl.col("idx").is_null()
+                    | pl.col("idx_got").is_null())
     if not diff.height:
         return
     ddl_tables = {c.table for c in history.ddl}
@@ -517,7 +608,7 @@ def _check_replay(found: _Anomalies, history: EncodedHistory, final_state: Final
         if found.explains(*tk):
             continue
         g = history.event_rows[idx_g].after if idx_g is not None else None
-        w = want_rows[idx] if idx is not None else None
+        w = want_rows[idx].after if idx is not None else None
         if tk[0] in ddl_tables:
             g = _project(g, tk[0], history.ddl) if g is not None else None
             w = _project(w, tk[0], history.ddl) if w is not None else None

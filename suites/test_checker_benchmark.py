@@ -61,3 +61,82 @@ def _time(fn) -> float:
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
+
+
+def arrow_history(n: int, per_batch: int = 100_000, seed: int = 2024):
+    """``n`` committed inserts staged as Arrow batches (one ledger transaction per batch, as a
+    source's bulk write) and the matching Arrow event batches (as an approach's ``poll``):
+    int, text, float, decimal(38,2), timestamptz columns."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from harness.ledger import Ledger
+
+    rng = np.random.default_rng(seed)
+    ledger = Ledger()
+    batches = []
+    for start in range(0, n, per_batch):
+        m = min(per_batch, n - start)
+        ids = pa.array(np.arange(start, start + m))
+        nn = pa.array(rng.integers(0, 1_000_000, m))
+        after = pa.StructArray.from_arrays(
+            [ids, nn, pc.binary_join_element_wise("s", nn.cast(pa.string()), ""), pc.divide(nn.cast(pa.float64()), 7.0),
+             nn.cast(pa.decimal128(38, 2)), pc.add(nn, 1_704_060_000_000_000).cast(pa.timestamp("us", tz="UTC"))],
+            names=["id", "n", "s", "f", "amount", "ts"])
+        key = pa.StructArray.from_arrays([ids], names=["id"])
+        head = [pa.array(["t"] * m), pa.array(["insert"] * m), key, pa.nulls(m), after]
+        names = ["table", "op", "key", "before", "after"]
+        txid = ledger.begin()
+        ledger.stage_batch(txid, pa.RecordBatch.from_arrays(head, names=names))
+        t = time.time_ns()
+        ledger.commit(txid, t, t + 100)
+        ordinal = pa.array(np.arange(m))
+        position = pa.ListArray.from_arrays(pa.array(np.arange(0, 2 * m + 1, 2), pa.int32()),
+                                            _interleave(pa.array([txid] * m, pa.int64()), ordinal))
+        batches.append(pa.RecordBatch.from_arrays(
+            [*head, position, pa.array([txid] * m, pa.int64()), pa.array([t + 2_000_000] * m, pa.int64())],
+            names=[*names, "position", "txid", "captured_at"]))
+    return ledger, batches
+
+
+def _interleave(a, b):
+    import numpy as np
+    import pyarrow as pa
+
+    out = np.empty(2 * len(a), dtype=np.int64)
+    out[0::2] = a.to_numpy()
+    out[1::2] = b.to_numpy()
+    return pa.array(out)
+
+
+@pytest.mark.benchmark(group="checker")
+@pytest.mark.parametrize("size", [1_000_000, 10_000_000], ids=["1m", "10m"])
+def test_checker_end_to_end_arrow(benchmark, size: int, request: pytest.FixtureRequest) -> None:
+    """Encode + check of an Arrow-staged history (ledger batches + event batches), end to end.
+
+    extra_info: encode_s, check_s, events_per_s (encode + check) and peak_rss_gb (the process's
+    peak, history building included). A normal run uses 20,000 events.
+    """
+    import resource
+
+    if not request.config.getoption("benchmark_only", default=False):
+        size = 20_000
+    ledger, batches = arrow_history(size)
+    timings: dict[str, float] = {}
+
+    def run():
+        t = time.perf_counter()
+        h = encode_history(ledger, batches)
+        timings["encode_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        v = check(h, FULL)
+        timings["check_s"] = time.perf_counter() - t
+        return v
+
+    verdict = benchmark.pedantic(run, rounds=1, iterations=1, warmup_rounds=0)
+    assert verdict.passed, verdict.summary()
+    total = timings["encode_s"] + timings["check_s"]
+    benchmark.extra_info.update(events=size, encode_s=round(timings["encode_s"], 3),
+                                check_s=round(timings["check_s"], 3), events_per_s=round(size / total),
+                                peak_rss_gb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 3))

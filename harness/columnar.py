@@ -1,0 +1,468 @@
+"""Columnar changes: the Arrow form of ledger changes and captured events, and their canonical
+encoding computed with Arrow/polars expressions.
+
+An **event batch** is a ``pyarrow.RecordBatch`` (or ``Table``) whose rows all belong to one
+table and share one image shape::
+
+    table: string        op: string           key: struct<key columns, in key order>
+    before: struct<...>  after: struct<...>   (a NULL struct is "no image"; its fields are the
+                                               image's columns, so a column's absence is kept)
+    position: list<int64>   txid: any (optional)   captured_at: int64 (optional)
+
+A **ledger batch** has the same ``table/op/key/before/after`` columns; the ledger adds txid,
+commit order and commit times (``Ledger.stage_batch``).
+
+``encode_values(array)`` gives, for every value, exactly the token ``harness.values.canonical``
+gives the equal Python value (``tests/test_values.py`` checks both agree): the work is done per
+column by type — integers, floats, exact decimals (decimal128/256, so decimal(65,30)), dates,
+timestamps (UTC for zoned ones) and times at µs, intervals, strings (no Unicode
+normalization), bytes, booleans. Only what no expression covers exactly goes through Python, per
+*distinct* value: floats below 1e-4 in magnitude (polars prints them without an exponent),
+decimals Arrow prints in exponent form (|v| < 1e-6), JSON, UUIDs, lists, nested structs.
+
+Python inputs (``ChangeEvent`` and ``LedgerChange`` lists) are turned into such batches by
+``rows_to_batches``: runs of one table and one image shape, each column built by
+``pyarrow.array`` when its values share one plainly typed Python type, else kept as tokens
+computed by ``canonical`` (mixed types — a captured int where a float was committed — must stay
+told apart exactly as the Python encoder does).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from decimal import Decimal
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from harness.values import SEP, canonical
+
+#: Python types ``pyarrow.array`` turns into a column whose tokens are computed vectorized
+_ARROW_OF: dict[type, pa.DataType | None] = {
+    int: pa.int64(), float: pa.float64(), str: pa.large_string(), bytes: pa.large_binary(),
+    bool: pa.bool_(), dt.date: pa.date32(), Decimal: None, dt.datetime: None,
+}
+#: field metadata marking a string column as JSON text (canonical JSON, token ``j:``)
+JSON_META = {b"cdc.logical": b"json"}
+
+
+class Tokens:
+    """A column already encoded to canonical tokens (the Python fallback for mixed types)."""
+
+    def __init__(self, tokens: list[str | None]) -> None:
+        self.tokens = tokens
+
+
+def _py_tokens(values: Iterable[Any], wrap: Callable[[Any], Any] = lambda v: v) -> pl.Series:
+    return pl.Series([None if v is None else canonical(wrap(v)) for v in values], dtype=pl.String)
+
+
+def _by_distinct(s: pl.Series, fn: Callable[[Any], str]) -> pl.Series:
+    """Apply a Python function once per distinct non-null value of ``s`` (kept in place)."""
+    uniq = s.drop_nulls().unique()
+    if uniq.len() == 0:
+        return pl.Series([None] * s.len(), dtype=pl.String)
+    mapping = pl.DataFrame({"v": uniq, "t": pl.Series([fn(v) for v in uniq.to_list()], dtype=pl.String)})
+    return s.to_frame("v").join(mapping, on="v", how="left", maintain_order="left", nulls_equal=False)["t"]
+
+
+def _floats(s: pl.Series) -> pl.Series:
+    s = s.cast(pl.Float64)
+    text = (s + 0.0).cast(pl.String)
+    tiny = (s.abs() < 1e-4) & (s != 0.0)
+    out = pl.select(
+        pl.when(s.is_nan()).then(pl.lit("f:nan"))
+        .when(s == float("inf")).then(pl.lit("f:inf"))
+        .when(s == float("-inf")).then(pl.lit("f:-inf"))
+        .when(s == 0.0).then(pl.lit("f:0.0"))
+        .otherwise(pl.lit("f:") + text)).to_series()
+    if tiny.any():  # polars prints 1e-05 as 0.00001: Python's repr for those few
+        fixed = _by_distinct(s.filter(tiny), lambda v: canonical(float(v)))
+        out = out.scatter(tiny.arg_true(), fixed)
+    return out
+
+
+def _decimals(arr: pa.Array) -> pl.Series:
+    text = pl.from_arrow(pc.cast(arr, pa.large_string()))
+    assert isinstance(text, pl.Series)
+    plain = (text.str.replace(r"(\.\d*?)0+$", "${1}").str.replace(r"\.$", "")
+             .str.replace(r"^-0$", "0"))
+    out = pl.select(pl.when(plain == "0").then(pl.lit("d:0")).otherwise(pl.lit("d:") + plain)).to_series()
+    sci = text.str.contains("E").fill_null(False)
+    if sci.any():  # Arrow prints |v| < 1e-6 in exponent form: Decimal once per distinct value
+        out = out.scatter(sci.arg_true(), _by_distinct(text.filter(sci), lambda v: canonical(Decimal(v))))
+    return out
+
+
+def _timestamps(arr: pa.Array) -> pl.Series:
+    t: pa.TimestampType = arr.type
+    micros = pl.from_arrow(arr.cast(pa.int64()))
+    assert isinstance(micros, pl.Series)
+    if t.unit == "s":
+        micros = micros * 1_000_000
+    elif t.unit == "ms":
+        micros = micros * 1_000
+    elif t.unit == "ns":
+        micros = micros // 1_000
+    text = micros.cast(pl.Datetime("us")).dt.strftime("%Y-%m-%dT%H:%M:%S%.6f")
+    return pl.select(pl.lit("t:" if t.tz else "T:") + text).to_series()
+
+
+def _encode_arrow(arr: pa.Array, meta: dict | None = None) -> pl.Series:
+    t = arr.type
+    if meta and meta.get(b"cdc.logical") == b"json":
+        return _by_distinct(pl.Series(arr.to_pylist(), dtype=pl.String), lambda v: canonical(json.loads(v)))
+    if isinstance(t, pa.ExtensionType):
+        if t.extension_name == "arrow.uuid":
+            return _by_distinct(_series(arr.storage), lambda v: "u:" + str(uuid.UUID(bytes=v)))
+        if t.extension_name == "arrow.json":
+            return _by_distinct(_series(arr.storage.cast(pa.large_string())),
+                                lambda v: canonical(json.loads(v)))
+        return _py_tokens(arr.to_pylist())
+    if pa.types.is_boolean(t):
+        s = _series(arr)
+        return pl.select(pl.when(s).then(pl.lit("b:1")).otherwise(pl.lit("b:0"))).to_series()
+    if pa.types.is_integer(t):
+        return pl.select(pl.lit("i:") + _series(arr).cast(pl.String)).to_series()
+    if pa.types.is_floating(t):
+        return _floats(_series(arr))
+    if pa.types.is_decimal(t):
+        return _decimals(arr)
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return pl.select(pl.lit("s:") + _series(arr).cast(pl.String)).to_series()
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        return pl.select(pl.lit("x:") + _series(arr).cast(pl.Binary).bin.encode("hex")).to_series()
+    if pa.types.is_date(t):
+        return pl.select(pl.lit("D:") + _series(arr.cast(pa.date32())).dt.strftime("%Y-%m-%d")).to_series()
+    if pa.types.is_timestamp(t):
+        return _timestamps(arr)
+    if pa.types.is_time(t):
+        return pl.select(pl.lit("h:") + _series(arr.cast(pa.time64("us"))).dt.strftime("%H:%M:%S%.6f")).to_series()
+    if pa.types.is_duration(t):
+        micros = _series(arr.cast(pa.duration("us")).cast(pa.int64()))
+        return pl.select(pl.lit("I:") + micros.cast(pl.String)).to_series()
+    if pa.types.is_null(t):
+        return pl.Series([None] * len(arr), dtype=pl.String)
+    return _py_tokens(arr.to_pylist())  # lists, maps, nested structs: rare, exact via Python
+
+
+def _series(arr: pa.Array) -> pl.Series:
+    s = pl.from_arrow(arr)
+    assert isinstance(s, pl.Series)
+    return s
+
+
+def encode_values(arr: pa.Array | pa.ChunkedArray | Tokens, meta: dict | None = None) -> pl.Series:
+    """Canonical tokens of a column (NULL stays NULL), equal to ``values.canonical`` per value."""
+    if isinstance(arr, Tokens):
+        return pl.Series(arr.tokens, dtype=pl.String)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    out = _encode_arrow(arr, meta)
+    if arr.null_count:
+        out = out.set(pl.Series(arr.is_null().to_numpy(zero_copy_only=False)), None)  # type: ignore[arg-type]
+    return out
+
+
+def _fields(struct: pa.StructArray | pa.ChunkedArray) -> list[tuple[str, pa.Array, dict | None]]:
+    if isinstance(struct, pa.ChunkedArray):
+        struct = struct.combine_chunks()
+    return [(struct.type.field(i).name, struct.field(i), struct.type.field(i).metadata)
+            for i in range(struct.type.num_fields)]
+
+
+def encode_images(struct: pa.StructArray | pa.ChunkedArray | None, n: int) -> pl.Series:
+    """Canonical image strings of a struct column (``encode_image``: columns sorted by name)."""
+    if struct is None or (isinstance(struct, (pa.Array, pa.ChunkedArray)) and struct.null_count == n):
+        return pl.Series([None] * n, dtype=pl.String)
+    if isinstance(struct, pa.ChunkedArray):
+        struct = struct.combine_chunks()
+    parts = []
+    for name, arr, meta in sorted(_fields(struct), key=lambda f: f[0]):
+        parts.append(pl.lit(f"{name}=") + encode_values(arr, meta).fill_null("N"))
+    if not parts:
+        out = pl.Series([""] * n, dtype=pl.String)
+    else:
+        out = pl.select(pl.concat_str(parts, separator=SEP)).to_series()
+    if struct.null_count:
+        out = out.set(pl.Series(struct.is_null().to_numpy(zero_copy_only=False)), None)  # type: ignore[arg-type]
+    return out
+
+
+def encode_keys(struct: pa.StructArray | pa.ChunkedArray | None, n: int) -> pl.Series:
+    """Canonical key strings of a struct column in key order (``encode_key``)."""
+    fields = _fields(struct) if struct is not None else []
+    if not fields:
+        return pl.Series([""] * n, dtype=pl.String)
+    parts = [encode_values(arr, meta).fill_null("N") for _, arr, meta in fields]
+    return pl.select(pl.concat_str(parts, separator=SEP)).to_series()
+
+
+# -- Python rows -> Arrow batches ---------------------------------------------------------------
+
+def _column(values: list[Any]) -> pa.Array | Tokens:
+    """An Arrow array for one column of Python values, or tokens when no one Arrow type fits."""
+    kinds = {type(v) for v in values}
+    kinds.discard(type(None))
+    if not kinds:
+        return pa.nulls(len(values))
+    if len(kinds) == 1:
+        kind = next(iter(kinds))
+        if kind in _ARROW_OF:
+            try:
+                if kind is dt.datetime:
+                    aware = {v.tzinfo is not None for v in values if v is not None}
+                    if len(aware) != 1:
+                        raise TypeError("aware and naive")
+                    return pa.array(values, pa.timestamp("us", tz="UTC") if aware.pop() else pa.timestamp("us"))
+                if kind is Decimal:
+                    arr = pa.array(values)
+                    if not pa.types.is_decimal(arr.type):
+                        raise TypeError("not decimal")
+                    return arr
+                return pa.array(values, _ARROW_OF[kind])
+            except (pa.ArrowException, TypeError, ValueError, OverflowError):
+                pass  # NaN decimals, ints past int64, ...: tokens below
+    return Tokens([None if v is None else canonical(v) for v in values])
+
+
+def _struct(images: Sequence[Any], columns: tuple[str, ...]) -> _TokenStruct | None:
+    valid = [img is not None for img in images]
+    if not any(valid):
+        return None
+    arrays = [_column([img[c] if img is not None else None for img in images]) for c in columns]
+    return _TokenStruct(columns, arrays, valid)
+
+
+class _TokenStruct:
+    """A struct column holding some token columns (Python fallback) — encoded like a struct."""
+
+    def __init__(self, names: tuple[str, ...], arrays: list, valid: list[bool]) -> None:
+        self.names = names
+        self.arrays = arrays
+        self.valid = valid
+
+
+def _encode_struct_like(s: Any, n: int, image: bool) -> pl.Series:
+    if s is None:
+        return pl.Series([None] * n, dtype=pl.String) if image else pl.Series([""] * n, dtype=pl.String)
+    if isinstance(s, _TokenStruct):
+        cols = list(zip(s.names, s.arrays, strict=True))
+        if image:
+            cols.sort(key=lambda c: c[0])
+            parts = [pl.lit(f"{name}=") + encode_values(a).fill_null("N") for name, a in cols]
+        else:
+            parts = [encode_values(a).fill_null("N") for _, a in cols]
+        out = pl.select(pl.concat_str(parts, separator=SEP)).to_series() if parts else pl.Series([""] * n)
+        if image and not all(s.valid):
+            out = out.set(pl.Series([not v for v in s.valid]), None)  # type: ignore[arg-type]
+        return out
+    return encode_images(s, n) if image else encode_keys(s, n)
+
+
+def encode_parts(part: Any, n: int) -> tuple[pl.Series, pl.Series, pl.Series]:
+    """Canonical (key, before, after) strings of a batch from ``rows_to_batches`` or an Arrow one."""
+    if isinstance(part, RowBatch):
+        return (_encode_struct_like(part.key, n, False), _encode_struct_like(part.before, n, True),
+                _encode_struct_like(part.after, n, True))
+    names = part.schema.names
+    before = part.column("before") if "before" in names else None
+    after = part.column("after") if "after" in names else None
+    key = part.column("key") if "key" in names else None
+    return encode_keys(key, n), encode_images(before, n), encode_images(after, n)
+
+
+class RowBatch:
+    """Python rows of one table and one shape, turned into columns (``key``/``before``/``after``)."""
+
+    def __init__(self, rows: Sequence[Any]) -> None:
+        first = rows[0]
+        n_key = len(first.key)
+        self.key = _TokenStruct(tuple(str(i) for i in range(n_key)),
+                                [_column([r.key[i] for r in rows]) for i in range(n_key)],
+                                [True] * len(rows)) if n_key else None
+        bcols = _shape(rows, "before")
+        acols = _shape(rows, "after")
+        self.before = _struct([r.before for r in rows], bcols)
+        self.after = _struct([r.after for r in rows], acols)
+
+
+def _shape(rows: Sequence[Any], side: str) -> tuple[str, ...]:
+    for r in rows:
+        img = getattr(r, side)
+        if img is not None:
+            return tuple(img)
+    return ()
+
+
+def _signature(r: Any) -> tuple:
+    b, a = r.before, r.after
+    return (r.table, len(r.key), None if b is None else tuple(b), None if a is None else tuple(a))
+
+
+def rows_to_batches(rows: Sequence[Any]) -> list[tuple[int, int, RowBatch]]:
+    """Split Python rows (events or ledger changes) into runs ``(start, stop, RowBatch)`` of one
+    table and one image shape (column names in the same order; a None image fits any shape)."""
+    out: list[tuple[int, int, RowBatch]] = []
+    start = 0
+    n = len(rows)
+    while start < n:
+        table = rows[start].table
+        nkey = len(rows[start].key)
+        bshape: tuple | None = None
+        ashape: tuple | None = None
+        stop = start
+        while stop < n:
+            r = rows[stop]
+            if r.table != table or len(r.key) != nkey:
+                break
+            if r.before is not None:
+                s = tuple(r.before)
+                if bshape is None:
+                    bshape = s
+                elif s != bshape:
+                    break
+            if r.after is not None:
+                s = tuple(r.after)
+                if ashape is None:
+                    ashape = s
+                elif s != ashape:
+                    break
+            stop += 1
+        out.append((start, stop, RowBatch(rows[start:stop])))
+        start = stop
+    return out
+
+
+def encode_rows(rows: Sequence[Any]) -> tuple[pl.Series, pl.Series, pl.Series]:
+    """Canonical (key, before, after) strings of Python rows, column by column."""
+    keys, befores, afters = [], [], []
+    for start, stop, batch in rows_to_batches(rows):
+        k, b, a = encode_parts(batch, stop - start)
+        keys.append(k)
+        befores.append(b)
+        afters.append(a)
+    if not keys:
+        empty = pl.Series([], dtype=pl.String)
+        return empty, empty, empty
+    return pl.concat(keys), pl.concat(befores), pl.concat(afters)
+
+
+# -- parts: Python rows and Arrow batches, in order ---------------------------------------------
+
+def batch_len(part: Any) -> int:
+    """Rows in a part (a list of Python rows, an Arrow batch/table, or a ``LedgerBatch``)."""
+    return part.num_rows if isinstance(part, (pa.RecordBatch, pa.Table)) else len(part)
+
+
+def _image(v: dict | None, struct_type: pa.StructType | None) -> dict | None:
+    if v is None or struct_type is None:
+        return v
+    for i in range(struct_type.num_fields):
+        f = struct_type.field(i)
+        if f.metadata and f.metadata.get(b"cdc.logical") == b"json" and v.get(f.name) is not None:
+            v[f.name] = json.loads(v[f.name])
+    return v
+
+
+def arrow_row(batch: pa.RecordBatch | pa.Table, i: int) -> dict[str, Any]:
+    """Row ``i`` of an event or ledger batch as Python values (``key`` a tuple, images dicts)."""
+    row = batch.slice(i, 1).to_pylist()[0]
+    schema = batch.schema
+    key = row.get("key")
+    row["key"] = tuple(key.values()) if key else ()
+    for side in ("before", "after"):
+        t = schema.field(side).type if side in schema.names else None
+        row[side] = _image(row.get(side), t)
+    if row.get("position") is not None:
+        row["position"] = tuple(row["position"])
+    return row
+
+
+def event_from_arrow(batch: pa.RecordBatch | pa.Table, i: int) -> Any:
+    """Row ``i`` of an event batch as a ``ChangeEvent`` (for examples and redelivery checks)."""
+    from harness.events import ChangeEvent
+
+    r = arrow_row(batch, i)
+    return ChangeEvent(r["table"], r["op"], r["key"], r["before"], r["after"], r.get("position") or (),
+                       r.get("txid"), r.get("commit_ts"), r.get("captured_at") or 0)
+
+
+class RowLog(Sequence):
+    """Rows kept as parts — lists of Python rows and Arrow batches — in order.
+
+    ``len`` and indexing are over rows; an Arrow row is turned into a Python one only when it is
+    looked at (``to_row(part, i)``), so millions of rows stay columnar.
+    """
+
+    def __init__(self, to_row: Callable[[Any, int], Any] = event_from_arrow) -> None:
+        self.parts: list[Any] = []
+        self._starts: list[int] = []
+        self._n = 0
+        self._to_row = to_row
+
+    def append_part(self, part: Any) -> None:
+        """Add a list of Python rows or an Arrow batch (empty ones are skipped)."""
+        n = batch_len(part)
+        if not n:
+            return
+        if isinstance(part, list) and self.parts and isinstance(self.parts[-1], list):
+            self.parts[-1].extend(part)
+        else:
+            self._starts.append(self._n)
+            self.parts.append(list(part) if isinstance(part, (list, tuple)) else part)
+        self._n += n
+
+    def extend(self, rows: Iterable[Any]) -> None:
+        self.append_part(list(rows))
+
+    def append(self, row: Any) -> None:
+        self.append_part([row])
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i: Any) -> Any:  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self._n))]
+        if i < 0:
+            i += self._n
+        if not 0 <= i < self._n:
+            raise IndexError(i)
+        import bisect
+
+        p = bisect.bisect_right(self._starts, i) - 1
+        part = self.parts[p]
+        j = i - self._starts[p]
+        return part[j] if isinstance(part, list) else self._to_row(part, j)
+
+    def __iter__(self):
+        for part in self.parts:
+            if isinstance(part, list):
+                yield from part
+            else:
+                for j in range(batch_len(part)):
+                    yield self._to_row(part, j)
+
+
+def positions_repr(pos: pa.Array | pa.ChunkedArray) -> pl.Series:
+    """``repr(tuple(position))`` of a list<int> column, vectorized."""
+    s = _series(pos.combine_chunks() if isinstance(pos, pa.ChunkedArray) else pos)
+    joined = s.list.eval(pl.element().cast(pl.String)).list.join(", ")
+    return pl.select(pl.when(s.list.len() == 1).then(pl.lit("(") + joined + pl.lit(",)"))
+                     .otherwise(pl.lit("(") + joined + pl.lit(")"))).to_series()
+
+
+def values_repr(col: pa.Array | pa.ChunkedArray | None, n: int) -> pl.Series:
+    """``repr(v)`` of an int or string column (txids), vectorized; None gives ``'None'``."""
+    if col is None:
+        return pl.Series(["None"] * n, dtype=pl.String)
+    s = _series(col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col)
+    if s.dtype == pl.String:
+        return pl.select((pl.lit("'") + s + pl.lit("'")).fill_null("None")).to_series()
+    return s.cast(pl.String).fill_null("None")
