@@ -44,9 +44,13 @@ class Engine(Protocol):
 
 
 def private_dir(prefix: str) -> Path:
-    """A fresh 0700 temp directory for one engine's data."""
+    """A fresh 0700 temp directory for one engine's data, marked with its owner process so the
+    next session's leftover sweep removes it if this one is killed (``harness.lifecycle``)."""
+    from harness.lifecycle import write_owner
+
     path = Path(tempfile.mkdtemp(prefix=f"cdc-{prefix}-"))
     os.chmod(path, 0o700)
+    write_owner(path)
     return path
 
 

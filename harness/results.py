@@ -83,15 +83,19 @@ def row_label(row: Mapping[str, Any]) -> str:
 
 def result_record(approach: str, scenario: str, engine: str, settings: dict[str, Any], verdict: Verdict,
                   duration_s: float) -> dict[str, Any]:
-    """One flat result row."""
-    m = verdict.measurements
+    """One flat result row (reasons and reader errors masked: they may quote a driver's words)."""
+    from harness.secrets import mask_text
+
+    m = dict(verdict.measurements)
+    if m.get("reader_errors"):
+        m["reader_errors"] = [mask_text(str(e)) for e in m["reader_errors"]]
     return {
         "approach": approach,
         "scenario": scenario,
         "engine": engine,
         "settings": settings,
         "verdict": verdict.status,
-        "reason": verdict.reason or ", ".join(f"{k}={n}" for k, n in verdict.anomalies.items()),
+        "reason": mask_text(verdict.reason) or ", ".join(f"{k}={n}" for k, n in verdict.anomalies.items()),
         "anomalies": dict(verdict.anomalies),
         "examples": verdict.examples,
         "events": m.get("events", 0),
