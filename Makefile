@@ -24,14 +24,16 @@ $(VENV_STAMP): pyproject.toml scripts/setup-venv.sh $(VENV_REDO)
 	PYTHON='$(PYTHON)' VENV='$(VENV)' bash scripts/setup-venv.sh
 	echo '$(PYTHON)' >$@
 
-$(STAMP): $(VENV_STAMP) package.json package-lock.json scripts/setup-postgres.sh scripts/setup-reports.sh
+$(STAMP): $(VENV_STAMP) package.json package-lock.json scripts/setup-postgres.sh scripts/setup-mariadb.sh \
+		scripts/setup-reports.sh
 	bash scripts/setup-postgres.sh
+	bash scripts/setup-mariadb.sh
 	bash scripts/setup-reports.sh
 	mkdir -p .cache && touch $(STAMP)
 
 venv: $(VENV_STAMP)  ## only the virtualenv and the Python packages (no apt, no npm)
 
-setup: $(STAMP)  ## virtualenv + Python packages, PostgreSQL 15 + wal2json, pushgateway, promtool, chromium, Java, Allure
+setup: $(STAMP)  ## virtualenv + Python packages, PostgreSQL 15 + wal2json, MariaDB, pushgateway, promtool, chromium, Java, Allure
 
 run: setup  ## the main job: the conformance suite on every available engine, matrix + results JSON + HTML
 	$(PYTEST) suites/test_conformance.py --cdc-scale=$(SCALE) --cdc-results=$(RESULTS) $(SELECT) \

@@ -120,12 +120,31 @@ def register_builtin(registry: FamilyRegistry) -> None:
     registry.register_role(EngineRole("delta", "fixtures.engines:delta_warehouse", per_run=True))
     registry.register_role(EngineRole("iceberg", "fixtures.engines:iceberg_warehouse", per_run=True))
     registry.register_role(EngineRole("postgres", "fixtures.engines:postgres_engine"))
+    registry.register_role(EngineRole("mysql", "fixtures.engines:mysql_engine"))
     registry.register(Family("delta", "harness.sources.delta:DeltaSource", ("delta",)))
     registry.register(Family("iceberg", "harness.sources.iceberg:IcebergSource", ("iceberg",)))
     registry.register(Family(
         "postgres", "harness.sources.postgres:PostgresSource", ("postgres",),
         variants=(("*", ({"replica_identity": "default"}, {"replica_identity": "full"})),),
     ))
+    registry.register(Family("mysql", "harness.sources.mysql:MySqlSource", ("mysql",), variants=MYSQL_VARIANTS))
+
+
+def _binlog(image: str, metadata: str) -> dict[str, str]:
+    return {"binlog_row_image": image, "binlog_row_metadata": metadata}
+
+
+#: mysql settings variants: binlog_row_image FULL/MINIMAL/NOBLOB (per session) × binlog_row_metadata
+#: FULL/MINIMAL (global, set by the engine at case start). Row scenarios run every image with FULL
+#: metadata; FULL image with MINIMAL metadata runs where names matter (crud, schema-rename);
+#: the large and fault scenarios run FULL/FULL only (keeps the family's suite near two minutes).
+_IMAGES = (_binlog("full", "full"), _binlog("minimal", "full"), _binlog("noblob", "full"))
+MYSQL_VARIANTS: tuple[tuple[str, tuple[dict, ...]], ...] = (
+    ("*", _IMAGES),
+    *((name, (*_IMAGES, _binlog("full", "minimal"))) for name in ("crud", "schema-rename")),
+    *((name, (_binlog("full", "full"),)) for name in ("bulk", "bulk-copy", "long-txn", "source-restart",
+                                                       "net-drop")),
+)
 
 
 def builtin_registry() -> FamilyRegistry:

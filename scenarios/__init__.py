@@ -50,10 +50,13 @@ def register_builtin_scenarios(reg: ScenarioRegistry) -> None:
     for module in (core, schema, faults):
         for name, factory in module.SCENARIOS.items():
             reg.register(name, factory)
+    from scenarios.mysql import MYSQL_SCENARIOS, SHARED
     from scenarios.postgres import POSTGRES_SCENARIOS
 
     for name, factory in POSTGRES_SCENARIOS.items():
-        reg.register(name, _adapt(factory), frozenset({"postgres"}))
+        reg.register(name, _adapt(factory), frozenset({"postgres", "mysql"} if name in SHARED else {"postgres"}))
+    for name, factory in MYSQL_SCENARIOS.items():
+        reg.register(name, _adapt(factory), frozenset({"mysql"}))
 
 
 def default_registry() -> ScenarioRegistry:

@@ -28,6 +28,27 @@ FINDINGS: dict[tuple[str, str, tuple[tuple[str, str], ...]], tuple[frozenset[str
 }
 
 
+#: mysql-binlog under binlog_row_image MINIMAL / NOBLOB: partial images, left partial (pitfall 3)
+_MYSQL_PARTIAL = ("crud", "txn", "types", "truncate", "reader-crash", "schema-add", "schema-drop", "schema-rename",
+                  "schema-type", "toast", "savepoint", "multi-table-txn", "mysql-types")
+for _scenario in _MYSQL_PARTIAL:
+    FINDINGS[("mysql-binlog", _scenario, (("binlog_row_image", "minimal"), ("binlog_row_metadata", "full")))] = (
+        frozenset({"schema"}),
+        "pitfall 3: binlog_row_image=MINIMAL logs the key in before images and only the columns the statement "
+        "set in after images (binlog2sql #71, maxwell #175)",
+    )
+    FINDINGS[("mysql-binlog", _scenario, (("binlog_row_image", "noblob"), ("binlog_row_metadata", "full")))] = (
+        frozenset({"schema"}),
+        "pitfall 3: binlog_row_image=NOBLOB leaves unchanged TEXT/BLOB/JSON columns out of before and after images",
+    )
+for _scenario in ("crud", "schema-rename"):
+    FINDINGS[("mysql-binlog", _scenario, (("binlog_row_image", "full"), ("binlog_row_metadata", "minimal")))] = (
+        frozenset({"lost", "phantom"}),
+        "pitfall 4: binlog_row_metadata=MINIMAL carries no column names: python-mysql-replication yields rows "
+        "without names (keys come out as None), so every change is captured under the wrong key",
+    )
+
+
 def known_finding(approach: str, scenario: str,
                   settings: tuple[tuple[str, str], ...]) -> tuple[frozenset[str], str] | None:
     """The expected anomaly kinds and the reason for a known finding, or None."""

@@ -10,6 +10,7 @@ BUILTIN = (
     "harness.approaches.iceberg_snapshot_diff:IcebergSnapshotDiff",
     "harness.approaches.pg_pgoutput:PgOutput",
     "harness.approaches.pg_wal2json:Wal2Json",
+    "harness.approaches.mysql_binlog:MySqlBinlog",
 )
 
 
