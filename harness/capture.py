@@ -90,8 +90,9 @@ class CaptureLoop:
             self.resume()
 
     def resume(self) -> None:
-        """(Re)start the reader thread (no-op while it runs or after the reader failed for good)."""
-        if self.failed or (self._thread is not None and self._thread.is_alive()):
+        """(Re)start the reader thread (no-op while it runs, while the reader is stopped, or after
+        the reader failed for good)."""
+        if self.failed or self.approach is None or (self._thread is not None and self._thread.is_alive()):
             return
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="cdc-reader", daemon=True)
@@ -138,6 +139,12 @@ class CaptureLoop:
 
     def crash_and_resume(self) -> None:
         """Crash the approach abruptly and start a fresh one that resumes from its own state."""
+        self.crash()
+        self.restart()
+
+    def crash(self) -> None:
+        """Crash the approach abruptly (no ack, no flush) and leave the reader down; the next
+        delivery belongs to a new epoch."""
         if self.approach is not None:
             try:
                 self.approach.crash()
@@ -145,6 +152,9 @@ class CaptureLoop:
                 self.reader_errors.append(f"crash: {exc}")
         self.approach = None
         self.record.restarts.append(Restart(len(self.events), self.acked, time.monotonic()))
+
+    def restart(self) -> None:
+        """Start a fresh approach with ``resume=True`` (retried within the timeout)."""
         try:
             for attempt in Retrying(stop=stop_after_delay(self.ctx.timeout_s), reraise=True,
                                     wait=wait_exponential(multiplier=0.05, max=2)):

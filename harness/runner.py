@@ -32,6 +32,8 @@ from harness.verdict import Verdict
 SOURCE_TARGETS = ("engine", "source")
 #: where a reader crash is injected (see ``FaultInjector.reader_crash``)
 CRASH_POINTS = ("begin", "mid-txn", "after-commit-before-ack", "after-ack")
+#: faults on the reader itself: a crash with an immediate restart, or a stop and a later start
+READER_FAULTS = ("reader-crash", "reader-stop", "reader-start")
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,7 @@ def fault_gap(scenario: Scenario, engines: Mapping[str, Any], source_role: str) 
     """Why the case's engines cannot inject a fault the scenario needs, or None."""
     for fault in _faults(scenario.steps):
         if fault.target == "reader":
-            if fault.kind != "reader-crash" or fault.point not in CRASH_POINTS:
+            if fault.kind not in READER_FAULTS or (fault.kind == "reader-crash" and fault.point not in CRASH_POINTS):
                 return f"unknown reader fault {fault.kind!r} at {fault.point!r}"
             continue
         role = source_role if fault.target in SOURCE_TARGETS else fault.target
@@ -153,7 +155,12 @@ class FaultInjector:
         self.last_fault_at: float | None = None
 
     def __call__(self, fault: Fault) -> None:
-        if fault.target == "reader":
+        if fault.kind == "reader-stop":
+            self.reader_stop()
+        elif fault.kind == "reader-start":
+            self.loop.restart()
+            self.loop.resume()
+        elif fault.target == "reader":
             self.reader_crash(fault.point)
         else:
             role = self.ctx.source_role if fault.target in SOURCE_TARGETS else fault.target
@@ -185,6 +192,15 @@ class FaultInjector:
             _poll_until_quiet(loop, ack=True)
         loop.crash_and_resume()
         loop.resume()
+
+
+    def reader_stop(self) -> None:
+        """Take the reader down the way an operator's stop does to a process: it reads and
+        acknowledges what is there, then exits without any cleanup (a replication slot stays);
+        it stays down, missing what is written, until a ``reader-start`` step."""
+        self.loop.pause()
+        _poll_until_quiet(self.loop, ack=True)
+        self.loop.crash()
 
 
 def _poll_until_quiet(loop: CaptureLoop, ack: bool, quiet_polls: int = 3) -> None:

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.steps import AddColumn, AlterType, Column, DropColumn, Insert, RenameColumn, Scenario, Update
+from harness.steps import (
+    AddColumn,
+    AlterType,
+    Column,
+    DropColumn,
+    Fault,
+    Insert,
+    RenameColumn,
+    Scenario,
+    Update,
+)
 from scenarios.sizes import size
 from scenarios.tables import ITEMS, RowMaker
 
@@ -69,9 +79,27 @@ def schema_type(seed: int, scale: str, types: frozenset[str] = frozenset()) -> S
                     description="widen int to bigint mid-stream")
 
 
+def schema_offline(seed: int, scale: str, types: frozenset[str] = frozenset()) -> Scenario:
+    """ADD COLUMN while the reader is stopped (pitfall 6): rows written before and after the DDL
+    wait for the reader; when it starts again it must deliver both shapes, each as committed."""
+    maker = RowMaker(seed)
+    n = size(scale, "rows") // 2
+    steps = _before(maker, n)
+    steps.append(Fault("reader-stop"))
+    steps.extend(Update("items", (k,), maker.item_change()) for k in range(1, n + 1, 4))
+    steps.append(AddColumn("items", Column("color", "text")))
+    for k in range(n + 1, 2 * n + 1):
+        steps.append(Insert("items", {**maker.item(k), "color": f"c{k}"}))
+    steps.append(Fault("reader-start"))
+    steps.extend(Update("items", (k,), {"color": f"late-{k}"}) for k in range(1, 2 * n + 1, 3))
+    return Scenario("schema-offline", (ITEMS,), steps, requires=("ddl:add", "resume"),
+                    description="add a column while the reader is stopped, then start it again")
+
+
 SCENARIOS = {
     "schema-add": schema_add,
     "schema-drop": schema_drop,
     "schema-rename": schema_rename,
     "schema-type": schema_type,
+    "schema-offline": schema_offline,
 }
