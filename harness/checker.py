@@ -93,6 +93,8 @@ class EncodedHistory:
     rolled_back: pl.DataFrame
     #: per reader epoch, the position acknowledged before the restart that began it (epoch 0: None)
     acked_at_epoch: Sequence[Any] = (None,)
+    #: where each ``ddl`` change stands in the whole ledger (row index, for ``_project``)
+    ddl_at: Sequence[int] = ()
 
 
 _LEDGER_SCHEMA = {"table": pl.String, "key": pl.String, "op": pl.String, "before": pl.String,
@@ -195,7 +197,8 @@ def encode_history(ledger: Ledger | Sequence[LedgerChange], events: Any,
     events_df = ev.drop("ridx").with_row_index("eidx").with_columns(_hashes())
     return EncodedHistory(ledger_frame(committed).drop("ridx"), events_df,
                           _Indexed(llog, committed["ridx"]), _Indexed(elog, ev["ridx"]),
-                          [llog[i] for i in ddl_idx], ledger_frame(rolled).drop("ridx"), acked_at_epoch)
+                          [llog[i] for i in ddl_idx], ledger_frame(rolled).drop("ridx"), acked_at_epoch,
+                          ddl_idx)
 
 
 class _Anomalies:
@@ -330,7 +333,7 @@ def check(
         _check_transactions(found, pairs, history)
 
     # 5. replay
-    _check_replay(found, history, final_state)
+    _check_replay(found, history, final_state, pairs, capabilities.updates == "delete+insert")
 
     lag_ns = (matched["captured_at"] - matched["issued_at"]).filter(matched["issued_at"] > 0)
     measurements = lag_summary(lag_ns)
@@ -464,6 +467,12 @@ def _classify_leftovers(found: _Anomalies, rest: pl.DataFrame, l_un: pl.DataFram
         # prefer the earliest change of the same op; else the earliest change
         pick = next((c for c in cands if c["op"] == row["op"]), cands[0])
         cands.remove(pick)
+        if split and row["op"] == "update" and pick["op"] == "delete" and pick["lseq"] % 2 == 0:
+            # one committed update, split into delete + insert for a delete+insert approach, was
+            # captured as an update: one op-mismatch, its insert half is not also lost
+            half = next((c for c in cands if c["lseq"] == pick["lseq"] + 1 and c["op"] == "insert"), None)
+            if half is not None:
+                cands.remove(half)
         c = _ledger_row(history, pick["lseq"], split)
         pairs.append((row["table"], row["key"], pick["lseq"], row["eidx"], pick["txid"], row["etx"]))
         for kind, why in _pair_kinds(c, e, pick["op"], caps):
@@ -582,11 +591,15 @@ def _final_frame(final_state: FinalState) -> tuple[pl.DataFrame, list[_FinalRow]
     return df, rows
 
 
-def _check_replay(found: _Anomalies, history: EncodedHistory, final_state: FinalState | None) -> None:
+def _check_replay(found: _Anomalies, history: EncodedHistory, final_state: FinalState | None,
+                  pairs: pl.DataFrame | None = None, split: bool = False) -> None:
     """Replay the events on the empty state; compare with the final state, per key not yet explained.
 
     Vectorized on the canonical final images; only differing keys are looked at in Python, where
-    images of tables with DDL are brought to the table's final shape before comparing.
+    images of tables with DDL are brought to the table's final shape before comparing: each
+    image gets only the DDL committed after the change that wrote it (an event: after the
+    committed change it was paired with), so a column dropped and re-added under the same name
+    keeps the value written after the re-add.
     """
     got = _alive(history.events, "eidx")
     if final_state is None:
@@ -600,6 +613,13 @@ def _check_replay(found: _Anomalies, history: EncodedHistory, final_state: Final
     if not diff.height:
         return
     ddl_tables = {c.table for c in history.ddl}
+    ledger_at = getattr(history.ledger_rows, "ridx", None)
+    event_at: dict[int, int] = {}
+    if ddl_tables and ledger_at is not None and pairs is not None and pairs.height:
+        got_idx = diff["idx_got"].drop_nulls().implode()
+        for lseq, eidx in pairs.filter(pl.col("eidx").is_in(got_idx)).select("lseq", "eidx").iter_rows():
+            event_at[eidx] = int(ledger_at[lseq // 2 if split else lseq])
+    never = 1 << 62  # after every DDL: apply none
     bad_keys: list[tuple[str, str]] = []
     examples: list[dict] = []
     for table, key, idx, table_g, key_g, idx_g in diff.select(
@@ -610,8 +630,13 @@ def _check_replay(found: _Anomalies, history: EncodedHistory, final_state: Final
         g = history.event_rows[idx_g].after if idx_g is not None else None
         w = want_rows[idx].after if idx is not None else None
         if tk[0] in ddl_tables:
-            g = _project(g, tk[0], history.ddl) if g is not None else None
-            w = _project(w, tk[0], history.ddl) if w is not None else None
+            g_at = event_at.get(idx_g, -1) if idx_g is not None else -1
+            if final_state is not None:
+                w_at = never  # the engine's rows already have the table's final shape
+            else:
+                w_at = int(ledger_at[idx]) if ledger_at is not None and idx is not None else -1
+            g = _project(g, tk[0], history, g_at) if g is not None else None
+            w = _project(w, tk[0], history, w_at) if w is not None else None
         if encode_image(g) != encode_image(w):
             bad_keys.append(tk)
             if len(examples) < MAX_EXAMPLES:
@@ -620,15 +645,14 @@ def _check_replay(found: _Anomalies, history: EncodedHistory, final_state: Final
     found.add("divergence", len(bad_keys), examples, bad_keys)
 
 
-def _project(image: Mapping[str, Any], table: str, ddl: list[LedgerChange]) -> dict[str, Any]:
-    """Bring an image to the table's final shape: the table's DDL applied in order.
-
-    Each DDL is idempotent on an image written after it (add keeps a present column, drop and
-    rename skip absent ones), so the whole history can be applied to any image.
-    """
+def _project(image: Mapping[str, Any], table: str, history: EncodedHistory, at: int) -> dict[str, Any]:
+    """Bring an image written at ledger row ``at`` to the table's final shape: the table's DDL
+    committed after it, in order (``at`` = -1, unknown: all of it; each DDL is idempotent on an
+    image written after it unless a column is dropped and re-added under the same name)."""
     out = dict(image)
-    for d in ddl:
-        if d.table != table:
+    ddl_at = history.ddl_at or [-1] * len(history.ddl)
+    for d, d_at in zip(history.ddl, ddl_at, strict=True):
+        if d.table != table or (at >= 0 and d_at < at):
             continue
         spec = d.after or {}
         kind = spec.get("kind")

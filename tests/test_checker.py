@@ -407,3 +407,39 @@ def test_encoded_history_can_be_checked_under_many_capabilities() -> None:
     assert check(enc, FULL).passed
     assert check(enc, replace(FULL, before_image="none")).passed
     assert "op-mismatch" in check(enc, replace(FULL, updates="delete+insert")).anomalies
+
+
+def readded_column_history() -> History:
+    """``n`` dropped, then re-added under the same name; key 1 written after the re-add."""
+    b = HistoryBuilder(FULL)
+    b.commit(ins("t", id=1, v="a", n=1), ins("t", id=2, v="b", n=2))
+    b.ddl("t", {"kind": "drop", "column": "n"})
+    b.ddl("t", {"kind": "add", "column": "n", "type": "int"})
+    b.commit(upd("t", 1, n=5))
+    return b.history()
+
+
+def test_dropped_column_readded_under_the_same_name_is_projected_by_commit_order() -> None:
+    h = readded_column_history()
+    assert h.final_state["t"] == {(1,): {"id": 1, "v": "a", "n": 5}, (2,): {"id": 2, "v": "b", "n": None}}
+    assert h.verdict().passed
+    v = h.verdict(final_state=h.final_state)
+    assert v.passed, (v.summary(), v.examples)
+    # a divergence in the re-added column is seen, not projected away with the old column
+    state = copy.deepcopy(h.final_state)
+    state["t"][(1,)]["n"] = 6
+    v = h.verdict(final_state=state)
+    assert v.anomalies == {"divergence": 1}
+    assert v.examples["divergence"][0]["expected"]["n"] == 6
+
+
+def test_delete_insert_approach_emitting_an_update_is_op_mismatch_only() -> None:
+    caps = replace(FULL, updates="delete+insert")
+    h = small(caps)
+    ev = list(h.events)
+    d = find(ev, "delete", 2)
+    assert ev[d + 1].op == "insert" and ev[d + 1].key == (2,)
+    ev[d:d + 2] = [replace(ev[d], op="update", after=ev[d + 1].after)]
+    v = h.verdict(ev)
+    assert v.anomalies == {"op-mismatch": 1}, v.summary()
+    assert v.examples["op-mismatch"][0]["captured"]["op"] == "update"
