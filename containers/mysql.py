@@ -19,6 +19,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import weakref
 from pathlib import Path
@@ -27,26 +28,12 @@ from urllib.parse import quote, unquote, urlsplit
 
 from containers.engine import private_dir
 from harness.errors import EngineMisconfigured, EngineUnavailable, MissingDependency, Unsupported
-
-try:  # secrets masking, where this checkout has it
-    from harness.secrets import mask_url, one_line, register, register_url
-except ImportError:  # pragma: no cover - older checkouts
-    def mask_url(url: str) -> str:
-        """The URL with its password replaced by ***."""
-        return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
-
-    def one_line(exc: BaseException) -> str:
-        """An exception's message on one line."""
-        return " ".join(str(exc).split()) or type(exc).__name__
-
-    def register(secret: str) -> None:
-        """No masking registry in this checkout."""
-
-    def register_url(url: str) -> None:
-        """No masking registry in this checkout."""
+from harness.lifecycle import install_sigterm, pid_alive
+from harness.secrets import mask_url, one_line, register, register_url
 
 INSTALL_HINT = "apt-get install -y mariadb-server (or: bash scripts/setup-mariadb.sh)"
 CONNECT_TIMEOUT_S = 5
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 #: the server settings every backend expects (the local one starts with them)
 EXPECTED: dict[str, str] = {
     "log_bin": "ON",
@@ -99,7 +86,7 @@ def _pymysql() -> Any:
 
 
 def parse_url(url: str) -> dict[str, Any]:
-    """pymysql connection keywords from ``mysql://user:password@host:port/db``."""
+    """pymysql connection keywords from ``mysql://user:password@host:port/db`` (no TLS on loopback)."""
     parts = urlsplit(url)
     if parts.scheme not in ("mysql", "mariadb"):
         raise EngineMisconfigured(f"a MySQL URL must start with mysql://, got {mask_url(url)!r}")
@@ -108,6 +95,10 @@ def parse_url(url: str) -> dict[str, Any]:
     db = parts.path.lstrip("/")
     if db:
         out["database"] = db
+    if out["host"] in LOOPBACK:
+        # pymysql ≥ 1.2 tries TLS by default and builds an SSL context (the system CA store, ~80 ms
+        # of CPU holding the GIL) for every connection: nothing to protect on loopback
+        out["ssl_disabled"] = True
     return out
 
 
@@ -303,14 +294,67 @@ def _accepts_queries(url: str) -> bool:
         conn.close()
 
 
+#: the signal a local mariadbd gets when the process that started it dies (kill -9 included)
+PARENT_DEATH_SIGNAL = signal.SIGKILL
+_PR_SET_PDEATHSIG = 1
+
+
 def _parent_death_guard() -> Any:
-    """A preexec_fn: a new session (mirakuru signals the process group), and SIGKILL of the
-    child when the process that started it dies (Linux)."""
+    """A ``preexec_fn``: new session (as mirakuru does) + PR_SET_PDEATHSIG, or ``os.setsid`` off
+    Linux (as ``containers.postgres``).
+
+    The kernel sends the signal when the *thread* that forked dies, so the guard is only set when
+    starting from the main thread; engines started elsewhere rely on the next session's leftover
+    sweep (``stop_leftover_server``). It runs after Popen switched to the ``mysql`` user (a uid
+    change, e.g. mariadbd's own ``--user``, would clear it) and checks that the parent did not die
+    before it was set.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return os.setsid
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return os.setsid
+    parent = os.getpid()
+
     def guard() -> None:
         os.setsid()
-        with contextlib.suppress(Exception):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        prctl(_PR_SET_PDEATHSIG, int(PARENT_DEATH_SIGNAL), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the guard was in place
+            os._exit(1)
+
     return guard
+
+
+def stop_leftover_server(root: Path) -> list[str]:
+    """Stop the mariadbd still running in a dead session's private dir ``root`` (if any).
+
+    Only a process whose pid is in ``root/mariadbd.pid`` and whose command line names
+    ``--datadir=root/data`` is signalled: SIGTERM (shutdown), SIGKILL if it is still there after
+    10 s. Returns what was stopped.
+    """
+    data = Path(root) / "data"
+    try:
+        pid = int((Path(root) / "mariadbd.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return []
+    if not pid_alive(pid):
+        return []
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+    if f"--datadir={data}" not in args:
+        return []
+    for sig, wait_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        deadline = time.monotonic() + wait_s
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not pid_alive(pid):
+            return [f"mariadb server (pid {pid})"]
+    return []
 
 
 def _finalize_local(executor: Any, root: Path | None) -> None:
@@ -384,10 +428,7 @@ class LocalMariaDb(MySqlEngine):
             self._finalizer = weakref.finalize(self, _finalize_local, None, self.root)
             self.port = port_for.select_random()
             self._install(owner)
-        with contextlib.suppress(ImportError):
-            from harness.lifecycle import install_sigterm
-
-            install_sigterm()
+        install_sigterm()
         self._launch(owner)
         self.check()
         self._apply_globals()
@@ -427,8 +468,6 @@ class LocalMariaDb(MySqlEngine):
                f"--pid-file={self.root / 'mariadbd.pid'}", f"--log-bin={self.root / 'binlog' / 'bin'}",
                f"--log-error={self.root / 'server.log'}", f"--init-file={self.root / 'init.sql'}",
                f"--tmpdir={self.root}", *LOCAL_OPTIONS]
-        if owner:
-            cmd.append(f"--user={self.user}")
         return cmd
 
     def _launch(self, owner: tuple[int, int] | None) -> None:
@@ -450,9 +489,12 @@ class LocalMariaDb(MySqlEngine):
                 kwargs["preexec_fn"] = _parent_death_guard()
                 return kwargs
 
+        # as root, Popen switches to the mysql user before the guard runs (mariadbd's own --user
+        # would switch after it and clear the parent-death signal)
+        popen = {"user": owner[0], "group": owner[1], "extra_groups": []} if owner else {}
         self._executor = MariaDbExecutor(self._command(owner), timeout=self.start_timeout_s, sleep=0.05,
                                          stop_signal=signal.SIGTERM, stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, popen_kwargs=popen)
         if self._finalizer is not None:
             self._finalizer.detach()
         self._finalizer = weakref.finalize(self, _finalize_local, self._executor, self.root)

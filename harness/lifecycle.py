@@ -152,10 +152,15 @@ def sweep_leftovers(options: Any, tmp: Path | None = None) -> list[str]:
         from containers import postgres
     except ImportError:  # psycopg missing: nothing of ours can be running either
         postgres = None
+    try:
+        from containers import mysql
+    except ImportError:
+        mysql = None
     for path in dead_dirs(tmp):
-        if postgres is not None:
-            with contextlib.suppress(Exception):
-                removed += postgres.stop_leftover_server(path)
+        for engine in (postgres, mysql):
+            if engine is not None:
+                with contextlib.suppress(Exception):
+                    removed += engine.stop_leftover_server(path)
         users = _users_of(path, wait_s=USERS_WAIT_S)
         if users:  # a server the sweep does not know how to stop: never pull its data away
             removed.append(f"nothing in {path} (still used by pid {', '.join(map(str, users))})")

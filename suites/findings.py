@@ -30,7 +30,7 @@ FINDINGS: dict[tuple[str, str, tuple[tuple[str, str], ...]], tuple[frozenset[str
 
 #: mysql-binlog under binlog_row_image MINIMAL / NOBLOB: partial images, left partial (pitfall 3)
 _MYSQL_PARTIAL = ("crud", "txn", "types", "truncate", "reader-crash", "schema-add", "schema-drop", "schema-rename",
-                  "schema-type", "toast", "savepoint", "multi-table-txn", "mysql-types")
+                  "schema-type", "schema-offline", "toast", "savepoint", "multi-table-txn", "mysql-types")
 for _scenario in _MYSQL_PARTIAL:
     FINDINGS[("mysql-binlog", _scenario, (("binlog_row_image", "minimal"), ("binlog_row_metadata", "full")))] = (
         frozenset({"schema"}),

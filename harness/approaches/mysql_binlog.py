@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import queue
 import re
 import socket
@@ -25,6 +26,7 @@ from typing import Any, ClassVar
 
 from containers.mysql import require_mysql
 from harness.approach import BaseApproach
+from harness.approaches.mysql_rows import CompiledTable, compile_columns, event_body
 from harness.capabilities import Capabilities
 from harness.context import RunContext
 from harness.errors import EngineUnavailable, MissingDependency
@@ -36,6 +38,9 @@ _TRUNCATE = re.compile(r"^\s*truncate\s+(?:table\s+)?(?:`?(\w+)`?\s*\.\s*)?`?(\w
 _DDL_TABLE = re.compile(r"^\s*(?:alter|create|drop|rename)\s+table\s+(?:if\s+(?:not\s+)?exists\s+)?"
                         r"(?:`?(\w+)`?\s*\.\s*)?`?(\w+)`?", re.I)
 _JSON_CHECK = re.compile(r"json_valid\(`?(\w+)`?\)", re.I)
+_PARTIAL_UPDATE_ROWS = 39  # MySQL's PARTIAL_UPDATE_ROWS_EVENT (partial JSON): left to the library
+#: CDC_MYSQL_ROWS_CHECK=1: decode every rows event both ways and fail on a difference
+ROWS_CHECK = os.environ.get("CDC_MYSQL_ROWS_CHECK", "") not in ("", "0")
 
 
 def _replication() -> Any:
@@ -69,6 +74,18 @@ def _plain(v: Any) -> Any:
     if isinstance(v, bytes):
         return v.decode()
     return v
+
+
+def _aware(v: Any) -> Any:
+    return v.replace(tzinfo=_UTC) if isinstance(v, dt.datetime) else v
+
+
+def _bits(v: Any) -> Any:
+    return int(v, 2) if isinstance(v, str) else v
+
+
+def _binary(v: Any) -> Any:
+    return v.encode() if isinstance(v, str) else v
 
 
 def _set_converter(order: tuple[str, ...]) -> Any:
@@ -105,6 +122,8 @@ class MySqlBinlog(BaseApproach):
     name: ClassVar[str] = "mysql-binlog"
     family: ClassVar[str] = "mysql"
     recovery_s: ClassVar[float] = 30.0
+    #: True: decode every value with python-mysql-replication (no compiled readers), for comparison
+    slow_rows: ClassVar[bool] = False
     capabilities: ClassVar[Capabilities] = Capabilities(
         before_image="full",
         updates="update",
@@ -151,11 +170,17 @@ class MySqlBinlog(BaseApproach):
         self._caught_target: tuple[int, int] | None = None
         self._tables: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {}
         self._gtid_base: dict[str, int] = {}
+        #: table id → (columns, names, converters, compiled table): one per table-map parse
+        self._plans: dict[int, tuple] = {}
+        self._update_cls: Any = None
+        self._write_cls: Any = None
+        self._status: Any = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self, ctx: RunContext, resume: bool = False) -> None:
         super().start(ctx, resume)
-        pymysqlreplication, _, _ = _replication()
+        pymysqlreplication, _, row_event = _replication()
+        self._update_cls, self._write_cls = row_event.UpdateRowsEvent, row_event.WriteRowsEvent
         self.engine = ctx.role("mysql")
         self.url = require_mysql(self.engine)
         self.database = self.engine.database_for(ctx.name_prefix)
@@ -175,14 +200,14 @@ class MySqlBinlog(BaseApproach):
         params = parse_url(self.url)
         settings = {"host": params["host"], "port": params["port"], "user": params["user"],
                     "password": params["password"], "database": self.database, "connect_timeout": 5,
-                    "charset": "utf8mb4"}
+                    "charset": "utf8mb4", **({"ssl_disabled": True} if params.get("ssl_disabled") else {})}
         server_id = 100_000 + zlib.crc32(ctx.name_prefix.encode()) % 1_000_000_000
         self._stopping.clear()
         self._queue = queue.Queue()
         self._stream = pymysqlreplication.BinLogStreamReader(
             connection_settings=settings, server_id=server_id, blocking=True, resume_stream=True,
             is_mariadb=self.flavor == "mariadb", auto_position=self._connect_state or None,
-            only_schemas=[self.database], enable_logging=False)
+            only_schemas=[self.database], enable_logging=False, freeze_schema=True)
         self._thread = threading.Thread(target=self._read_loop, args=(self._stream,), daemon=True,
                                         name=f"{self.name}-{ctx.name_prefix}")
         self._thread.start()
@@ -248,6 +273,7 @@ class MySqlBinlog(BaseApproach):
             match = _DDL_TABLE.match(sql)
             if match and (match.group(1) or schema) == self.database:
                 self._tables.pop(match.group(2), None)  # key/JSON columns read again on next use
+                self._plans.clear()
         return self._commit(txn, stream)  # a DDL statement is a transaction of its own
 
     def _commit(self, txn: _Txn | None, stream: Any) -> None:
@@ -289,27 +315,87 @@ class MySqlBinlog(BaseApproach):
             info = self._tables[table] = (key, frozenset(js))
         return info
 
-    def _rows(self, txn: _Txn, ev: Any, captured: int) -> None:
-        _, _, row_event = _replication()
+    def _plan(self, ev: Any, json_cols: frozenset[str]) -> tuple:
+        """(columns, names, converters, compiled table or None) of a rows event's table map."""
         from pymysqlreplication.constants import FIELD_TYPE
 
-        table = ev.table
-        key_cols, json_cols = self._table_info(table)
         columns = ev.columns
-        names = [c.name for c in columns]
         convert: dict[str, Any] = {}
         for c in columns:
             if c.type == FIELD_TYPE.TIMESTAMP2 or c.type == FIELD_TYPE.TIMESTAMP:
-                convert[c.name] = lambda v: v.replace(tzinfo=_UTC) if isinstance(v, dt.datetime) else v
+                convert[c.name] = _aware
             elif c.type == FIELD_TYPE.SET:
                 convert[c.name] = _set_converter(tuple(c.set_values or ()))
             elif c.type == FIELD_TYPE.BIT:
-                convert[c.name] = lambda v: int(v, 2) if isinstance(v, str) else v
+                convert[c.name] = _bits
             elif c.type == FIELD_TYPE.JSON or c.name in json_cols:
                 convert[c.name] = _json_value
             elif getattr(c, "character_set_name", None) == "binary":  # '' comes back as str
-                convert[c.name] = lambda v: v.encode() if isinstance(v, str) else v
+                convert[c.name] = _binary
+        compiled = None if self.slow_rows else compile_columns(columns, convert)
+        # no names in the table map (binlog_row_metadata=MINIMAL): the library's UNKNOWN_COL<i>
+        names = [c.name or f"UNKNOWN_COL{i}" for i, c in enumerate(columns)]
+        plan = (columns, names, convert, compiled)
+        self._plans[ev.table_id] = plan
+        return plan
 
+    def _rows(self, txn: _Txn, ev: Any, captured: int) -> None:
+        table = ev.table
+        key_cols, json_cols = self._table_info(table)
+        plan = self._plans.get(ev.table_id)
+        if plan is None or plan[0] is not ev.columns:
+            plan = self._plan(ev, json_cols)
+        _, names, convert, compiled = plan
+        body = None
+        if compiled is not None and ev.complete and ev.event_type != _PARTIAL_UPDATE_ROWS:
+            body = event_body(ev)
+        kind = ("update" if isinstance(ev, self._update_cls) else
+                "insert" if isinstance(ev, self._write_cls) else "delete")
+        if body is not None:
+            images = self._fast_images(compiled, ev, body, kind)
+            if ROWS_CHECK:
+                slow = self._library_images(ev, names, convert, kind)
+                if slow != images:
+                    raise AssertionError(f"fast row decoder differs from the library on {table}: "
+                                         f"{images!r} != {slow!r}")
+        else:
+            images = self._library_images(ev, names, convert, kind)
+        events = txn.events
+        domain, seq, gtid, ts = txn.domain, txn.seq, txn.gtid, txn.commit_ts
+        if kind == "update":
+            for before, after in images:
+                src = before if all(k in before for k in key_cols) else after
+                events.append(ChangeEvent(table, "update", tuple(src.get(k) for k in key_cols), before, after,
+                                          (domain, seq, len(events)), gtid, ts, captured))
+        elif kind == "insert":
+            for after in images:
+                events.append(ChangeEvent(table, "insert", tuple(after.get(k) for k in key_cols), None, after,
+                                          (domain, seq, len(events)), gtid, ts, captured))
+        else:
+            for before in images:
+                events.append(ChangeEvent(table, "delete", tuple(before.get(k) for k in key_cols), before, None,
+                                          (domain, seq, len(events)), gtid, ts, captured))
+
+    @staticmethod
+    def _fast_images(compiled: CompiledTable, ev: Any, body: bytes, kind: str) -> list:
+        """Row images decoded from the event body by the compiled readers (``mysql_rows``)."""
+        image, end, pos, out = compiled.image, len(body), 0, []
+        cols = compiled.present(ev.columns_present_bitmap)
+        if kind == "update":
+            cols2 = compiled.present(ev.columns_present_bitmap2)
+            while pos < end:
+                before, pos = image(body, pos, cols)
+                after, pos = image(body, pos, cols2)
+                out.append((before, after))
+        else:
+            while pos < end:
+                row, pos = image(body, pos, cols)
+                out.append(row)
+        return out
+
+    @staticmethod
+    def _library_images(ev: Any, names: list[str], convert: dict[str, Any], kind: str) -> list:
+        """Row images from python-mysql-replication's own decoding (``ev.rows``), converted."""
         def image(values: dict, bitmap: bytes) -> dict:
             out = {}
             for i, n in enumerate(names):
@@ -321,27 +407,11 @@ class MySqlBinlog(BaseApproach):
                 out[n] = v
             return out
 
-        events = txn.events
-        domain, seq, gtid, ts = txn.domain, txn.seq, txn.gtid, txn.commit_ts
-        if isinstance(ev, row_event.UpdateRowsEvent):
+        if kind == "update":
             b1, b2 = ev.columns_present_bitmap, ev.columns_present_bitmap2
-            for row in ev.rows:
-                before, after = image(row["before_values"], b1), image(row["after_values"], b2)
-                src = before if all(k in before for k in key_cols) else after
-                events.append(ChangeEvent(table, "update", tuple(src.get(k) for k in key_cols), before, after,
-                                          (domain, seq, len(events)), gtid, ts, captured))
-        elif isinstance(ev, row_event.WriteRowsEvent):
-            b = ev.columns_present_bitmap
-            for row in ev.rows:
-                after = image(row["values"], b)
-                events.append(ChangeEvent(table, "insert", tuple(after.get(k) for k in key_cols), None, after,
-                                          (domain, seq, len(events)), gtid, ts, captured))
-        else:
-            b = ev.columns_present_bitmap
-            for row in ev.rows:
-                before = image(row["values"], b)
-                events.append(ChangeEvent(table, "delete", tuple(before.get(k) for k in key_cols), before, None,
-                                          (domain, seq, len(events)), gtid, ts, captured))
+            return [(image(row["before_values"], b1), image(row["after_values"], b2)) for row in ev.rows]
+        b = ev.columns_present_bitmap
+        return [image(row["values"], b) for row in ev.rows]
 
     # -- reading ------------------------------------------------------------------------------
     def poll(self, max_events: int, timeout_s: float) -> list[ChangeEvent]:
@@ -376,11 +446,35 @@ class MySqlBinlog(BaseApproach):
         nothing read is waiting (the position is asked on a separate connection)."""
         if self._ready or not self._queue.empty() or self._thread is None or not self._thread.is_alive():
             return False
-        target = self._max_seq(self.engine.gtid_position())
+        target = self._max_seq(self._server_position())
         previous, self._caught_target = self._caught_target, target
         if previous is None:
             return False
         return self._last_seen is not None and self._last_seen >= previous
+
+    def _server_position(self) -> str:
+        """The server's GTID position on a connection held between calls (reopened once on error)."""
+        from containers.mysql import connect
+
+        sql = "SELECT @@global.gtid_binlog_pos" if self.flavor == "mariadb" else "SELECT @@global.gtid_executed"
+        for attempt in (0, 1):
+            if self._status is None:
+                self._status = connect(self.url)
+            try:
+                with self._status.cursor() as cur:
+                    cur.execute(sql)
+                    return str(cur.fetchone()[0] or "")
+            except Exception:
+                self._close_status()
+                if attempt:
+                    raise
+        return ""
+
+    def _close_status(self) -> None:
+        conn, self._status = self._status, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
 
     def ack(self, position: Position) -> None:
         """Durably record ``position``; the connect GTID advances to the last transaction at or
@@ -424,6 +518,7 @@ class MySqlBinlog(BaseApproach):
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(timeout=5)
+        self._close_status()
         self._ready = []
 
     def crash(self) -> None:
