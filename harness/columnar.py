@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -87,16 +88,23 @@ def _floats(s: pl.Series) -> pl.Series:
     return out
 
 
-def _decimals(arr: pa.Array) -> pl.Series:
+def _decimal_plain(arr: pa.Array) -> pl.Series:
+    """Normalized digits of a decimal column (``canonical`` without its ``d:`` tag)."""
     text = pl.from_arrow(pc.cast(arr, pa.large_string()))
     assert isinstance(text, pl.Series)
-    plain = (text.str.replace(r"(\.\d*?)0+$", "${1}").str.replace(r"\.$", "")
-             .str.replace(r"^-0$", "0"))
-    out = pl.select(pl.when(plain == "0").then(pl.lit("d:0")).otherwise(pl.lit("d:") + plain)).to_series()
-    sci = text.str.contains("E").fill_null(False)
+    plain = text
+    if arr.type.scale > 0:  # Arrow prints every scale digit: strip trailing zeros, then the point
+        plain = plain.str.strip_chars_end("0").str.strip_chars_end(".")
+    plain = pl.select(pl.when(plain == "-0").then(pl.lit("0")).otherwise(plain)).to_series()
+    sci = text.str.contains("E", literal=True).fill_null(False)
     if sci.any():  # Arrow prints |v| < 1e-6 in exponent form: Decimal once per distinct value
-        out = out.scatter(sci.arg_true(), _by_distinct(text.filter(sci), lambda v: canonical(Decimal(v))))
-    return out
+        plain = plain.scatter(sci.arg_true(),
+                              _by_distinct(text.filter(sci), lambda v: canonical(Decimal(v))[2:]))
+    return plain
+
+
+def _decimals(arr: pa.Array) -> pl.Series:
+    return pl.select(pl.lit("d:") + _decimal_plain(arr)).to_series()
 
 
 def _timestamps(arr: pa.Array) -> pl.Series:
@@ -282,6 +290,7 @@ class RowBatch:
 
     def __init__(self, rows: Sequence[Any]) -> None:
         first = rows[0]
+        self.table = first.table
         n_key = len(first.key)
         self.key = _TokenStruct(tuple(str(i) for i in range(n_key)),
                                 [_column([r.key[i] for r in rows]) for i in range(n_key)],
@@ -466,3 +475,266 @@ def values_repr(col: pa.Array | pa.ChunkedArray | None, n: int) -> pl.Series:
     if s.dtype == pl.String:
         return pl.select((pl.lit("'") + s + pl.lit("'")).fill_null("None")).to_series()
     return s.cast(pl.String).fill_null("None")
+
+
+# -- native form: content hashes and exact comparison without canonical strings -------------------
+#
+# The checker matches millions of rows without building their canonical strings. Every value is
+# brought to one native form per logical type (its *kind*: the letter of its canonical token),
+# such that two values have equal canonical tokens exactly when they have the same kind and equal
+# native forms: integers of any width as Int64, floats as Float64 (-0.0 equal to 0.0, NaN equal
+# to NaN), decimals as their normalized digits, timestamps, times and durations as Int64
+# microseconds (zoned ones in UTC), dates as days, strings and bytes as they are. What has no
+# native form (JSON, UUIDs, lists, nested structs, integers past int64, a column of mixed Python
+# types) is of kind ``tok`` and its native form is the canonical token itself. A column that is
+# ``tok`` in one part of a history is hashed as tokens in every part (``token_columns``), so equal
+# content always hashes alike; comparisons fall back to canonical strings where two parts'
+# kinds differ.
+
+_KINDS = ("N", "b", "i", "f", "d", "s", "x", "D", "t", "T", "h", "I", "tok")
+_NULL_H = 0x2545F4914F6CDD1D
+
+
+def _kind_seed(kind: str) -> int:
+    return 0x9E3779B1 + 7919 * _KINDS.index(kind)
+
+
+def _names_hash(names: Sequence[str]) -> int:
+    import hashlib
+
+    return int.from_bytes(hashlib.blake2b(SEP.join(names).encode(), digest_size=8).digest(), "little")
+
+
+def native(arr: pa.Array | pa.ChunkedArray | Tokens, meta: dict | None = None,
+           as_tokens: bool = False) -> tuple[str, pl.Series]:
+    """The kind and native form of a column (see above); ``as_tokens``: canonical tokens."""
+    if isinstance(arr, Tokens):
+        return "tok", pl.Series(arr.tokens, dtype=pl.String)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    t = arr.type
+    if as_tokens or (meta and meta.get(b"cdc.logical") == b"json") or isinstance(t, pa.ExtensionType):
+        return "tok", encode_values(arr, meta)
+    if pa.types.is_null(t):
+        return "N", pl.Series([None] * len(arr), dtype=pl.Int64)
+    if pa.types.is_boolean(t):
+        return "b", _series(arr)
+    if pa.types.is_integer(t):
+        if t == pa.uint64() and (pc.max(arr).as_py() or 0) > 2**63 - 1:
+            return "tok", encode_values(arr)
+        return "i", _series(arr).cast(pl.Int64)
+    if pa.types.is_floating(t):
+        return "f", _series(arr).cast(pl.Float64) + 0.0
+    if pa.types.is_decimal(t):
+        plain = _decimal_plain(arr)
+        return "d", plain.set(pl.Series(arr.is_null().to_numpy(zero_copy_only=False)), None) \
+            if arr.null_count else plain  # type: ignore[arg-type]
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return "s", _series(arr).cast(pl.String)
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        return "x", _series(arr).cast(pl.Binary)
+    if pa.types.is_date(t):
+        return "D", _series(arr.cast(pa.date32()).cast(pa.int32()))
+    if pa.types.is_timestamp(t):
+        micros = _series(arr.cast(pa.int64()))
+        micros = {"s": micros * 1_000_000, "ms": micros * 1_000, "ns": micros // 1_000}.get(t.unit, micros)
+        return ("t" if t.tz else "T"), micros
+    if pa.types.is_time(t):
+        return "h", _series(arr.cast(pa.time64("us")).cast(pa.int64()))
+    if pa.types.is_duration(t):
+        return "I", _series(arr.cast(pa.duration("us")).cast(pa.int64()))
+    return "tok", encode_values(arr, meta)
+
+
+def _decimal_parts(arr: pa.Array) -> tuple[pl.Series, pl.Series] | None:
+    """(mantissa without trailing zeros, digits after the point) of a decimal128 column read
+    from its buffer; None when an unscaled value does not fit int64."""
+    t = arr.type
+    if not isinstance(t, pa.Decimal128Type) or t.scale < 0 or not len(arr):
+        return None
+    words = np.frombuffer(arr.buffers()[1], dtype="<i8")[2 * arr.offset:2 * (arr.offset + len(arr))]
+    lo, hi = words[0::2], words[1::2]
+    valid = np.ones(len(arr), dtype=bool) if not arr.null_count else ~arr.is_null().to_numpy(zero_copy_only=False)
+    if not np.array_equal(hi[valid], lo[valid] >> 63):
+        return None
+    m = np.where(valid, lo, 0)
+    e = np.full(len(m), t.scale, dtype=np.int32)
+    for _ in range(t.scale):
+        z = (e > 0) & (m % 10 == 0)
+        if not z.any():
+            break
+        m[z] //= 10
+        e[z] -= 1
+    mask = pl.Series(~valid) if arr.null_count else None
+    ms, es = pl.Series("m", m), pl.Series("e", e)
+    if mask is not None:
+        ms, es = ms.set(mask, None), es.set(mask, None)  # type: ignore[arg-type]
+    return ms, es
+
+
+def _decimal_hash(arr: pa.Array) -> pl.Series:
+    """Hash of each decimal's value, whatever its scale: (mantissa, exponent) when the mantissa
+    without trailing zeros fits int64, else its normalized digits."""
+    seed = _kind_seed("d")
+    parts = _decimal_parts(arr)
+    if parts is not None:
+        m, e = parts
+        return pl.select(pl.when(m.is_null()).then(pl.lit(_NULL_H, pl.UInt64))
+                         .otherwise(pl.struct(m, e).hash(seed))).to_series()
+    plain = _decimal_plain(arr)
+    digits = plain.str.replace(".", "", literal=True)
+    m = digits.cast(pl.Int64, strict=False)
+    e = plain.str.split(".").list.get(1, null_on_oob=True).str.len_chars().fill_null(0).cast(pl.Int32)
+    null = pl.Series(arr.is_null().to_numpy(zero_copy_only=False))
+    return pl.select(pl.when(null).then(pl.lit(_NULL_H, pl.UInt64))
+                     .when(m.is_not_null()).then(pl.struct(m.alias("m"), e.alias("e")).hash(seed))
+                     .otherwise(plain.hash(seed + 1))).to_series()
+
+
+def native_hash(arr: Any, meta: dict | None = None, as_tokens: bool = False) -> pl.Series:
+    """u64 hash of each value's kind and native form (``column_hash``), decimals by value."""
+    if not as_tokens and isinstance(arr, (pa.Array, pa.ChunkedArray)) and pa.types.is_decimal(arr.type) \
+            and not (meta and meta.get(b"cdc.logical")):
+        return _decimal_hash(arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr)
+    kind, values = native(arr, meta, as_tokens)
+    if kind == "d":  # a token column cannot be of kind d; kept for completeness
+        kind = "tok"
+    return pl.select(column_hash(kind, values)).to_series()
+
+
+def column_hash(kind: str, s: pl.Series) -> pl.Expr:
+    """u64 hash of each value's (kind, native form); NULL hashes alike whatever the kind."""
+    if kind == "N":
+        return pl.repeat(pl.lit(_NULL_H, pl.UInt64), s.len())
+    return pl.when(s.is_null()).then(pl.lit(_NULL_H, pl.UInt64)).otherwise(s.hash(_kind_seed(kind)))
+
+
+def _struct_columns(s: Any) -> tuple[list[tuple[str, Any, dict | None]], pl.Series | None]:
+    """(name, array, field metadata) of a struct-like column, and its null mask (None: no nulls)."""
+    if isinstance(s, _TokenStruct):
+        mask = None if all(s.valid) else pl.Series([not v for v in s.valid])
+        return [(n, a, None) for n, a in zip(s.names, s.arrays, strict=True)], mask
+    if isinstance(s, pa.ChunkedArray):
+        s = s.combine_chunks()
+    mask = pl.Series(s.is_null().to_numpy(zero_copy_only=False)) if s.null_count else None
+    return _fields(s), mask
+
+
+def image_hash(s: Any, n: int, table_tokens: frozenset[str] = frozenset()) -> pl.Series:
+    """u64 content hash of each image of a struct-like column (NULL where there is no image):
+    equal exactly when the canonical image strings are equal, up to hash collisions.
+    ``table_tokens``: the table's columns hashed as canonical tokens (``token_columns``)."""
+    if s is None or (isinstance(s, (pa.Array, pa.ChunkedArray)) and s.null_count == n):
+        return pl.Series([None] * n, dtype=pl.UInt64)
+    cols, mask = _struct_columns(s)
+    cols.sort(key=lambda c: c[0])
+    exprs = [pl.lit(_names_hash([c[0] for c in cols]), pl.UInt64).alias("_names")]
+    for i, (name, arr, meta) in enumerate(cols):
+        exprs.append(pl.lit(native_hash(arr, meta, as_tokens=name in table_tokens)).alias(f"c{i}"))
+    frame = pl.select(exprs) if len(exprs) > 1 else pl.select(pl.repeat(exprs[0], n).alias("_names"))
+    out = frame.select(pl.struct(pl.all()).hash(0x1A6E)).to_series()
+    if mask is not None:
+        out = out.set(mask, None)  # type: ignore[arg-type]
+    return out
+
+
+def token_columns(batches: Iterable[Any]) -> dict[str, frozenset[str]]:
+    """Per table, the image columns some batch holds only as canonical tokens (mixed Python
+    types, values without an Arrow type): hashed as tokens in every part, to hash alike."""
+    out: dict[str, set[str]] = {}
+    for batch in batches:
+        if isinstance(batch, RowBatch):
+            for side in (batch.before, batch.after):
+                if isinstance(side, _TokenStruct):
+                    for name, arr in zip(side.names, side.arrays, strict=True):
+                        if isinstance(arr, Tokens):
+                            out.setdefault(batch.table, set()).add(name)
+    return {t: frozenset(c) for t, c in out.items()}
+
+
+def _row_batches(part: Any) -> list[tuple[int, int, Any]]:
+    """A part as runs ``(start, stop, batch)``: Python rows split by shape, an Arrow batch whole.
+    Cached on list parts (``RowLog`` keeps them) so a history is split once."""
+    if isinstance(part, list):
+        return rows_to_batches(part)
+    data = part.data if hasattr(part, "data") else part
+    return [(0, batch_len(data), data)]
+
+
+def _native_image(s: Any) -> tuple[tuple[str, ...], tuple[str, ...], list[pl.Series], pl.Series | None]:
+    cols, mask = _struct_columns(s)
+    cols.sort(key=lambda c: c[0])
+    kinds, values = [], []
+    for _, arr, meta in cols:
+        k, v = native(arr, meta)
+        kinds.append(k)
+        values.append(v)
+    return tuple(c[0] for c in cols), tuple(kinds), values, mask
+
+
+def same_images(a: Any, b: Any, n: int) -> pl.Series | None:
+    """Row by row, whether two struct-like columns of ``n`` rows hold images with equal canonical
+    strings, compared on native forms; None when their shapes or kinds differ (the caller then
+    compares canonical strings)."""
+    a_none = a is None or (isinstance(a, (pa.Array, pa.ChunkedArray)) and a.null_count == n)
+    b_none = b is None or (isinstance(b, (pa.Array, pa.ChunkedArray)) and b.null_count == n)
+    if a_none or b_none:
+        if a_none and b_none:
+            return pl.Series([True] * n)
+        return None
+    if isinstance(a, (pa.Array, pa.ChunkedArray)) and isinstance(b, (pa.Array, pa.ChunkedArray)):
+        raw = _same_raw(a, b, n)
+        if raw is not None:
+            return raw
+    na, ka, va, ma = _native_image(a)
+    nb, kb, vb, mb = _native_image(b)
+    if na != nb:
+        return None
+    eqs = []
+    for x, y, kx, ky in zip(va, vb, ka, kb, strict=True):
+        if kx == ky:
+            eqs.append(x.eq_missing(y))
+        elif kx == "N" or ky == "N":
+            eqs.append(x.is_null() & y.is_null())
+        else:
+            return None
+    null_a = ma if ma is not None else pl.Series([False] * n)
+    null_b = mb if mb is not None else pl.Series([False] * n)
+    same = pl.select(pl.all_horizontal(eqs) if eqs else pl.lit(True, pl.Boolean)).to_series()
+    if same.len() != n:
+        same = pl.Series([bool(same[0])] * n)
+    return pl.select(pl.when(null_a | null_b).then(null_a == null_b).otherwise(same)).to_series()
+
+
+def _raw_comparable(t: pa.DataType) -> bool:
+    """Types whose stored values are equal exactly when their canonical tokens are."""
+    return (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+            or pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t)
+            or pa.types.is_large_binary(t) or pa.types.is_date32(t) or pa.types.is_decimal128(t)
+            or (pa.types.is_timestamp(t) and t.unit in ("s", "ms", "us"))
+            or pa.types.is_null(t))
+
+
+def _same_raw(a: Any, b: Any, n: int) -> pl.Series | None:
+    """``same_images`` of two struct columns of one type, on their stored values (floats: NaN
+    equal to NaN, -0.0 to 0.0); None when the types differ or one needs its native form."""
+    if isinstance(a, pa.ChunkedArray):
+        a = a.combine_chunks()
+    if isinstance(b, pa.ChunkedArray):
+        b = b.combine_chunks()
+    if a.type != b.type or any(f.metadata for f in a.type) \
+            or not all(_raw_comparable(f.type) for f in a.type):
+        return None
+    eqs = []
+    for i in range(a.type.num_fields):
+        x, y = a.field(i), b.field(i)
+        if pa.types.is_decimal(x.type):
+            eq = pc.equal(x, y)
+            both_null = pc.and_(x.is_null(), y.is_null())
+            eqs.append(_series(pc.or_kleene(pc.fill_null(eq, False), both_null)))
+        else:
+            eqs.append(_series(x).eq_missing(_series(y)))
+    same = pl.select(pl.all_horizontal(eqs)).to_series() if eqs else pl.Series([True] * n)
+    null_a = _series(a.is_null())
+    null_b = _series(b.is_null())
+    return pl.select(pl.when(null_a | null_b).then(null_a == null_b).otherwise(same)).to_series()
