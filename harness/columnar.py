@@ -208,6 +208,8 @@ def encode_keys(struct: pa.StructArray | pa.ChunkedArray | None, n: int) -> pl.S
     if not fields:
         return pl.Series([""] * n, dtype=pl.String)
     parts = [encode_values(arr, meta).fill_null("N") for _, arr, meta in fields]
+    if len(parts) == 1:
+        return parts[0]
     return pl.select(pl.concat_str(parts, separator=SEP)).to_series()
 
 
@@ -563,8 +565,8 @@ def _decimal_parts(arr: pa.Array) -> tuple[pl.Series, pl.Series] | None:
         z = (e > 0) & (m % 10 == 0)
         if not z.any():
             break
-        m[z] //= 10
-        e[z] -= 1
+        m = np.where(z, m // 10, m)
+        e = e - z
     mask = pl.Series(~valid) if arr.null_count else None
     ms, es = pl.Series("m", m), pl.Series("e", e)
     if mask is not None:
@@ -628,14 +630,23 @@ def image_hash(s: Any, n: int, table_tokens: frozenset[str] = frozenset()) -> pl
         return pl.Series([None] * n, dtype=pl.UInt64)
     cols, mask = _struct_columns(s)
     cols.sort(key=lambda c: c[0])
-    exprs = [pl.lit(_names_hash([c[0] for c in cols]), pl.UInt64).alias("_names")]
-    for i, (name, arr, meta) in enumerate(cols):
-        exprs.append(pl.lit(native_hash(arr, meta, as_tokens=name in table_tokens)).alias(f"c{i}"))
-    frame = pl.select(exprs) if len(exprs) > 1 else pl.select(pl.repeat(exprs[0], n).alias("_names"))
-    out = frame.select(pl.struct(pl.all()).hash(0x1A6E)).to_series()
+    h = np.full(n, _names_hash([c[0] for c in cols]), dtype=np.uint64)
+    for name, arr, meta in cols:
+        h = _mix(h * _K + native_hash(arr, meta, as_tokens=name in table_tokens).to_numpy())
+    out = pl.Series(h, dtype=pl.UInt64)
     if mask is not None:
         out = out.set(mask, None)  # type: ignore[arg-type]
     return out
+
+
+_K = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer (wrapping u64 arithmetic): folds one column's hash into a row's."""
+    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return h ^ (h >> np.uint64(31))
 
 
 def token_columns(batches: Iterable[Any]) -> dict[str, frozenset[str]]:

@@ -1,4 +1,5 @@
-"""Checker cost: ``check`` (vectorized) and ``encode_history`` (one Python pass) on a large correct history.
+"""Checker cost: ``check`` and ``encode_history`` (columnar: keys as canonical strings, images as
+hashes of native values) on a large correct history of Python rows, and end to end on Arrow batches.
 
 ``pytest suites/ -k checker --benchmark-only`` runs the 1,000,000-event size; a normal run uses a
 50,000-event smoke size so the test suite stays fast. Building the history is not timed.
@@ -47,7 +48,7 @@ def test_checker_1m_events(benchmark, encoded: EncodedHistory) -> None:
 
 @pytest.mark.benchmark(group="checker")
 def test_checker_encode_history(benchmark, big_history: History) -> None:
-    """Time ``encode_history`` (ledger + events, one Python pass each) on the same history."""
+    """Time ``encode_history`` (ledger + events of Python rows, column by column) on the same history."""
     enc = benchmark.pedantic(encode_history, args=(big_history.ledger, big_history.events), rounds=1,
                              iterations=1, warmup_rounds=0)
     assert enc.events.height == len(big_history.events)
@@ -115,9 +116,11 @@ def _interleave(a, b):
 def test_checker_end_to_end_arrow(benchmark, size: int, request: pytest.FixtureRequest) -> None:
     """Encode + check of an Arrow-staged history (ledger batches + event batches), end to end.
 
-    extra_info: encode_s, check_s, events_per_s (encode + check) and peak_rss_gb (the process's
-    peak, history building included). A normal run uses 20,000 events.
+    extra_info: encode_s, check_s, events_per_s (encode + check), peak_rss_gb (the process's
+    peak, history building included) and load_1m (the machine's load average: figures from a
+    shared machine are only comparable at a like load). A normal run uses 20,000 events.
     """
+    import os
     import resource
 
     if not request.config.getoption("benchmark_only", default=False):
@@ -139,4 +142,5 @@ def test_checker_end_to_end_arrow(benchmark, size: int, request: pytest.FixtureR
     total = timings["encode_s"] + timings["check_s"]
     benchmark.extra_info.update(events=size, encode_s=round(timings["encode_s"], 3),
                                 check_s=round(timings["check_s"], 3), events_per_s=round(size / total),
-                                peak_rss_gb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 3))
+                                peak_rss_gb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 3),
+                                load_1m=round(os.getloadavg()[0], 2))
