@@ -47,8 +47,10 @@ from harness.capabilities import Capabilities
 from harness.columnar import (
     RowBatch,
     RowLog,
+    Tokens,
     _encode_struct_like,
     _row_batches,
+    _TokenStruct,
     batch_len,
     encode_parts,
     image_hash,
@@ -429,11 +431,12 @@ def _same_side(log_a: RowLog, ra: np.ndarray, log_b: RowLog, rb: np.ndarray, sid
         return out
     pa_, la = _locate(log_a, ra)
     pb, lb = _locate(log_b, rb)
-    items_a, items_b = _segments(log_a).items, _segments(log_b).items
-    for p, q, at in _part_pairs(pa_, pb, len(items_b)):
-        part_a, part_b = items_a[p], items_b[q]
-        same = None
-        if not isinstance(part_a, list) and not isinstance(part_b, list):
+    segs_a, segs_b = _segments(log_a), _segments(log_b)
+    for p, q, at in _part_pairs(pa_, pb, len(segs_b.items)):
+        part_a, part_b = segs_a.items[p], segs_b.items[q]
+        if isinstance(part_a, list) or isinstance(part_b, list):
+            same = _same_in_runs(segs_a, p, la[at], segs_b, q, lb[at], side)
+        else:
             same = same_images(_side_take(part_a, side, la[at]), _side_take(part_b, side, lb[at]), len(at))
         if same is None:
             _, ba, aa = _segment_strings(_segments(log_a), p, la[at])
@@ -442,6 +445,43 @@ def _same_side(log_a: RowLog, ra: np.ndarray, log_b: RowLog, rb: np.ndarray, sid
             same = x.eq_missing(y)
         out[at] = same.to_numpy()
     return out
+
+
+def _run_side(segs: _Segments, p: int, local: np.ndarray, side: str) -> tuple[np.ndarray, list[Any]]:
+    """Run number of each row of segment ``p`` and, per run, (its first row, its ``side`` column)."""
+    item = segs.items[p]
+    if not isinstance(item, list):
+        return np.zeros(len(local), dtype=np.int64), [(0, item.column(side) if side in item.schema.names else None)]
+    runs = segs.runs(p)
+    starts = np.asarray([r[0] for r in runs], dtype=np.int64)
+    return np.searchsorted(starts, local, side="right") - 1, [(r[0], getattr(r[2], side)) for r in runs]
+
+
+def _struct_take(s: Any, idx: np.ndarray) -> Any:
+    """Rows ``idx`` of a struct-like column (Arrow, or a run's columns of Python values)."""
+    if s is None:
+        return None
+    if isinstance(s, _TokenStruct):
+        arrays = [a.take(pa.array(idx)) if isinstance(a, (pa.Array, pa.ChunkedArray))
+                  else Tokens([a.tokens[i] for i in idx]) for a in s.arrays]
+        return _TokenStruct(s.names, arrays, [s.valid[i] for i in idx])
+    return s.take(pa.array(idx))
+
+
+def _same_in_runs(segs_a: _Segments, p: int, la: np.ndarray, segs_b: _Segments, q: int, lb: np.ndarray,
+                  side: str) -> pl.Series | None:
+    """``same_images`` run pair by run pair, where a segment holds Python rows (None: some run
+    pair's shapes or kinds differ)."""
+    run_a, cols_a = _run_side(segs_a, p, la, side)
+    run_b, cols_b = _run_side(segs_b, q, lb, side)
+    out = np.zeros(len(la), dtype=bool)
+    for i, j, at in _part_pairs(run_a, run_b, len(cols_b)):
+        (start_a, col_a), (start_b, col_b) = cols_a[i], cols_b[j]
+        same = same_images(_struct_take(col_a, la[at] - start_a), _struct_take(col_b, lb[at] - start_b), len(at))
+        if same is None:
+            return None
+        out[at] = same.to_numpy()
+    return pl.Series(out)
 
 
 def _part_pairs(pa_: np.ndarray, pb: np.ndarray, nb: int) -> list[tuple[int, int, np.ndarray]]:
