@@ -186,13 +186,14 @@ class _Segments:
         rows: list[Any] = []
         for start, part in zip(log._starts, log.parts, strict=True):
             data = None if isinstance(part, list) else (part.data if hasattr(part, "data") else part)
-            if isinstance(part, list) or len(data) < _TINY:
+            as_rows = part if isinstance(part, list) else _as_rows(log, part, len(data))
+            if as_rows is not None:
                 if run:
                     self._flush(run)
                     run = []
                 if not rows:
                     starts.append(start)
-                rows.extend(part if isinstance(part, list) else [log._to_row(part, j) for j in range(len(data))])
+                rows.extend(as_rows)
                 continue
             if rows:
                 self.items.append(rows)
@@ -236,6 +237,17 @@ class _Segments:
                 d.to_batches() if isinstance(d, pa.Table) else [d])]).combine_chunks()
         self.items.append(merged)
         self.members.append(run)
+
+
+def _as_rows(log: RowLog, part: Any, n: int) -> list[Any] | None:
+    """A tiny Arrow part as Python rows; None when large, or when a value has no exact Python
+    form (a timestamp with nanoseconds): then it stays Arrow."""
+    if n >= _TINY:
+        return None
+    try:
+        return [log._to_row(part, j) for j in range(n)]
+    except (ValueError, TypeError, OverflowError, pa.ArrowException):
+        return None
 
 
 def _data(part: Any) -> Any:

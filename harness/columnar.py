@@ -557,7 +557,8 @@ def _decimal_parts(arr: pa.Array) -> tuple[pl.Series, pl.Series] | None:
     words = np.frombuffer(arr.buffers()[1], dtype="<i8")[2 * arr.offset:2 * (arr.offset + len(arr))]
     lo, hi = words[0::2], words[1::2]
     valid = np.ones(len(arr), dtype=bool) if not arr.null_count else ~arr.is_null().to_numpy(zero_copy_only=False)
-    if not np.array_equal(hi[valid], lo[valid] >> 63):
+    fits = hi == (lo >> 63)
+    if not (fits.all() if not arr.null_count else fits[valid].all()):
         return None
     m = np.where(valid, lo, 0)
     e = np.full(len(m), t.scale, dtype=np.int32)

@@ -112,3 +112,43 @@ def test_hash_collisions_are_told_apart(monkeypatch: pytest.MonkeyPatch, hash_fn
     assert v.anomalies == {"after-mismatch": 1}
     dup = h.events + [h.events[0]]
     assert h.verdict(dup).anomalies == {"duplicate": 1}
+
+
+def _one_table(ids: list[int], amounts: pa.Array, ts: pa.Array, n: pa.Array,
+               extra: dict | None = None) -> pa.RecordBatch:
+    after = pa.StructArray.from_arrays([pa.array(ids), amounts, ts, n], names=["id", "amount", "ts", "n"])
+    cols = {"table": pa.array(["t"] * len(ids)), "op": pa.array(["insert"] * len(ids)),
+            "key": pa.StructArray.from_arrays([pa.array(ids)], names=["id"]), "before": pa.nulls(len(ids)),
+            "after": after, **(extra or {})}
+    return pa.RecordBatch.from_pydict(cols)
+
+
+@pytest.mark.parametrize("rows", [4, 200], ids=["tiny", "batch"])
+def test_equal_values_of_other_arrow_types_match_and_differences_are_named(rows: int) -> None:
+    """Images are hashed and compared on native values: a decimal at another scale or width, a
+    timestamp in another unit or zone, an int of another width are the same canonical value."""
+    ids = list(range(1, rows + 1))
+    amounts = [[Decimal("1.10"), Decimal("-0.5"), Decimal("0"), None][i % 4] for i in range(rows)]
+    micros = [[0, 1_700_000_000_123_456, -1, 86_400_000_000][i % 4] + i for i in range(rows)]
+    ledger = Ledger()
+    txid = ledger.begin()
+    ledger.stage_batch(txid, _one_table(ids, pa.array(amounts, pa.decimal128(38, 2)),
+                                        pa.array(micros, pa.timestamp("us", tz="UTC")), pa.array(ids, pa.int64())))
+    ledger.commit(txid, 1, 2)
+    n = len(ids)
+    extra = {"position": pa.array([[1, i] for i in range(n)]), "txid": pa.array([1] * n)}
+    events = _one_table(ids, pa.array(amounts, pa.decimal256(40, 6)),
+                        pa.array([m * 1000 + 999 for m in micros], pa.timestamp("ns", tz="+05:30")),
+                        pa.array(ids, pa.int32()), extra)
+    v = check(encode_history(ledger, [events]), FULL)
+    assert v.passed, v.summary()
+    assert v.measurements["matched"] == n
+    epoch = dt.datetime(1970, 1, 1, tzinfo=UTC)
+    python_events = [ChangeEvent("t", "insert", (i,), None,
+                                 {"id": i, "amount": a, "ts": epoch + dt.timedelta(microseconds=m), "n": i}, (1, j), 1)
+                     for j, (i, a, m) in enumerate(zip(ids, amounts, micros, strict=True))]
+    assert check(encode_history(ledger, python_events), FULL).passed
+    wrong = _one_table(ids, pa.array([Decimal("1.11"), *amounts[1:]], pa.decimal128(38, 2)),
+                       pa.array(micros, pa.timestamp("us", tz="UTC")), pa.array(ids, pa.int64()), extra)
+    v = check(encode_history(ledger, [wrong]), FULL)
+    assert v.anomalies == {"after-mismatch": 1}
