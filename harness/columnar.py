@@ -514,6 +514,8 @@ def native(arr: pa.Array | pa.ChunkedArray | Tokens, meta: dict | None = None,
         return "tok", pl.Series(arr.tokens, dtype=pl.String)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
     t = arr.type
     if as_tokens or (meta and meta.get(b"cdc.logical") == b"json") or isinstance(t, pa.ExtensionType):
         return "tok", encode_values(arr, meta)
@@ -596,6 +598,8 @@ def _decimal_hash(arr: pa.Array) -> pl.Series:
 
 def native_hash(arr: Any, meta: dict | None = None, as_tokens: bool = False) -> pl.Series:
     """u64 hash of each value's kind and native form (``column_hash``), decimals by value."""
+    if isinstance(arr, (pa.Array, pa.ChunkedArray)) and pa.types.is_dictionary(arr.type):
+        arr = (arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr).dictionary_decode()
     if not as_tokens and isinstance(arr, (pa.Array, pa.ChunkedArray)) and pa.types.is_decimal(arr.type) \
             and not (meta and meta.get(b"cdc.logical")):
         return _decimal_hash(arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr)
