@@ -652,6 +652,17 @@ def check(
         _add_events(found, "duplicate", surplus, history, "captured more often than committed "
                     "(not a redelivery after a restart of an unacknowledged position)")
         rest = _without(e_unmatched, "eidx", in_ledger["eidx"])
+        # repeats of an event that matches nothing committed (a partial image, say): the first
+        # delivery is judged below; a repeat is redelivery or duplicate by the same rule
+        repeats = _later_deliveries(rest, Eh, history)
+        if repeats.height:
+            unexcused = repeats
+            if capabilities.delivery == "at-least-once":
+                unexcused = _unbounded_repeats(repeats, Eh, history)
+                redelivered += repeats.height - unexcused.height
+            _add_events(found, "duplicate", unexcused, history, "captured again at the same position "
+                        "(not a redelivery after a restart of an unacknowledged position)")
+            rest = _without(rest, "eidx", repeats["eidx"])
 
     # 2. updates captured as delete + insert
     if l_unmatched.height:
@@ -719,6 +730,18 @@ def lag_summary(lag_ns: pl.Series | Sequence[float]) -> dict[str, Any]:
     return {"lag_cdf": cdf, "lag_ms": {
         "p50": linear(0.50), "p95": linear(0.95), "p99": linear(0.99), "max": round(float(ms[n - 1]), 3),
     }}
+
+
+def _later_deliveries(rows: pl.DataFrame, events: pl.DataFrame, history: EncodedHistory) -> pl.DataFrame:
+    """The rows of ``rows`` that repeat an earlier event exactly: same content, same position."""
+    if not rows.height:
+        return rows
+    same = _with_content(events.filter(pl.col("h0").is_in(rows["h0"].implode())), history.elog)
+    same = same.with_columns(pl.Series("pos", [repr(tuple(history.event_rows[i].position))
+                                               for i in same["eidx"].to_list()], pl.String))
+    later = same.sort("eidx").with_columns(
+        pl.col("eidx").rank("ordinal").over([*CONTENT, "pos"]).alias("nth")).filter(pl.col("nth") > 1)
+    return rows.filter(pl.col("eidx").is_in(later["eidx"].implode()))
 
 
 def _unbounded_repeats(repeats: pl.DataFrame, events: pl.DataFrame, history: EncodedHistory) -> pl.DataFrame:

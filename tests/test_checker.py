@@ -443,3 +443,18 @@ def test_delete_insert_approach_emitting_an_update_is_op_mismatch_only() -> None
     v = h.verdict(ev)
     assert v.anomalies == {"op-mismatch": 1}, v.summary()
     assert v.examples["op-mismatch"][0]["captured"]["op"] == "update"
+
+
+def test_redelivery_of_an_anomalous_event_is_judged_once() -> None:
+    """A wrong event (here a corrupted after image) delivered again after a restart is one
+    ``after-mismatch`` and one redelivery — not also a phantom; without a restart, a duplicate."""
+    h = small(replace(FULL, delivery="at-least-once"))
+    i = find(h.events, "insert", 4)
+    bad = replace(h.events[i], after={**h.events[i].after, "v": "corrupt"})
+    ev = [*h.events[:i], bad, *h.events[i + 1:]]
+    again = [*ev, *ev[i:]]
+    v = h.verdict(again, delivery=_restarted(len(ev), len(ev) - i, h.events[i - 1].position))
+    assert v.anomalies == {"after-mismatch": 1}, v.summary()
+    assert v.measurements["redelivered"] == len(ev) - i
+    v = h.verdict(again)
+    assert v.anomalies == {"after-mismatch": 1, "duplicate": len(ev) - i}, v.summary()
