@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from harness.errors import HarnessError
+from fixtures.session import case_engines
 from harness.runner import Case, run_case
 from tests.recovery_mutants import RECOVERY_FAULTS, RecoveryMutant
 
@@ -23,36 +23,17 @@ APPROACHES = ("delta-cdf", "iceberg-snapshot-diff", "pg-pgoutput", "pg-wal2json"
 SCENARIO = {"repeat": "crud", "rewind": "reader-crash", "ack-ahead": "reader-crash"}
 
 
-def _engines(cdc_session: Any, roles: tuple[str, ...]) -> tuple[dict[str, Any], list[Any]]:
-    engines, fresh = {}, []
-    for role in roles:
-        spec = cdc_session.families.role(role)
-        try:
-            if spec.per_run:
-                engines[role] = spec.start(cdc_session.options, cdc_session.worker, cdc_session.run_id)
-                fresh.append(engines[role])
-            else:
-                engines[role] = cdc_session.server_engine(role)
-        except HarnessError as exc:
-            pytest.skip(f"{role} engine unavailable: {exc}")
-    return engines, fresh
-
-
 def _run(cdc_session: Any, tmp_path: Path, approach_id: str, scenario: str, factory: Any = None,
          backlog: bool = False) -> Any:
     cls = cdc_session.approaches.get(approach_id)
     family = cdc_session.families.get(cls.family)
     settings = tuple(sorted(family.variants_for(scenario)[0].items()))
     case = Case(cls, scenario, family, settings, cdc_session.families.roles_for(cls))
-    engines, fresh = _engines(cdc_session, case.roles)
-    try:
+    with case_engines(cdc_session, case.roles) as engines:
         result = run_case(case, engines, cdc_session.scenarios.get(case.scenario), run_id=cdc_session.run_id,
                           worker=cdc_session.worker, workdir=tmp_path, seed=1, scale="smoke", timeout_s=30,
                           deadline_s=8, case_no=cdc_session.next_case_number(),
                           factory=factory and (lambda: factory(cls)), backlog=backlog)
-    finally:
-        for engine in fresh:
-            engine.stop()
     assert result.verdict.status != "unsupported", result.verdict.reason
     return result.verdict
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from harness.errors import HarnessError
+from fixtures.session import case_engines
 from harness.events import ChangeEvent
 from harness.runner import Case, run_case
 from tests.mutants import mutant_class
@@ -63,24 +63,11 @@ def _run(cdc_session: Any, tmp_path: Path, approach_id: str, scenario: str, fact
     family = cdc_session.families.get(cls.family)
     settings = tuple(sorted(family.variants_for(scenario)[0].items()))
     case = Case(cls, scenario, family, settings, cdc_session.families.roles_for(cls))
-    engines, fresh = {}, []
-    for role in case.roles:
-        spec = cdc_session.families.role(role)
-        try:
-            engines[role] = spec.start(cdc_session.options, cdc_session.worker, cdc_session.run_id) \
-                if spec.per_run else cdc_session.server_engine(role)
-        except HarnessError as exc:
-            pytest.skip(f"{role} engine unavailable: {exc}")
-        if spec.per_run:
-            fresh.append(engines[role])
-    try:
+    with case_engines(cdc_session, case.roles) as engines:
         result = run_case(case, engines, cdc_session.scenarios.get(scenario), run_id=cdc_session.run_id,
                           worker=cdc_session.worker, workdir=tmp_path, seed=1, scale="smoke", timeout_s=60,
                           deadline_s=deadline_s, case_no=cdc_session.next_case_number(),
                           factory=lambda: factory(cls))
-    finally:
-        for engine in fresh:
-            engine.stop()
     assert result.verdict.status != "unsupported", result.verdict.reason
     return result
 
