@@ -43,6 +43,13 @@ class Engine(Protocol):
     def log_path(self) -> Path | None: ...
 
 
+def log_tail(path: Path | None, lines: int = 3) -> str:
+    """The last ``lines`` lines of a server log on one line (for start-up errors)."""
+    if path is None or not path.exists():
+        return "(no log)"
+    return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+
+
 def private_dir(prefix: str) -> Path:
     """A fresh 0700 temp directory for one engine's data, marked with its owner process so the
     next session's leftover sweep removes it if this one is killed (``harness.lifecycle``)."""

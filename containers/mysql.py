@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote, unquote, urlsplit
 
-from containers.engine import private_dir
+from containers.engine import log_tail, private_dir
 from harness.errors import EngineMisconfigured, EngineUnavailable, MissingDependency, Unsupported
 from harness.lifecycle import install_sigterm, pid_alive
 from harness.secrets import mask_url, one_line, register, register_url
@@ -503,15 +503,9 @@ class LocalMariaDb(MySqlEngine):
         except (ProcessExitedWithError, TimeoutExpired) as exc:
             self._executor.kill()
             raise EngineUnavailable(f"MariaDB did not start ({type(exc).__name__}); "
-                                    f"server log: {self._log_tail()}") from None
+                                    f"server log: {log_tail(self.log_path())}") from None
         except AlreadyRunning:
             raise EngineUnavailable(f"port {self.port} is already taken by another server") from None
-
-    def _log_tail(self, lines: int = 3) -> str:
-        path = self.log_path()
-        if path is None or not path.exists():
-            return "(no log)"
-        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
 
     def kill(self) -> None:
         """Crash the server: SIGKILL to mariadbd (no shutdown, no flush beyond the OS cache)."""

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from containers.engine import private_dir
+from containers.engine import log_tail, private_dir
 from harness.errors import EngineMisconfigured, EngineUnavailable, MissingDependency, Unsupported
 from harness.secrets import mask_url, one_line, register, register_url
 
@@ -450,7 +450,7 @@ class LocalPostgres(PostgresEngine):
         except (ProcessExitedWithError, TimeoutExpired) as exc:
             self._executor.kill()
             raise EngineUnavailable(f"PostgreSQL did not start ({type(exc).__name__}); "
-                                    f"server log: {self._log_tail()}") from None
+                                    f"server log: {log_tail(self.log_path())}") from None
         except AlreadyRunning:
             raise EngineUnavailable(f"port {self.port} is already taken by another server") from None
 
@@ -462,12 +462,6 @@ class LocalPostgres(PostgresEngine):
         except (OSError, subprocess.TimeoutExpired):
             return False
         return any(line.split("\t", 1)[0] == name for line in out.stdout.splitlines())
-
-    def _log_tail(self, lines: int = 3) -> str:
-        path = self.log_path()
-        if path is None or not path.exists():
-            return "(no log)"
-        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
 
     def kill(self) -> None:
         """Crash the server: SIGKILL to the postmaster and all its backends (no shutdown)."""

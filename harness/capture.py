@@ -36,10 +36,6 @@ class DeliveryRecord:
     epochs: list[int] = field(default_factory=list)
     restarts: list[Restart] = field(default_factory=list)
 
-    def acked_before_epoch(self, epoch: int) -> Position | None:
-        """The last position acknowledged before the restart that began ``epoch`` (None: none)."""
-        return self.restarts[epoch - 1].acked if epoch > 0 else None
-
 
 class CaptureLoop:
     """Runs ``approach.poll`` in a background thread, appending events and acking each batch.

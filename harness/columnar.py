@@ -461,14 +461,6 @@ class RowLog(Sequence):
                     yield self._to_row(part, j)
 
 
-def positions_repr(pos: pa.Array | pa.ChunkedArray) -> pl.Series:
-    """``repr(tuple(position))`` of a list<int> column, vectorized."""
-    s = _series(pos.combine_chunks() if isinstance(pos, pa.ChunkedArray) else pos)
-    joined = s.list.eval(pl.element().cast(pl.String)).list.join(", ")
-    return pl.select(pl.when(s.list.len() == 1).then(pl.lit("(") + joined + pl.lit(",)"))
-                     .otherwise(pl.lit("(") + joined + pl.lit(")"))).to_series()
-
-
 def values_repr(col: pa.Array | pa.ChunkedArray | None, n: int) -> pl.Series:
     """``repr(v)`` of an int or string column (txids), vectorized; None gives ``'None'``."""
     if col is None:

@@ -257,7 +257,7 @@ def run(scenario: Scenario, source: Source, factory: Callable[[], Approach], cap
         capture_s = max((last_capture - drain_began_ns) / 1e9, 1e-9) if last_capture else 0.0
     else:
         capture_s = max((last_capture - first_commit) / 1e9, 1e-9) if first_commit and last_capture else 0.0
-    since = max(writes_done, inject.last_fault_at or 0.0) if inject.last_fault_at else writes_done
+    since = max(writes_done, inject.last_fault_at or 0.0)  # the later of the last write and the last fault
     recovery_s = max(loop.complete_at - since, 0.0) if loop.complete_at is not None else None
     return RunOutcome(
         ledger=source.ledger,
