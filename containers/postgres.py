@@ -66,6 +66,43 @@ def pg_name(text: str) -> str:
     return name
 
 
+def drop_slot(admin: Any, slot: str, timeout_s: float = 30.0) -> None:
+    """Drop replication slot ``slot`` (absent: nothing to do), terminating the walsender that
+    still holds it; ``EngineUnavailable`` when it cannot be dropped within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        row = admin.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone()
+        if row is None:
+            return
+        if time.monotonic() > deadline:
+            raise EngineUnavailable(f"could not drop replication slot {slot} within {timeout_s:.0f} s")
+        if row[0] is not None:  # its walsender is still exiting; hurry it
+            admin.execute("SELECT pg_terminate_backend(%s)", (row[0],))
+            time.sleep(0.02)
+            continue
+        with contextlib.suppress(Exception):
+            admin.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+
+
+def create_schema_publication(admin: Any, publication: str, schema: str) -> None:
+    """Create ``publication`` for every table of ``schema`` (FOR TABLES IN SCHEMA: tables created
+    later are published too; without superuser, FOR TABLE on the tables that exist now)."""
+    if admin.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (publication,)).fetchone():
+        return
+    psycopg = _psycopg()
+    try:
+        admin.execute(f'CREATE PUBLICATION "{publication}" FOR TABLES IN SCHEMA "{schema}"')
+    except psycopg.errors.InsufficientPrivilege:
+        tables = [r[0] for r in admin.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,)).fetchall()]
+        if not tables:
+            raise EngineMisconfigured(
+                f"no tables in schema {schema} to publish and no privilege for FOR TABLES IN SCHEMA; "
+                "fix: create the tables before start() or use a superuser") from None
+        names = ", ".join(f'"{schema}"."{t}"' for t in tables)
+        admin.execute(f'CREATE PUBLICATION "{publication}" FOR TABLE {names}')
+
+
 def require_postgres(engine: Any) -> str:
     """The URL of a started PostgreSQL engine, or ``EngineUnavailable``."""
     url = getattr(engine, "url", "")

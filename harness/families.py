@@ -4,7 +4,9 @@ A *role* (``postgres``, ``kafka``, ``connect``, ``delta``, ...) names one kind o
 it is obtained: ``provider(options, worker, run_id) -> Engine`` (started), once per xdist worker
 and shared by the runs, or fresh for every run when ``per_run`` (embedded folders). A *family*
 names the source class that writes to it and the roles every case of it needs; an approach may
-add roles of its own (``Approach.roles``, e.g. Debezium adds ``kafka`` and ``connect``).
+add roles of its own (``Approach.roles``, e.g. Debezium adds ``kafka`` and ``connect``) and
+settings variants of its own (``Approach.variants``, combined with the family's). A role may
+run on others (``EngineRole.needs``: Connect needs a Kafka broker).
 Both are pluggable through the ``pytest_cdc_families`` hook.
 """
 
@@ -25,10 +27,14 @@ class EngineRole:
     name: str
     provider: str | Callable[..., Any]
     per_run: bool = False
+    #: roles this engine runs on (started first and passed as ``needs={role: engine}``)
+    needs: tuple[str, ...] = ()
 
-    def start(self, options: Any, worker: str, run_id: str) -> Any:
+    def start(self, options: Any, worker: str, run_id: str, needs: dict[str, Any] | None = None) -> Any:
         """Obtain and start the engine (raises ``EngineUnavailable`` with the fix)."""
         make = _load(self.provider) if isinstance(self.provider, str) else self.provider
+        if self.needs:
+            return make(options, worker, run_id, needs=needs or {})
         return make(options, worker, run_id)
 
 
@@ -103,6 +109,13 @@ class FamilyRegistry:
         extra = tuple(r for r in getattr(approach_cls, "roles", ()) if r not in family.roles)
         return family.roles + extra
 
+    def variants_for(self, approach_cls: type, scenario: str) -> tuple[dict, ...]:
+        """The settings variants of one approach × scenario: the family's for the scenario,
+        each combined with the approach's own (``Approach.variants``, same shape)."""
+        family = self.get(approach_cls.family).variants_for(scenario)
+        own = Family("", "", ("",), getattr(approach_cls, "variants", ())).variants_for(scenario)
+        return tuple({**f, **a} for f in family for a in own)
+
     def validate(self, approach_cls: type) -> None:
         """A one-line ``InvalidPlugin`` when the approach names an unknown family or role."""
         if approach_cls.family not in self.families:
@@ -121,6 +134,8 @@ def register_builtin(registry: FamilyRegistry) -> None:
     registry.register_role(EngineRole("iceberg", "fixtures.engines:iceberg_warehouse", per_run=True))
     registry.register_role(EngineRole("postgres", "fixtures.engines:postgres_engine"))
     registry.register_role(EngineRole("mysql", "fixtures.engines:mysql_engine"))
+    registry.register_role(EngineRole("kafka", "fixtures.engines:kafka_engine"))
+    registry.register_role(EngineRole("connect", "fixtures.engines:connect_engine", needs=("kafka",)))
     registry.register(Family("delta", "harness.sources.delta:DeltaSource", ("delta",)))
     registry.register(Family("iceberg", "harness.sources.iceberg:IcebergSource", ("iceberg",)))
     registry.register(Family(

@@ -18,18 +18,24 @@ class ScenarioRegistry:
     def __init__(self) -> None:
         self._by_name: dict[str, Factory] = {}
         self._families: dict[str, frozenset[str] | None] = {}
+        self._roles: dict[str, frozenset[str]] = {}
 
-    def register(self, name: str, factory: Factory, families: frozenset[str] | None = None) -> None:
-        """Add a scenario factory under a stable lowercase id (``families``: only these engines)."""
+    def register(self, name: str, factory: Factory, families: frozenset[str] | None = None,
+                 roles: frozenset[str] = frozenset()) -> None:
+        """Add a scenario factory under a stable lowercase id (``families``: only these engines;
+        ``roles``: only for approaches whose cases run these engine roles, e.g. ``connect``)."""
         if not isinstance(name, str) or not name or name != name.lower() or " " in name or not callable(factory):
             raise InvalidPlugin(f"scenario registration wants a lowercase id and a factory, got {name!r}, {factory!r}")
         self._by_name[name] = factory
         self._families[name] = families
+        self._roles[name] = frozenset(roles)
 
-    def applies(self, name: str, family: str) -> bool:
-        """True when scenario ``name`` runs on engine ``family``."""
+    def applies(self, name: str, family: str, roles: tuple[str, ...] | None = None) -> bool:
+        """True when scenario ``name`` runs on engine ``family`` with a case's ``roles``."""
         allowed = self._families.get(name)
-        return allowed is None or family in allowed
+        if allowed is not None and family not in allowed:
+            return False
+        return roles is None or self._roles.get(name, frozenset()) <= set(roles)
 
     def get(self, name: str) -> Factory:
         """The factory for ``name``; unknown ids raise with the list of valid ones."""
@@ -45,7 +51,7 @@ class ScenarioRegistry:
 
 def register_builtin_scenarios(reg: ScenarioRegistry) -> None:
     """Add the built-in scenarios to ``reg`` (the plugin's ``pytest_cdc_scenarios``)."""
-    from scenarios import core, faults, schema
+    from scenarios import core, faults, kafka, schema
 
     for module in (core, schema, faults):
         for name, factory in module.SCENARIOS.items():
@@ -57,6 +63,8 @@ def register_builtin_scenarios(reg: ScenarioRegistry) -> None:
         reg.register(name, _adapt(factory), frozenset({"postgres", "mysql"} if name in SHARED else {"postgres"}))
     for name, factory in MYSQL_SCENARIOS.items():
         reg.register(name, _adapt(factory), frozenset({"mysql"}))
+    for name, (factory, roles) in kafka.SCENARIOS.items():
+        reg.register(name, factory, frozenset({"postgres", "mysql"}), roles=roles)
 
 
 def default_registry() -> ScenarioRegistry:

@@ -11,6 +11,7 @@ BUILTIN = (
     "harness.approaches.pg_pgoutput:PgOutput",
     "harness.approaches.pg_wal2json:Wal2Json",
     "harness.approaches.mysql_binlog:MySqlBinlog",
+    "harness.approaches.pg_debezium:PgDebezium",
 )
 
 

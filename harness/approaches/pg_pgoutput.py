@@ -289,23 +289,10 @@ publication (the run is over). Every wait is bounded by ``ctx.timeout_s``.
         self.close_connection()
         if not self.slot or not self.url:
             return
-        from containers.postgres import connect
+        from containers.postgres import connect, drop_slot
 
         with connect(self.url) as admin:
-            deadline = time.monotonic() + min(self.ctx.timeout_s if self.ctx else 30.0, 30.0)
-            while True:
-                row = admin.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s",
-                                    (self.slot,)).fetchone()
-                if row is None:
-                    break
-                if time.monotonic() > deadline:
-                    raise EngineUnavailable(f"could not drop replication slot {self.slot} within the timeout")
-                if row[0] is not None:  # our walsender is still exiting; hurry it
-                    admin.execute("SELECT pg_terminate_backend(%s)", (row[0],))
-                    time.sleep(0.02)
-                    continue
-                with contextlib.suppress(Exception):
-                    admin.execute("SELECT pg_drop_replication_slot(%s)", (self.slot,))
+            drop_slot(admin, self.slot, min(self.ctx.timeout_s if self.ctx else 30.0, 30.0))
             self.drop_extra(admin)
         self.slot = ""
 
@@ -352,22 +339,9 @@ class PgOutput(LogicalSlotReader):
 
     def prepare(self, admin: Any, fresh: bool) -> None:
         """Create the run's publication (FOR TABLES IN SCHEMA; FOR TABLE … without superuser)."""
-        if admin.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (self.publication,)).fetchone():
-            return
-        import psycopg
+        from containers.postgres import create_schema_publication
 
-        try:
-            admin.execute(f'CREATE PUBLICATION "{self.publication}" FOR TABLES IN SCHEMA "{self.schema}"')
-        except psycopg.errors.InsufficientPrivilege:
-            tables = [r[0] for r in admin.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = %s", (self.schema,)).fetchall()]
-            if not tables:
-                raise EngineMisconfigured(
-                    f"no tables in schema {self.schema} to publish and no privilege for "
-                    "FOR TABLES IN SCHEMA; fix: create the tables before start() or use a superuser"
-                ) from None
-            names = ", ".join(f'"{self.schema}"."{t}"' for t in tables)
-            admin.execute(f'CREATE PUBLICATION "{self.publication}" FOR TABLE {names}')
+        create_schema_publication(admin, self.publication, self.schema)
 
     def drop_extra(self, admin: Any) -> None:
         if self.publication:

@@ -1,0 +1,263 @@
+"""Local JVM servers (Kafka broker, Kafka Connect) from the jars the set-up resolved with Maven.
+
+``scripts/setup-jvm.sh`` copies the jars of each profile of ``containers/jvm/pom.xml`` into
+``.cache/jars/<folder>`` (``FOLDERS``) (``CDC_JARS`` overrides the folder); nothing is downloaded at run time.
+:class:`JvmServer` runs one ``java`` main class as a child process in a private 0700 dir with its
+own log4j2 file log, a small heap and a parent-death guard; ``kill()`` is SIGKILL, ``restart()``
+starts the same dir again, ``stop()`` shuts down and removes the dir.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import weakref
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from containers.engine import log_tail, private_dir
+from containers.process import probed_executor, stop_pid_file
+from harness.errors import EngineUnavailable, MissingDependency
+from harness.lifecycle import install_sigterm
+
+SETUP_HINT = "bash scripts/setup-jvm.sh (or: make setup)"
+PROJECT = Path(__file__).resolve().parent.parent
+#: the profiles of containers/jvm/pom.xml and the folder (under ``jars_root()``) each is copied
+#: into: Connect plugins sit together in one folder, which is the worker's ``plugin.path``
+FOLDERS = {"kafka": "kafka", "debezium-postgres": "connect-plugins/debezium-postgres",
+           "debezium-mysql": "connect-plugins/debezium-mysql",
+           "debezium-mariadb": "connect-plugins/debezium-mariadb"}
+PLUGIN_PATH = "connect-plugins"
+PID_FILE = "server.pid"
+LOG4J2 = """\
+status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {log}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = %d{{ISO8601}} %-5p [%t] %c{{1}}: %m%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = file
+logger.kafka.name = kafka
+logger.kafka.level = WARN
+logger.controller.name = org.apache.kafka
+logger.controller.level = WARN
+logger.reflections.name = org.reflections
+logger.reflections.level = ERROR
+logger.debezium.name = io.debezium
+logger.debezium.level = INFO
+"""
+
+
+def jars_root() -> Path:
+    """Where the set-up put the jars (``CDC_JARS`` or ``.cache/jars`` in the project)."""
+    return Path(os.environ.get("CDC_JARS") or PROJECT / ".cache" / "jars")
+
+
+def jar_dir(profile: str) -> Path:
+    """The folder of one profile's jars, or ``EngineUnavailable`` naming the set-up command."""
+    path = jars_root() / FOLDERS.get(profile, profile)
+    if not path.is_dir() or not any(path.glob("*.jar")):
+        raise EngineUnavailable(f"the {profile} jars are not in {path}; fix: {SETUP_HINT}")
+    return path
+
+
+def java() -> str:
+    """The ``java`` executable (``JAVA_HOME`` first), or ``EngineUnavailable`` with the fix."""
+    home = os.environ.get("JAVA_HOME")
+    candidates = [Path(home) / "bin" / "java"] if home else []
+    found = next((str(p) for p in candidates if p.exists()), None) or shutil.which("java")
+    if not found:
+        raise EngineUnavailable("no java found (JAVA_HOME unset, none on PATH); fix: apt-get install -y "
+                                "openjdk-17-jre-headless (or: make setup)")
+    return found
+
+
+def available(*profiles: str) -> str | None:
+    """None when java and the jars of ``profiles`` are there, else why not (with the fix)."""
+    try:
+        java()
+        for profile in profiles:
+            jar_dir(profile)
+    except EngineUnavailable as exc:
+        return str(exc)
+    return None
+
+
+def classpath(*profiles: str) -> str:
+    """The class path of the jars of ``profiles`` (folder wildcards, so it stays short)."""
+    return os.pathsep.join(f"{jar_dir(p)}/*" for p in profiles)
+
+
+def stop_leftover_server(root: Path) -> list[str]:
+    """Stop the JVM still running in a dead session's private dir ``root`` (if any)."""
+    return stop_pid_file(Path(root) / PID_FILE, f"-Dcdc.home={root}", f"java server in {root}")
+
+
+def _finalize(executor: Any, root: Path | None) -> None:
+    if executor is not None:
+        with contextlib.suppress(Exception):
+            executor.kill(sig=signal.SIGKILL)
+    if root is not None:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+class JvmServer:
+    """One local JVM server process: a main class on the jars of some profiles, in a private dir.
+
+    Subclasses set ``label`` (for errors), ``profiles``, ``main_class``, ``heap`` and implement
+    ``prepare()`` (write config into ``self.root`` before the first start), ``arguments()``
+    (after the main class) and ``ready()`` (a real request). ``start()`` returns when ready or
+    raises ``EngineUnavailable`` with the end of the server log.
+    """
+
+    label = "java server"
+    profiles: tuple[str, ...] = ()
+    main_class = ""
+    heap = "256m"
+    jvm_options: tuple[str, ...] = ("-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1")
+
+    def __init__(self, start_timeout_s: float = 60.0) -> None:
+        self.start_timeout_s = start_timeout_s
+        self.root: Path | None = None
+        self._executor: Any = None
+        self._finalizer: weakref.finalize | None = None
+
+    # -- subclass hooks -----------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Write configuration and format storage in ``self.root`` (first start only)."""
+
+    def arguments(self) -> list[str]:
+        """Arguments after the main class."""
+        return []
+
+    def ready(self) -> bool:
+        """True when the server answers a real request."""
+        raise NotImplementedError
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def java_command(self, main_class: str, args: Sequence[str], *extra_options: str) -> list[str]:
+        """``java`` with the class path, heap, log4j2 file config and the owner marker."""
+        assert self.root is not None
+        return [java(), f"-Xmx{self.heap}", f"-Xms{self.heap}", *self.jvm_options, "-Djava.awt.headless=true",
+                f"-Dlog4j2.configurationFile={self.root / 'log4j2.properties'}", f"-Dcdc.home={self.root}",
+                *extra_options, "-cp", classpath(*self.profiles), main_class, *args]
+
+    def run_tool(self, main_class: str, args: Sequence[str], timeout_s: float = 60.0) -> str:
+        """Run a short-lived tool class of the same jars; its output, or ``EngineUnavailable``."""
+        cmd = self.java_command(main_class, args)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise EngineUnavailable(f"{main_class} did not finish within {timeout_s:.0f} s") from None
+        if proc.returncode != 0:
+            tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+            raise EngineUnavailable(f"{main_class} failed: {tail}")
+        return proc.stdout
+
+    def start(self) -> None:
+        """Prepare the dir (first time) and start the server; return when it is ready."""
+        if self._executor is not None and self._executor.running():
+            return
+        java()
+        for profile in self.profiles:
+            jar_dir(profile)
+        if self.root is None:
+            self.root = private_dir(self.label.replace(" ", "-"))
+            self._finalizer = weakref.finalize(self, _finalize, None, self.root)
+            (self.root / "log4j2.properties").write_text(LOG4J2.format(log=self.root / "server.log"))
+            self.prepare()
+        install_sigterm()
+        self._launch()
+
+    def _launch(self) -> None:
+        assert self.root is not None
+        # the child inherits the file; the parent closes its copy once the server is up
+        with open(self.root / "stdout.log", "ab") as out:
+            self._executor = probed_executor(
+                self.java_command(self.main_class, self.arguments()), self.ready, timeout=self.start_timeout_s,
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+            self._start_executor()
+        (self.root / PID_FILE).write_text(str(self._executor.process.pid))
+
+    def _start_executor(self) -> None:
+        from mirakuru.exceptions import AlreadyRunning, ProcessExitedWithError, TimeoutExpired
+
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        self._finalizer = weakref.finalize(self, _finalize, self._executor, self.root)
+        try:
+            self._executor.start()
+        except (ProcessExitedWithError, TimeoutExpired) as exc:
+            self._executor.kill(sig=signal.SIGKILL)
+            raise EngineUnavailable(f"{self.label} did not start within {self.start_timeout_s:.0f} s "
+                                    f"({type(exc).__name__}); log: {self.log_excerpt()}") from None
+        except AlreadyRunning:
+            raise EngineUnavailable(f"{self.label}: its port is already taken by another server") from None
+
+    def running(self) -> bool:
+        """True while the process runs."""
+        return self._executor is not None and self._executor.running()
+
+    def kill(self) -> None:
+        """Crash the server: SIGKILL (no shutdown hook, no flush beyond the OS cache)."""
+        if self._executor is not None:
+            self._executor.kill(sig=signal.SIGKILL)
+
+    def restart(self) -> None:
+        """Start the server again on the same dir and ports."""
+        if self.root is None:
+            raise EngineUnavailable("restart() before start()")
+        if self.running():
+            self._executor.stop()
+        self._launch()
+
+    def shutdown(self) -> None:
+        """Graceful stop (SIGTERM, SIGKILL if it hangs) and remove the dir. Idempotent."""
+        try:
+            if self.running():
+                try:
+                    self._executor.stop(timeout=30)
+                except Exception:
+                    self._executor.kill(sig=signal.SIGKILL)
+        finally:
+            self._executor = None
+            if self._finalizer is not None:
+                self._finalizer()
+                self._finalizer = None
+            self.root = None
+
+    def log_path(self) -> Path | None:
+        """The server's log4j2 file (the JVM's own stdout is in ``stdout.log`` beside it)."""
+        return self.root / "server.log" if self.root else None
+
+    def log_excerpt(self) -> str:
+        """The end of the log and of stdout, on one line (for errors)."""
+        if self.root is None:
+            return "(no log)"
+        return f"{log_tail(self.log_path())} | stdout: {log_tail(self.root / 'stdout.log')}"
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str, sleep_s: float = 0.1) -> None:
+    """Poll ``predicate`` until true or raise ``EngineUnavailable`` naming ``what``."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise EngineUnavailable(f"{what} not within {timeout_s:.0f} s")
+        time.sleep(sleep_s)
+
+
+def require_confluent_kafka() -> Any:
+    """The confluent_kafka module, or ``MissingDependency`` with the install command."""
+    try:
+        import confluent_kafka
+        import confluent_kafka.admin
+    except ImportError:
+        raise MissingDependency("confluent-kafka", "kafka") from None
+    return confluent_kafka

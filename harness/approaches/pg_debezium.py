@@ -1,0 +1,102 @@
+"""Approach ``pg-debezium``: Debezium's PostgreSQL connector (pgoutput) through Kafka Connect.
+
+The run's publication (FOR TABLES IN SCHEMA) is created by the approach, the slot by the
+connector; ``stop`` drops both (deleting a connector leaves them behind). Under REPLICA IDENTITY
+DEFAULT Debezium gives updates without a before image and deletes whose before image holds the
+key plus *type defaults* (0, 1970-01-01) for NOT NULL columns: the approach passes them on as
+received, so the checker names what is wrong. Unchanged TOASTed values arrive as
+``__debezium_unavailable_value`` and are passed on too.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any, ClassVar
+from urllib.parse import unquote, urlsplit
+
+from containers.postgres import connect, create_schema_publication, drop_slot, pg_name, require_postgres
+from harness.approaches.debezium import DebeziumApproach
+from harness.capabilities import Capabilities
+from harness.context import RunContext
+from harness.errors import EngineUnavailable
+
+
+class PgDebezium(DebeziumApproach):
+    """``pg-debezium``: the Debezium PostgreSQL connector with pgoutput, read from Kafka.
+
+    Claims: one update event per update; whole transactions in commit order (one partition);
+    at-least-once (exactly-once with the worker's exactly-once source support); follows
+    add/drop/rename/type DDL from pgoutput's Relation messages; truncate events. Before images:
+    full under REPLICA IDENTITY FULL, key only under DEFAULT.
+    """
+
+    name: ClassVar[str] = "pg-debezium"
+    family: ClassVar[str] = "postgres"
+    capabilities: ClassVar[Capabilities] = replace(
+        DebeziumApproach.capabilities, before_image="key",
+        notes=("REPLICA IDENTITY DEFAULT: updates carry no before image; a delete's before image "
+               "holds the key and type defaults for NOT NULL columns",
+               "unchanged TOAST values arrive as __debezium_unavailable_value"))
+
+    @classmethod
+    def capabilities_for(cls, settings: dict[str, Any]) -> Capabilities:
+        """Full before images under ``replica_identity=full``; exactly-once with that delivery."""
+        caps = super().capabilities_for(settings)
+        if str(settings.get("replica_identity", "default")).lower() == "full":
+            caps = replace(caps, before_image="full", notes=())
+        return caps
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.url = ""
+        self.schema = ""
+        self.slot = ""
+        self.publication = ""
+
+    def start(self, ctx: RunContext, resume: bool = False) -> None:
+        engine = ctx.role("postgres")
+        self.url = require_postgres(engine)
+        self.schema = engine.schema_for(ctx.name_prefix)
+        self.slot = pg_name(f"{ctx.name_prefix}_dbz")
+        self.publication = pg_name(f"{ctx.name_prefix}_dbzpub")
+        super().start(ctx, resume)
+
+    def before_register(self, ctx: RunContext, resume: bool) -> None:
+        with connect(self.url) as admin:
+            drop_slot(admin, self.slot, ctx.timeout_s)  # a stale slot of this name: start from now
+            create_schema_publication(admin, self.publication, self.schema)
+
+    def connector_config(self, ctx: RunContext) -> dict[str, str]:
+        parts = urlsplit(self.url)
+        return {
+            "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+            "plugin.name": "pgoutput",
+            "database.hostname": parts.hostname or "127.0.0.1",
+            "database.port": str(parts.port or 5432),
+            "database.user": unquote(parts.username or "postgres"),
+            "database.password": unquote(parts.password or ""),
+            "database.dbname": parts.path.lstrip("/") or "postgres",
+            "slot.name": self.slot,
+            "publication.name": self.publication,
+            "publication.autocreate.mode": "disabled",
+            "schema.include.list": self.schema,
+        }
+
+    def route_regex(self, ctx: RunContext) -> str:
+        return f"{ctx.name_prefix}\\.{self.schema}\\..*"
+
+    def wait_streaming(self, ctx: RunContext, timeout_s: float) -> None:
+        """The slot exists: every change committed after its creation is in its stream."""
+        deadline = time.monotonic() + timeout_s
+        with connect(self.url) as admin:
+            while not admin.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s",
+                                    (self.slot,)).fetchone():
+                if time.monotonic() > deadline:
+                    raise EngineUnavailable(f"the connector created no slot {self.slot} within {timeout_s:.0f} s")
+                time.sleep(0.05)
+
+    def drop_source_objects(self) -> None:
+        with connect(self.url) as admin:
+            drop_slot(admin, self.slot, 30.0)
+            admin.execute(f'DROP PUBLICATION IF EXISTS "{self.publication}"')
