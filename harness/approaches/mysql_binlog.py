@@ -14,19 +14,18 @@ import contextlib
 import datetime as dt
 import json
 import os
-import queue
 import re
 import socket
 import threading
 import time
 import zlib
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import replace
 from typing import Any, ClassVar
 
 from containers.mysql import require_mysql
 from harness.approach import BaseApproach
-from harness.approaches.mysql_rows import CompiledTable, compile_columns, event_body
+from harness.approaches.mysql_rows import compile_columns, event_body
 from harness.capabilities import Capabilities
 from harness.context import RunContext
 from harness.errors import EngineUnavailable, MissingDependency
@@ -95,6 +94,110 @@ def _set_converter(order: tuple[str, ...]) -> Any:
     return conv
 
 
+def _constructor(cls: type) -> Any:
+    """``cls(*fields)`` for the frozen, slotted ``ChangeEvent`` without the frozen dataclass
+    ``__init__`` (one ``object.__setattr__`` by name per field): each slot set through its
+    descriptor, about half the cost per event. Falls back to the class itself when it is not a
+    plain slotted dataclass (a ``__post_init__``, a field without a slot or outside ``__init__``)
+    or when the two disagree on a probe."""
+    import dataclasses
+
+    try:
+        fields = dataclasses.fields(cls)
+        slots = [cls.__dict__[f.name] for f in fields]
+    except (TypeError, KeyError):
+        return cls
+    if (hasattr(cls, "__post_init__") or any(not hasattr(d, "__set__") for d in slots)
+            or any(not f.init for f in fields)):
+        return cls
+    args = ", ".join(f"a{i}" for i in range(len(fields)))
+    ns: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    body = [f"def make({args}):", "    o = _new(_cls)"]
+    for i, d in enumerate(slots):
+        ns[f"_s{i}"] = d.__set__
+        body.append(f"    _s{i}(o, a{i})")
+    body.append("    return o")
+    exec(compile("\n".join(body) + "\n", "<ChangeEvent constructor>", "exec"), ns)  # noqa: S102
+    make = ns["make"]
+    probe = tuple(range(len(fields)))
+    return make if make(*probe) == cls(*probe) else cls
+
+
+def _no_reconnect() -> None:
+    raise EngineUnavailable("the reader is stopped")
+
+
+#: ChangeEvent(table, op, key, before, after, position, txid, commit_ts, captured_at), faster
+_event = _constructor(ChangeEvent)
+
+
+class _Handoff:
+    """The reader thread's read-ahead: whole transactions handed to ``poll``, bounded in events.
+
+    ``put`` blocks (back-pressure on the binlog connection) while the transactions waiting hold
+    ``limit`` events or more and adding this one would pass it; a transaction larger than the
+    limit goes in alone once the queue is empty (transactions are never split). ``take`` hands
+    over, under one lock, every waiting transaction up to ``max_events`` (at least one)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self._items: deque = deque()
+        self._events = 0
+        self._cond = threading.Condition(threading.Lock())
+
+    def put(self, txn: _Txn, stopping: threading.Event) -> bool:
+        """Queue a transaction; False (dropped) when ``stopping`` was set while waiting for room."""
+        n = len(txn.events)
+        with self._cond:
+            while self._items and self._events + n > self.limit:
+                if stopping.is_set():
+                    return False
+                self._cond.wait(0.2)
+            self._items.append(txn)
+            self._events += n
+            self._cond.notify_all()
+        return True
+
+    def put_error(self, exc: BaseException) -> None:
+        """Queue the reader's failure after what it read (never blocks)."""
+        with self._cond:
+            self._items.append(exc)
+            self._cond.notify_all()
+
+    def take(self, max_events: int, timeout_s: float) -> list:
+        """Transactions (and at most one failure, last) waiting now, or the first to arrive within
+        ``timeout_s``; up to ``max_events`` events, at least one transaction."""
+        with self._cond:
+            if not self._items and timeout_s > 0:
+                self._cond.wait_for(lambda: self._items, timeout_s)
+            items, out, n = self._items, [], 0
+            while items and n < max_events:
+                item = items[0]
+                if isinstance(item, BaseException):
+                    if not out:
+                        out.append(items.popleft())
+                    break  # a failure is handed over alone, after what was read before it
+                out.append(items.popleft())
+                n += len(item.events)
+            if n:
+                self._events -= n
+                self._cond.notify_all()
+            return out
+
+    def empty(self) -> bool:
+        return not self._items
+
+    @property
+    def events(self) -> int:
+        """Events waiting."""
+        return self._events
+
+    def wake(self) -> None:
+        """Wake a ``put`` waiting for room (the reader is stopping)."""
+        with self._cond:
+            self._cond.notify_all()
+
+
 class _Txn:
     __slots__ = ("gtid", "domain", "seq", "events", "captured_at", "commit_ts")
 
@@ -124,6 +227,9 @@ class MySqlBinlog(BaseApproach):
     recovery_s: ClassVar[float] = 30.0
     #: True: decode every value with python-mysql-replication (no compiled readers), for comparison
     slow_rows: ClassVar[bool] = False
+    #: the reader's read-ahead bound, in row events (``CDC_MYSQL_READ_AHEAD``): it stops reading the
+    #: binlog while this many wait for ``poll`` (a larger transaction waits alone)
+    read_ahead_events: ClassVar[int] = int(os.environ.get("CDC_MYSQL_READ_AHEAD", "100000"))
     capabilities: ClassVar[Capabilities] = Capabilities(
         before_image="full",
         updates="update",
@@ -159,7 +265,7 @@ class MySqlBinlog(BaseApproach):
         self.flavor = "mariadb"
         self._stream: Any = None
         self._thread: threading.Thread | None = None
-        self._queue: queue.Queue = queue.Queue()
+        self._queue = _Handoff(self.read_ahead_events)
         self._stopping = threading.Event()
         self._ready: list[ChangeEvent] = []
         self._resume_from: Position | None = None
@@ -203,7 +309,7 @@ class MySqlBinlog(BaseApproach):
                     "charset": "utf8mb4", **({"ssl_disabled": True} if params.get("ssl_disabled") else {})}
         server_id = 100_000 + zlib.crc32(ctx.name_prefix.encode()) % 1_000_000_000
         self._stopping.clear()
-        self._queue = queue.Queue()
+        self._queue = _Handoff(self.read_ahead_events)
         self._stream = pymysqlreplication.BinLogStreamReader(
             connection_settings=settings, server_id=server_id, blocking=True, resume_stream=True,
             is_mariadb=self.flavor == "mariadb", auto_position=self._connect_state or None,
@@ -254,7 +360,7 @@ class MySqlBinlog(BaseApproach):
                     txn = self._query(txn, ev, stream, captured)
         except BaseException as exc:  # noqa: BLE001 - handed to poll()
             if not self._stopping.is_set():
-                self._queue.put(exc)
+                self._queue.put_error(exc)
 
     def _query(self, txn: _Txn | None, ev: Any, stream: Any, captured: int) -> _Txn | None:
         sql = ev.query if isinstance(ev.query, str) else ev.query.decode(errors="replace")
@@ -283,7 +389,7 @@ class MySqlBinlog(BaseApproach):
         if self.flavor == "mariadb":
             stream.auto_position = txn.gtid  # the library's own reconnect resumes after it
         if txn.events:
-            self._queue.put(txn)
+            self._queue.put(txn, self._stopping)
         return None
 
     def _table_info(self, table: str) -> tuple[tuple[str, ...], frozenset[str]]:
@@ -352,7 +458,10 @@ class MySqlBinlog(BaseApproach):
         kind = ("update" if isinstance(ev, self._update_cls) else
                 "insert" if isinstance(ev, self._write_cls) else "delete")
         if body is not None:
-            images = self._fast_images(compiled, ev, body, kind)
+            if kind == "update":
+                images = compiled.decoder(ev.columns_present_bitmap, ev.columns_present_bitmap2)(body)
+            else:
+                images = compiled.decoder(ev.columns_present_bitmap)(body)
             if ROWS_CHECK:
                 slow = self._library_images(ev, names, convert, kind)
                 if slow != images:
@@ -360,38 +469,31 @@ class MySqlBinlog(BaseApproach):
                                          f"{images!r} != {slow!r}")
         else:
             images = self._library_images(ev, names, convert, kind)
+        if not images:
+            return
         events = txn.events
-        domain, seq, gtid, ts = txn.domain, txn.seq, txn.gtid, txn.commit_ts
+        base, domain, seq, gtid, ts = len(events), txn.domain, txn.seq, txn.gtid, txn.commit_ts
+        single = key_cols[0] if len(key_cols) == 1 else None
         if kind == "update":
-            for before, after in images:
-                src = before if all(k in before for k in key_cols) else after
-                events.append(ChangeEvent(table, "update", tuple(src.get(k) for k in key_cols), before, after,
-                                          (domain, seq, len(events)), gtid, ts, captured))
+            # the key from the before image when it holds every key column (the bitmap decides: the
+            # same for every row of the event), else from the after image
+            src = 0 if all(k in images[0][0] for k in key_cols) else 1
+            events += [_event(table, "update", (im[src].get(single),) if single is not None else
+                              tuple(im[src].get(k) for k in key_cols), im[0], im[1], (domain, seq, base + i),
+                              gtid, ts, captured) for i, im in enumerate(images)]
         elif kind == "insert":
-            for after in images:
-                events.append(ChangeEvent(table, "insert", tuple(after.get(k) for k in key_cols), None, after,
-                                          (domain, seq, len(events)), gtid, ts, captured))
+            if single is not None:
+                events += [_event(table, "insert", (im.get(single),), None, im, (domain, seq, base + i), gtid, ts,
+                                  captured) for i, im in enumerate(images)]
+            else:
+                events += [_event(table, "insert", tuple(im.get(k) for k in key_cols), None, im,
+                                  (domain, seq, base + i), gtid, ts, captured) for i, im in enumerate(images)]
+        elif single is not None:
+            events += [_event(table, "delete", (im.get(single),), im, None, (domain, seq, base + i), gtid, ts,
+                              captured) for i, im in enumerate(images)]
         else:
-            for before in images:
-                events.append(ChangeEvent(table, "delete", tuple(before.get(k) for k in key_cols), before, None,
-                                          (domain, seq, len(events)), gtid, ts, captured))
-
-    @staticmethod
-    def _fast_images(compiled: CompiledTable, ev: Any, body: bytes, kind: str) -> list:
-        """Row images decoded from the event body by the compiled readers (``mysql_rows``)."""
-        image, end, pos, out = compiled.image, len(body), 0, []
-        cols = compiled.present(ev.columns_present_bitmap)
-        if kind == "update":
-            cols2 = compiled.present(ev.columns_present_bitmap2)
-            while pos < end:
-                before, pos = image(body, pos, cols)
-                after, pos = image(body, pos, cols2)
-                out.append((before, after))
-        else:
-            while pos < end:
-                row, pos = image(body, pos, cols)
-                out.append(row)
-        return out
+            events += [_event(table, "delete", tuple(im.get(k) for k in key_cols), im, None,
+                              (domain, seq, base + i), gtid, ts, captured) for i, im in enumerate(images)]
 
     @staticmethod
     def _library_images(ev: Any, names: list[str], convert: dict[str, Any], kind: str) -> list:
@@ -419,20 +521,16 @@ class MySqlBinlog(BaseApproach):
         if self._thread is None:
             raise EngineUnavailable("poll() on a reader that is not started")
         out, self._ready = self._ready, []
-        deadline = time.monotonic() + timeout_s
-        q = self._queue
-        while len(out) < max_events:
-            try:
-                item = q.get_nowait() if out else q.get(timeout=max(deadline - time.monotonic(), 0.0))
-            except queue.Empty:
-                break
-            if isinstance(item, BaseException):
-                if out:
-                    self._queue.put(item)  # deliver what was read first, fail on the next poll
-                    break
+        txn_last = self._txn_last
+        for item in self._queue.take(max_events - len(out), timeout_s):
+            if isinstance(item, BaseException):  # handed over alone, after what was read before it
                 raise EngineUnavailable(f"binlog stream failed: {type(item).__name__}: {item}") from item
-            self._txn_last[(item.domain, item.seq)] = (item.gtid, item.events[-1].position[2])
-            out.extend(item.events)
+            events = item.events
+            txn_last[(item.domain, item.seq)] = (item.gtid, events[-1].position[2])
+            if out:
+                out += events
+            else:
+                out = events if isinstance(events, list) else list(events)
         if self._resume_from is not None and out:
             start = self._resume_from
             kept = [e for e in out if e.position > start]
@@ -506,8 +604,12 @@ class MySqlBinlog(BaseApproach):
     # -- shutdown -----------------------------------------------------------------------------
     def _close_stream(self, abrupt: bool) -> None:
         self._stopping.set()
+        self._queue.wake()  # a reader waiting for room in the read-ahead
         stream, self._stream = self._stream, None
         if stream is not None:
+            # the library reconnects on a lost connection (what net-drop needs); a stopped reader must
+            # not: its thread would open a new dump connection before it sees ``_stopping``
+            stream._BinLogStreamReader__connect_to_stream = _no_reconnect
             conn = getattr(stream, "_stream_connection", None)
             sock = getattr(conn, "_sock", None)
             if sock is not None:
