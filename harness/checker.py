@@ -62,8 +62,10 @@ from harness.columnar import (
 from harness.events import ChangeEvent
 from harness.ledger import Ledger, LedgerChange
 from harness.values import (
+    canonical,
     describe_difference,
     encode_image,
+    encode_key,
     jsonable,
     shape_differs,
 )
@@ -675,6 +677,9 @@ def check(
     # 3. near matches, lost and phantoms (only anomalous rows reach this Python loop)
     paired = _classify_leftovers(found, rest, l_unmatched, history, capabilities)
 
+    if capabilities.before_image == "key" and matched.height:
+        _check_partial_before(found, matched, history, capabilities)
+
     # 4. order and transaction boundaries
     pairs = matched.select("kh", "lseq", "eidx", "txid", "etx")
     if paired.height:
@@ -894,6 +899,31 @@ def _pair_kinds(c: LedgerChange, e: ChangeEvent, expected_op: str,
         else:
             kinds.append(("before-mismatch", "before image differs from the committed row"))
     return kinds
+
+
+def _check_partial_before(found: _Anomalies, matched: pl.DataFrame, history: EncodedHistory,
+                          caps: Capabilities) -> None:
+    """Under a ``key`` before-image claim, a before image need only hold the key, but every other
+    value it does hold (not NULL) must be the committed one: a value made up in place of the
+    old one (a type default, a placeholder) is a ``before-mismatch``, not a silent pass."""
+    split = caps.updates == "delete+insert"
+    ops = history.events.select("eidx", "op").filter(pl.col("op").is_in(["update", "delete"]))
+    rows = matched.select("lseq", "eidx").join(ops.select("eidx"), on="eidx", how="semi")
+    for lseq, eidx in rows.iter_rows():
+        e = history.event_rows[eidx]
+        if not e.before:
+            continue
+        c = _ledger_row(history, lseq, split)
+        committed = c.before or {}
+        wrong = {col: v for col, v in e.before.items()
+                 if v is not None and (col not in committed or canonical(v) != canonical(committed[col]))}
+        if wrong:
+            found.add("before-mismatch", 1, [{
+                "why": "a before image holds a value the row did not have (only the key is claimed, but "
+                       "what is given must be right)",
+                "committed": _change_json(c), "captured": _event_json(e),
+                "difference": jsonable({col: {"expected": committed.get(col), "got": v} for col, v in wrong.items()}),
+            }], [(e.table, encode_key(e.key))])
 
 
 def _check_order(found: _Anomalies, pairs: pl.DataFrame, history: EncodedHistory) -> None:

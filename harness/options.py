@@ -20,6 +20,8 @@ OPTIONS: tuple[tuple[str, str, str | None], ...] = (
     ("scenarios", "comma-separated scenario ids to run (default: all)", None),
     ("seed", "integer seed for every scenario", "1"),
     ("scale", "scenario size: smoke | default | large", "default"),
+    ("heavy-scale", "scenario size for approaches on heavy engines (Kafka, Connect, Spark); default: --cdc-scale",
+     None),
     ("engines", "engine backend: auto | local | docker | external", "auto"),
     ("results", "path of the results JSON file", "reports/out/results.json"),
     ("timeout", "seconds any single wait may take before the run fails", "120"),
@@ -31,8 +33,9 @@ def add_options(parser: pytest.Parser) -> None:
     """Declare every option as ``--cdc-x`` and ini ``cdc_x``."""
     group = parser.getgroup("cdc", "cdc-harness")
     for name, help_text, default in OPTIONS:
-        group.addoption(f"--cdc-{name}", dest=f"cdc_{name}", default=None, help=f"{help_text} [ini: cdc_{name}]")
-        parser.addini(f"cdc_{name}", help_text, default=default)
+        ini = f"cdc_{name.replace('-', '_')}"
+        group.addoption(f"--cdc-{name}", dest=ini, default=None, help=f"{help_text} [ini: {ini}]")
+        parser.addini(ini, help_text, default=default)
     group.addoption("--cdc-engine-url", dest="cdc_engine_url", action="append", default=[],
                     help="FAMILY=URL of an external engine, e.g. postgres=postgresql://u:p@host/db (repeatable)")
 
@@ -50,12 +53,22 @@ class Options:
     timeout_s: float
     pushgateway: str
     engine_urls: dict[str, str] = field(default_factory=dict)
+    #: the scale of cases whose engines include a heavy role (``HEAVY_ROLES``)
+    heavy_scale: str = ""
+
+    def scale_for(self, roles: tuple[str, ...]) -> str:
+        """The scale of a case running on ``roles``: ``heavy_scale`` when one of them is heavy."""
+        return self.heavy_scale if self.heavy_scale and set(roles) & HEAVY_ROLES else self.scale
+
+
+#: engine roles whose cases run at ``--cdc-heavy-scale`` (JVM engines: CI runs them at smoke scale)
+HEAVY_ROLES = frozenset({"kafka", "connect", "spark"})
 
 
 def _get(config: pytest.Config, name: str) -> str | None:
-    value = config.getoption(f"cdc_{name}")
+    value = config.getoption(f"cdc_{name.replace('-', '_')}")
     if value is None:
-        value = config.getini(f"cdc_{name}")
+        value = config.getini(f"cdc_{name.replace('-', '_')}")
     return value if value not in ("", None) else None
 
 
@@ -77,6 +90,9 @@ def parse(config: pytest.Config) -> Options:
     scale = _get(config, "scale") or "default"
     if scale not in SCALES:
         raise pytest.UsageError(f"--cdc-scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    heavy_scale = _get(config, "heavy-scale") or ""
+    if heavy_scale and heavy_scale not in SCALES:
+        raise pytest.UsageError(f"--cdc-heavy-scale must be one of {', '.join(SCALES)}, got {heavy_scale!r}")
     engines = _get(config, "engines") or "auto"
     if engines not in BACKENDS:
         raise pytest.UsageError(f"--cdc-engines must be one of {', '.join(BACKENDS)}, got {engines!r}")
@@ -107,4 +123,5 @@ def parse(config: pytest.Config) -> Options:
         timeout_s=timeout_s,
         pushgateway=pushgateway,
         engine_urls=urls,
+        heavy_scale=heavy_scale,
     )

@@ -45,7 +45,7 @@ def test_conformance(cdc_case, cdc_engines, cdc_session, tmp_path):
         with step(f"apply {cdc_case.scenario}, capture with {cdc_case.approach.name}, check"):
             result = run_case(cdc_case, cdc_engines, cdc_session.scenarios.get(cdc_case.scenario),
                               run_id=cdc_session.run_id, worker=cdc_session.worker, workdir=tmp_path,
-                              seed=opts.seed, scale=opts.scale, timeout_s=opts.timeout_s,
+                              seed=opts.seed, scale=opts.scale_for(cdc_case.roles), timeout_s=opts.timeout_s,
                               case_no=cdc_session.next_case_number(), progress=cdc_session.progress)
     except EngineUnavailable as exc:
         pytest.skip(f"{cdc_case.family.name} engine unavailable: {exc}")

@@ -458,3 +458,25 @@ def test_redelivery_of_an_anomalous_event_is_judged_once() -> None:
     assert v.measurements["redelivered"] == len(ev) - i
     v = h.verdict(again)
     assert v.anomalies == {"after-mismatch": 1, "duplicate": len(ev) - i}, v.summary()
+
+
+# -- key-only before images: what is given must be right -----------------------------------------
+
+def test_key_claim_names_a_made_up_value_in_a_before_image() -> None:
+    """Under ``before_image='key'`` a delete's before image may hold only the key (or NULLs), but
+    a value the row never had (Debezium's type defaults under REPLICA IDENTITY DEFAULT) is named."""
+    caps = replace(FULL, before_image="key")
+    h = small(caps)
+    ev = list(h.events)
+    i = find(ev, "delete", 1)
+    committed = next(c for c in h.ledger.changes if c.op == "delete" and c.key == (1,))
+    other = next(col for col in committed.before if col != "id")
+    key_only = {"id": 1}
+    assert h.verdict([*ev[:i], replace(ev[i], before=key_only), *ev[i + 1:]]).passed
+    with_nulls = {**key_only, **{col: None for col in committed.before if col != "id"}}
+    assert h.verdict([*ev[:i], replace(ev[i], before=with_nulls), *ev[i + 1:]]).passed
+    assert h.verdict([*ev[:i], replace(ev[i], before=dict(committed.before)), *ev[i + 1:]]).passed
+    made_up = {**with_nulls, other: 0 if not isinstance(committed.before[other], str) else "0"}
+    assert committed.before[other] != made_up[other]
+    v = h.verdict([*ev[:i], replace(ev[i], before=made_up), *ev[i + 1:]])
+    assert v.anomalies == {"before-mismatch": 1}, v.summary()

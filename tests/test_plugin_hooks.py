@@ -25,9 +25,9 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
      "*approach*needs a lowercase id in `name`*"),
     ("class A(BaseApproach):\n    name = 'mine'\n    family = 'nosuch'\n    capabilities = Capabilities()\n",
      "*approach 'mine' names family 'nosuch', which no plugin registers*"),
-    ("class A(BaseApproach):\n    name = 'mine'\n    family = 'delta'\n    roles = ('kafka',)\n"
+    ("class A(BaseApproach):\n    name = 'mine'\n    family = 'delta'\n    roles = ('zookeeper',)\n"
      "    capabilities = Capabilities()\n",
-     "*approach 'mine' needs engine role 'kafka', which no plugin registers*"),
+     "*approach 'mine' needs engine role 'zookeeper', which no plugin registers*"),
 ])
 def test_malformed_approach_is_a_one_line_usage_error(pytester: pytest.Pytester, body: str, message: str) -> None:
     pytester.makepyfile(badplugin=(

@@ -108,6 +108,10 @@ class DebeziumApproach(BaseApproach):
     def drop_source_objects(self) -> None:
         """Remove what the connector left on the source (slot, publication)."""
 
+    def txid(self, payload: dict, source: dict) -> Any:
+        """The commit identity of a change: the transaction block's id (Debezium's metadata)."""
+        return (payload.get("transaction") or {}).get("id")
+
     def before_register(self, ctx: RunContext, resume: bool) -> None:
         """Prepare the source before the connector starts (e.g. create the publication)."""
 
@@ -185,8 +189,14 @@ class DebeziumApproach(BaseApproach):
         consumer = self._consumer
         if consumer is None:
             raise EngineUnavailable("poll() on a reader that is not started")
-        messages = consumer.consume(num_messages=max(1, min(max_events, 10_000)), timeout=timeout_s)
+        # consume(n, timeout) waits for n messages or the whole timeout: wait for the first one
+        # only, then take what is already fetched without waiting
+        first = consumer.poll(timeout_s)
+        if first is None:
+            return []
         captured_at = time.time_ns()
+        messages = [first, *consumer.consume(num_messages=max(1, min(max_events, 10_000)) - 1, timeout=0)] \
+            if max_events > 1 else [first]
         out: list[ChangeEvent] = []
         for msg in messages:
             err = msg.error()
@@ -213,8 +223,7 @@ class DebeziumApproach(BaseApproach):
         schema = doc.get("schema") or {}
         source = payload.get("source") or {}
         table = source.get("table") or ""
-        tx = payload.get("transaction") or {}
-        txid = tx.get("id") or source.get("txId") or source.get("gtid")
+        txid = self.txid(payload, source)
         commit_ts = source.get("ts_us")
         if op == "truncate":
             return ChangeEvent(table, op, (), None, None, (offset,), txid, _ns(commit_ts), captured_at)

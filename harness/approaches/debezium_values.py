@@ -29,7 +29,8 @@ def _bytes(v: Any) -> bytes:
 
 
 def _unscaled(raw: bytes, scale: int) -> Decimal:
-    return Decimal(int.from_bytes(raw, "big", signed=True)).scaleb(-scale)
+    """Exact: built from digits and exponent (``scaleb`` would round to the context's 28 digits)."""
+    return Decimal(f"{int.from_bytes(raw, 'big', signed=True)}E{-scale}")
 
 
 def _decimal(v: Any, schema: Mapping[str, Any]) -> Any:

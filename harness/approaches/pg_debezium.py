@@ -67,6 +67,11 @@ class PgDebezium(DebeziumApproach):
             drop_slot(admin, self.slot, ctx.timeout_s)  # a stale slot of this name: start from now
             create_schema_publication(admin, self.publication, self.schema)
 
+    def txid(self, payload: dict, source: dict) -> Any:
+        """PostgreSQL's xid (``source.txId``): the transaction block's id is ``xid:lsn`` with the
+        LSN of each change, so only the part before the colon names the transaction."""
+        return source.get("txId")
+
     def connector_config(self, ctx: RunContext) -> dict[str, str]:
         parts = urlsplit(self.url)
         return {
