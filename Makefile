@@ -25,15 +25,16 @@ $(VENV_STAMP): pyproject.toml scripts/setup-venv.sh $(VENV_REDO)
 	echo '$(PYTHON)' >$@
 
 $(STAMP): $(VENV_STAMP) package.json package-lock.json scripts/setup-postgres.sh scripts/setup-mariadb.sh \
-		scripts/setup-reports.sh
+		scripts/setup-reports.sh scripts/setup-jvm.sh containers/jvm/pom.xml
 	bash scripts/setup-postgres.sh
 	bash scripts/setup-mariadb.sh
 	bash scripts/setup-reports.sh
+	bash scripts/setup-jvm.sh
 	mkdir -p .cache && touch $(STAMP)
 
 venv: $(VENV_STAMP)  ## only the virtualenv and the Python packages (no apt, no npm)
 
-setup: $(STAMP)  ## virtualenv + Python packages, PostgreSQL 15 + wal2json, MariaDB, pushgateway, promtool, chromium, Java, Allure
+setup: $(STAMP)  ## virtualenv + Python packages, PostgreSQL 15 + wal2json, MariaDB, pushgateway, promtool, chromium, Java, Allure, Kafka/Connect/Debezium jars
 
 run: setup  ## the main job: the conformance suite on every available engine, matrix + results JSON + HTML
 	$(PYTEST) suites/test_conformance.py --cdc-scale=$(SCALE) --cdc-results=$(RESULTS) $(SELECT) \

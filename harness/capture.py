@@ -163,6 +163,16 @@ class CaptureLoop:
             self.reader_errors.append(self.failed)
             self._stop.set()
 
+    def wait_delivered(self, expected: int, timeout_s: float) -> bool:
+        """Wait (the loop reading) until ``expected`` distinct positions arrived or ``timeout_s``
+        passed; True when they did. A fault injected after it hits a pipeline that delivered."""
+        deadline = time.monotonic() + timeout_s
+        while len(self._positions) < expected and not self.failed:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return len(self._positions) >= expected
+
     def drain(self, expected: int, settle_s: float = 0.2) -> float:
         """Read until ``expected`` distinct positions arrived and none came for ``settle_s``,
         or the run's deadline (``ctx.deadline_s``) passed, or what is missing is explained: the

@@ -114,7 +114,11 @@ class FamilyRegistry:
         each combined with the approach's own (``Approach.variants``, same shape)."""
         family = self.get(approach_cls.family).variants_for(scenario)
         own = Family("", "", ("",), getattr(approach_cls, "variants", ())).variants_for(scenario)
-        return tuple({**f, **a} for f in family for a in own)
+        out: list[dict] = []
+        for merged in ({**f, **a} for f in family for a in own):  # an approach's value wins
+            if merged not in out:
+                out.append(merged)
+        return tuple(out)
 
     def validate(self, approach_cls: type) -> None:
         """A one-line ``InvalidPlugin`` when the approach names an unknown family or role."""

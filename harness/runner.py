@@ -25,7 +25,7 @@ from harness.families import Family
 from harness.ledger import Ledger
 from harness.results import label
 from harness.sources.base import Source
-from harness.steps import Fault, Scenario, Truncate, Txn
+from harness.steps import AFTER_DELIVERY, Fault, Scenario, Truncate, Txn
 from harness.verdict import Verdict
 
 #: fault targets meaning "the engine the source writes to"
@@ -148,10 +148,12 @@ class FaultInjector:
     """Executes Fault steps: reader crashes on the capture loop, engine faults through the
     declaring engine's ``inject`` (the loop paused around it, the source reconnected after)."""
 
-    def __init__(self, loop: CaptureLoop, source: Source, ctx: RunContext) -> None:
+    def __init__(self, loop: CaptureLoop, source: Source, ctx: RunContext,
+                 caps: Capabilities | None = None) -> None:
         self.loop = loop
         self.source = source
         self.ctx = ctx
+        self.caps = caps or Capabilities()
         self.last_fault_at: float | None = None
 
     def __call__(self, fault: Fault) -> None:
@@ -164,6 +166,8 @@ class FaultInjector:
             self.reader_crash(fault.point)
         else:
             role = self.ctx.source_role if fault.target in SOURCE_TARGETS else fault.target
+            if fault.point == AFTER_DELIVERY:
+                self.loop.wait_delivered(expected_events(self.source.ledger, self.caps), self.ctx.timeout_s)
             self.loop.pause()
             try:
                 self.ctx.role(role).inject(fault.kind, fault.point, self.ctx.name_prefix)
@@ -222,7 +226,7 @@ def run(scenario: Scenario, source: Source, factory: Callable[[], Approach], cap
     source.setup(scenario.tables)
     ctx.tables = dict(source.specs)
     loop = CaptureLoop(factory, ctx)
-    inject = FaultInjector(loop, source, ctx)
+    inject = FaultInjector(loop, source, ctx, caps)
     label = label or scenario.name
     try:
         loop.start(read=not backlog)

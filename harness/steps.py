@@ -127,9 +127,17 @@ class AlterType:
     new_type: str
 
 
+#: an engine fault's point: once the reader has received everything written so far (a running
+#: pipeline that delivered, whatever it committed of its own progress by then)
+AFTER_DELIVERY = "after-delivery"
+
+
 @dataclass(frozen=True)
 class Fault:
-    """A fault the runner injects: ``kind`` (e.g. ``reader-crash``) at ``point``."""
+    """A fault the runner injects: ``kind`` (e.g. ``reader-crash``) at ``point`` on ``target``
+    (``reader``, ``source``/``engine``, or an engine role). For an engine fault, point
+    ``AFTER_DELIVERY`` waits until the reader received everything written so far; any other
+    point injects at once."""
 
     kind: str
     point: str = ""

@@ -1,15 +1,17 @@
 """Fault scenarios of the Kafka engines: a Connect worker crash and a broker restart mid-stream.
 
 They run for approaches whose cases include the engine they target (Debezium's ``connect`` and
-``kafka`` roles). Writes continue before, across and after the fault; the expected verdict is
-that nothing is lost, and that redeliveries stay within what the delivery mode allows.
+``kafka`` roles). Writes come before and after the fault, which hits a running pipeline once it
+has delivered what was written so far (``after-delivery``: whatever it committed of its own
+offsets by then); the expected verdict is that nothing is lost, and that redeliveries stay
+within what the delivery mode allows.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from harness.steps import Fault, Insert, Scenario, Txn, Update
+from harness.steps import AFTER_DELIVERY, Fault, Insert, Scenario, Txn, Update
 from scenarios.sizes import size
 from scenarios.tables import ITEMS, RowMaker
 
@@ -34,15 +36,16 @@ def _around_fault(name: str, fault: Fault, seed: int, scale: str, description: s
 
 
 def connect_crash(seed: int, scale: str, types: frozenset[str] = frozenset()) -> Scenario:
-    """kill -9 of the Kafka Connect worker running the run's connector mid-stream, then restart."""
-    return _around_fault("connect-crash", Fault("connect-crash", "mid-stream", "connect"), seed, scale,
-                         "kill -9 the Connect worker mid-stream; its task resumes from the offsets in Kafka")
+    """kill -9 of the Kafka Connect worker running the run's connector, then restart."""
+    return _around_fault("connect-crash", Fault("connect-crash", AFTER_DELIVERY, "connect"), seed, scale,
+                         "kill -9 the Connect worker once it delivered the first writes; its task resumes from "
+                         "the offsets in Kafka")
 
 
 def broker_restart(seed: int, scale: str, types: frozenset[str] = frozenset()) -> Scenario:
-    """kill -9 of the Kafka broker mid-stream, then restart on the same log dirs."""
-    return _around_fault("broker-restart", Fault("broker-restart", "mid-stream", "kafka"), seed, scale,
-                         "kill -9 the Kafka broker mid-stream and restart it on the same data")
+    """kill -9 of the Kafka broker, then restart on the same log dirs."""
+    return _around_fault("broker-restart", Fault("broker-restart", AFTER_DELIVERY, "kafka"), seed, scale,
+                         "kill -9 the Kafka broker once the first writes were delivered, restart it on the same data")
 
 
 #: id -> (factory, engine roles a case needs to run it)

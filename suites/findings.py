@@ -49,6 +49,59 @@ for _scenario in ("crud", "schema-rename"):
     )
 
 
+def _dbz(connector: str = "tuned", delivery: str = "at-least-once", **engine: str) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted({"connector": connector, "delivery": delivery, **engine}.items()))
+
+
+FINDINGS[("pg-debezium", "toast", _dbz(replica_identity="default"))] = (
+    frozenset({"after-mismatch"}),
+    "pitfall 1: under REPLICA IDENTITY DEFAULT Debezium puts __debezium_unavailable_value in place of an "
+    "unchanged TOASTed value it did not receive",
+)
+FINDINGS[("pg-debezium", "multi-table-txn", _dbz(replica_identity="default"))] = (
+    frozenset({"before-mismatch"}),
+    "under REPLICA IDENTITY DEFAULT a Debezium delete's before image holds the key and the type's default "
+    "(0, 1970-01-01, '') for every NOT NULL column instead of nothing",
+)
+for _scenario in ("source-restart", "net-drop"):
+    for _identity in ("default", "full"):
+        FINDINGS[("pg-debezium", _scenario, _dbz(replica_identity=_identity))] = (
+            frozenset({"duplicate"}),
+            "at-least-once: after the replication connection breaks, Debezium's task restarts from the offsets "
+            "it last flushed to Kafka (offset.flush.interval.ms, 60 s by default), so changes it had already "
+            "produced, and the consumer had read, come again at new offsets",
+        )
+
+
+for _identity in ("default", "full"):
+    FINDINGS[("pg-debezium", "connect-crash", _dbz(replica_identity=_identity))] = (
+        frozenset({"duplicate"}),
+        "at-least-once: a killed Connect worker never flushed its source offsets (offset.flush.interval.ms, "
+        "60 s by default), so the restarted task streams again from the slot's position: changes already "
+        "delivered and read come again at new offsets (none with exactly-once source support)",
+    )
+_DBZ_MARIADB = (("binlog_row_image", "full"), ("binlog_row_metadata", "full"))
+FINDINGS[("mariadb-debezium", "types", tuple(sorted((*_DBZ_MARIADB, *_dbz()))))] = (
+    frozenset({"schema"}),
+    "MariaDB's JSON is LONGTEXT with a json_valid CHECK: Debezium's MariaDB connector sends JSON columns as "
+    "plain strings, not io.debezium.data.Json",
+)
+FINDINGS[("mariadb-debezium", "mysql-types", tuple(sorted((*_DBZ_MARIADB, *_dbz()))))] = (
+    frozenset({"schema", "after-mismatch"}),
+    "JSON columns arrive as strings (MariaDB JSON is LONGTEXT), and BIGINT UNSIGNED values of 2^63 and more "
+    "wrap to negative numbers under Debezium's default bigint.unsigned.handling.mode=long",
+)
+
+
+FINDINGS[("mariadb-debezium", "connect-crash", tuple(sorted((*_DBZ_MARIADB, *_dbz()))))] = (
+    frozenset({"lost"}),
+    "at-least-once with snapshot.mode=no_data: a worker killed before its first offset flush (60 s by default) "
+    "left no offsets, so the restarted task takes a new schema snapshot and starts from the binlog position of "
+    "that moment: every change committed between the crash and the new snapshot is lost (none with "
+    "exactly-once source support, which commits offsets with each transaction)",
+)
+
+
 def known_finding(approach: str, scenario: str,
                   settings: tuple[tuple[str, str], ...]) -> tuple[frozenset[str], str] | None:
     """The expected anomaly kinds and the reason for a known finding, or None."""

@@ -12,6 +12,7 @@ BUILTIN = (
     "harness.approaches.pg_wal2json:Wal2Json",
     "harness.approaches.mysql_binlog:MySqlBinlog",
     "harness.approaches.pg_debezium:PgDebezium",
+    "harness.approaches.mariadb_debezium:MariaDbDebezium",
 )
 
 

@@ -74,7 +74,7 @@ class DebeziumApproach(BaseApproach):
                   {"connector": "defaults", "delivery": "at-least-once"})),
         *((name, ({"connector": "tuned", "delivery": "at-least-once"},
                   {"connector": "tuned", "delivery": "exactly-once"}))
-          for name in ("connect-crash", "broker-restart", "reader-crash")),
+          for name in ("connect-crash", "broker-restart", "reader-crash", "source-restart", "net-drop")),
     )
 
     @classmethod

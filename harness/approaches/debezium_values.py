@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import struct
 import uuid
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -21,6 +22,7 @@ from typing import Any
 UNAVAILABLE = "__debezium_unavailable_value"
 _EPOCH = dt.datetime(1970, 1, 1)
 _EPOCH_DATE = dt.date(1970, 1, 1)
+_F32 = struct.Struct("<f")
 _SPECIAL_FLOATS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
 
 
@@ -46,6 +48,12 @@ def _variable_decimal(v: Any, schema: Mapping[str, Any]) -> Any:
 
 def _float(v: Any, schema: Mapping[str, Any]) -> float:
     return _SPECIAL_FLOATS[v] if isinstance(v, str) else float(v)
+
+
+def _float32(v: Any, schema: Mapping[str, Any]) -> float:
+    """A 32-bit float: the JSON holds its shortest decimal form (3.0517578E-5), which names one
+    float32 exactly; read back as that float32's value (3.0517578125e-05)."""
+    return _SPECIAL_FLOATS[v] if isinstance(v, str) else _F32.unpack(_F32.pack(float(v)))[0]
 
 
 def _time_of_day(us: int) -> dt.time:
@@ -80,7 +88,8 @@ LOGICAL: dict[str, Callable[[Any, Mapping[str, Any]], Any]] = {
     "io.debezium.data.Json": lambda v, s: json.loads(v),
     "io.debezium.data.Uuid": lambda v, s: uuid.UUID(v),
     "io.debezium.data.EnumSet": _enum_set,
-    "io.debezium.data.Bits": lambda v, s: _bytes(v),
+    # BIT(n): the bits as bytes, least significant byte first (Java's BitSet.toByteArray)
+    "io.debezium.data.Bits": lambda v, s: int.from_bytes(_bytes(v), "little"),
 }
 
 
@@ -98,8 +107,10 @@ def decode(value: Any, schema: Mapping[str, Any]) -> Any:
     kind = schema.get("type")
     if kind == "bytes":
         return _bytes(value)
-    if kind in ("double", "float"):
+    if kind == "double":
         return _float(value, schema)
+    if kind == "float":
+        return _float32(value, schema)
     if kind == "array":
         items = schema.get("items") or {}
         return [decode(x, items) for x in value]

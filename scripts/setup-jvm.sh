@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Resolve the JVM engines' jars (Kafka broker, Kafka Connect, Debezium connectors) from Maven
+# Central into .cache/jars, once: containers/jvm/pom.xml lists them, one profile per folder.
+# Installs a Java runtime and Maven from Debian when missing. Idempotent: a stamp holding the pom's
+# hash skips the resolution when nothing changed. Nothing is downloaded at run time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+JARS="${CDC_JARS:-$PWD/.cache/jars}"
+POM=containers/jvm/pom.xml
+STAMP="$JARS/.stamp"
+# profile -> folder under $JARS (Connect plugins together in one folder: the worker's plugin.path)
+PROFILES=(kafka:kafka debezium-postgres:connect-plugins/debezium-postgres
+          debezium-mysql:connect-plugins/debezium-mysql debezium-mariadb:connect-plugins/debezium-mariadb)
+
+need=()
+command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || need+=(maven)
+if ((${#need[@]})); then
+    if [[ "$(id -u)" -ne 0 ]]; then
+        echo "missing ${need[*]}; run as root: apt-get update && apt-get install -y ${need[*]}" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y --no-install-recommends "${need[@]}"
+fi
+
+want="$(sha256sum "$POM" scripts/setup-jvm.sh | sha256sum | cut -c1-16)"
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
+    echo "JVM jars are in $JARS"
+    exit 0
+fi
+
+for entry in "${PROFILES[@]}"; do
+    profile="${entry%%:*}"
+    folder="$JARS/${entry#*:}"
+    rm -rf "$folder"
+    mkdir -p "$folder"
+    exclude=()
+    # a Connect plugin brings only its own jars: the worker provides Kafka's
+    [[ "$profile" != kafka ]] && exclude=(-DexcludeGroupIds=org.apache.kafka)
+    echo "resolving $profile into $folder"
+    mvn -B -q -f "$POM" -P "$profile" dependency:copy-dependencies -DincludeScope=runtime \
+        -DoutputDirectory="$folder" "${exclude[@]}"
+done
+echo "$want" >"$STAMP"
+echo "JVM jars resolved into $JARS ($(du -sh "$JARS" | cut -f1))"
