@@ -41,7 +41,7 @@ for entry in "${PROFILES[@]}"; do
     # a Connect plugin brings only its own jars: the worker provides Kafka's
     [[ "$profile" != kafka ]] && exclude=(-DexcludeGroupIds=org.apache.kafka)
     echo "resolving $profile into $folder"
-    mvn -B -q -f "$POM" -P "$profile" dependency:copy-dependencies -DincludeScope=runtime \
+    mvn -B -q -Dstyle.color=never -f "$POM" -P "$profile" dependency:copy-dependencies -DincludeScope=runtime \
         -DoutputDirectory="$folder" "${exclude[@]}"
 done
 echo "$want" >"$STAMP"

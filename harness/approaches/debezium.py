@@ -28,7 +28,7 @@ from dataclasses import replace
 from typing import Any, ClassVar
 
 from harness.approach import BaseApproach
-from harness.approaches.debezium_values import decode_struct, field_schema
+from harness.approaches.debezium_values import compile_struct, field_schema
 from harness.capabilities import Capabilities
 from harness.context import RunContext
 from harness.errors import EngineUnavailable, MissingDependency
@@ -41,6 +41,8 @@ TUNED: dict[str, str] = {
     "max.batch.size": "8192",
     "max.queue.size": "32768",
     "producer.override.linger.ms": "1",
+    # records are large (JSON with their schema): the default 16 KB batch holds about ten
+    "producer.override.batch.size": "1048576",
 }
 ADMIN_TIMEOUT_S = 10.0
 
@@ -92,6 +94,9 @@ class DebeziumApproach(BaseApproach):
         self._consumer: Any = None
         self._connect: Any = None
         self._kafka_engine: Any = None
+        #: compiled decoders by the schema part of records (values, keys)
+        self._schemas: dict[bytes, tuple[Any, Any]] = {}
+        self._keys: dict[bytes, Any] = {}
 
     # -- subclass hooks -------------------------------------------------------------------------
     def connector_config(self, ctx: RunContext) -> dict[str, str]:
@@ -207,39 +212,54 @@ class DebeziumApproach(BaseApproach):
             value = msg.value()
             if value is None:  # a delete's tombstone
                 continue
-            event = self.to_event(json.loads(value), msg.key(), msg.offset(), captured_at)
+            event = self.to_event(value, msg.key(), msg.offset(), captured_at)
             if event is not None:
                 out.append(event)
         return out
 
-    def to_event(self, doc: dict, key: bytes | None, offset: int, captured_at: int) -> ChangeEvent | None:
-        """One Debezium envelope as a ``ChangeEvent`` (None for records that are not changes)."""
-        payload = doc.get("payload")
+    def _compiled(self, schema_json: bytes) -> tuple[Any, Any]:
+        """The (before, after) decoders of an envelope schema, compiled once per distinct schema."""
+        hit = self._schemas.get(schema_json)
+        if hit is None:
+            schema = json.loads(schema_json) or {}
+            hit = (compile_struct(field_schema(schema, "before")), compile_struct(field_schema(schema, "after")))
+            if len(self._schemas) > 256:
+                self._schemas.clear()
+            self._schemas[schema_json] = hit
+        return hit
+
+    def to_event(self, raw: bytes, key: bytes | None, offset: int, captured_at: int) -> ChangeEvent | None:
+        """One Debezium envelope (Connect JSON with its schema) as a ``ChangeEvent`` (None for
+        records that are not changes). Only the payload is parsed per record: the schema part,
+        the same for every change of a table version, is parsed and compiled once."""
+        schema_json, payload = _split(raw)
         if not payload or "op" not in payload:
             return None
         op = OPS.get(payload["op"])
         if op is None:
             return None
-        schema = doc.get("schema") or {}
         source = payload.get("source") or {}
         table = source.get("table") or ""
         txid = self.txid(payload, source)
         commit_ts = source.get("ts_us")
         if op == "truncate":
             return ChangeEvent(table, op, (), None, None, (offset,), txid, _ns(commit_ts), captured_at)
-        before = decode_struct(payload.get("before"), field_schema(schema, "before"))
-        after = decode_struct(payload.get("after"), field_schema(schema, "after"))
-        return ChangeEvent(table, op, self._key(key, before, after), before, after, (offset,), txid,
-                           _ns(commit_ts), captured_at)
+        before_of, after_of = self._compiled(schema_json)
+        before = before_of(payload.get("before"))
+        after = after_of(payload.get("after"))
+        return ChangeEvent(table, op, self._key(key), before, after, (offset,), txid, _ns(commit_ts), captured_at)
 
-    @staticmethod
-    def _key(raw: bytes | None, before: dict | None, after: dict | None) -> tuple:
+    def _key(self, raw: bytes | None) -> tuple:
         """The key columns' values in key order, from the record key (routing fields dropped)."""
         if raw is None:
             return ()
-        doc = json.loads(raw)
-        schema, payload = doc.get("schema") or {}, doc.get("payload") or {}
-        values = decode_struct(payload, schema) or {}
+        schema_json, payload = _split(raw)
+        decoder = self._keys.get(schema_json)
+        if decoder is None:
+            if len(self._keys) > 256:
+                self._keys.clear()
+            decoder = self._keys[schema_json] = compile_struct(json.loads(schema_json) or {})
+        values = decoder(payload) or {}
         return tuple(v for k, v in values.items() if not k.startswith("__dbz__"))
 
     def ack(self, position: Position) -> None:
@@ -270,6 +290,22 @@ class DebeziumApproach(BaseApproach):
             self.drop_source_objects()
         with contextlib.suppress(Exception):
             self._kafka_engine.cleanup(connector)
+
+
+_SCHEMA_START = len(b'{"schema":')
+_PAYLOAD = b',"payload":'
+
+
+def _split(raw: bytes) -> tuple[bytes, Any]:
+    """(schema JSON bytes, parsed payload) of a Connect JSON record ``{"schema":…,"payload":…}``.
+
+    The first ``,"payload":`` is the envelope's: the schema holds field names only as values
+    (``"field":"payload"``), and a quote inside a string value is escaped."""
+    cut = raw.find(_PAYLOAD)
+    if not raw.startswith(b'{"schema":') or cut < 0:
+        doc = json.loads(raw)
+        return json.dumps(doc.get("schema")).encode(), doc.get("payload")
+    return raw[_SCHEMA_START:cut], json.loads(raw[cut + len(_PAYLOAD):-1])
 
 
 def _ns(us: Any) -> int | None:
