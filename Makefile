@@ -10,6 +10,10 @@ SCALE ?= default
 APPROACHES ?=
 ENGINE ?=
 SELECT = $(if $(APPROACHES),--cdc-approaches=$(APPROACHES),)
+# two xdist workers; the cases on JVM engines (Kafka, Connect) stay together on one of them
+XDIST ?= -n 2 --dist loadgroup
+# CI runs the JVM engines' cases at smoke scale (one JVM per engine, shared by the cases)
+HEAVY_SCALE ?= smoke
 STAMP = .cache/setup.stamp
 # Inside the virtualenv (deleting .venv re-runs the set-up); it holds the PYTHON it was made with:
 # another PYTHON re-runs the set-up, and scripts/setup-venv.sh re-makes .venv if the interpreter differs.
@@ -37,13 +41,13 @@ venv: $(VENV_STAMP)  ## only the virtualenv and the Python packages (no apt, no 
 setup: $(STAMP)  ## virtualenv + Python packages, PostgreSQL 15 + wal2json, MariaDB, pushgateway, promtool, chromium, Java, Allure, Kafka/Connect/Debezium jars
 
 run: setup  ## the main job: the conformance suite on every available engine, matrix + results JSON + HTML
-	$(PYTEST) suites/test_conformance.py --cdc-scale=$(SCALE) --cdc-results=$(RESULTS) $(SELECT) \
+	$(PYTEST) suites/test_conformance.py --cdc-scale=$(SCALE) --cdc-results=$(RESULTS) $(SELECT) $(XDIST) \
 		--alluredir=allure-results --clean-alluredir -q
 	$(VPYTHON) -m reports.html $(RESULTS) -o reports/out/report.html
 
 test: setup  ## the harness's own tests and the conformance suite (as CI runs them)
-	$(PYTEST) tests suites --cdc-scale=$(SCALE) --cdc-results=$(RESULTS) $(SELECT) \
-		--alluredir=allure-results --clean-alluredir
+	$(PYTEST) tests suites --cdc-scale=$(SCALE) --cdc-heavy-scale=$(HEAVY_SCALE) --cdc-results=$(RESULTS) \
+		$(SELECT) $(XDIST) --alluredir=allure-results --clean-alluredir
 
 bench: setup  ## benchmarks with figures in extra_info (compare runs with pytest-benchmark compare)
 	$(PYTEST) suites --benchmark-only --benchmark-autosave $(SELECT)

@@ -15,7 +15,7 @@ from harness import hooks, lifecycle
 from harness.approach import ApproachRegistry
 from harness.errors import InvalidPlugin, UnknownId
 from harness.families import FamilyRegistry, register_builtin
-from harness.options import add_options, parse
+from harness.options import HEAVY_ROLES, add_options, parse
 from harness.results import check_writable, merge_parts, now_iso, run_header, write_part
 from scenarios import ScenarioRegistry, register_builtin_scenarios
 
@@ -94,7 +94,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "cdc_case" in metafunc.fixturenames:
         session = metafunc.config.stash[STASH]
         cases = session.cases()
-        metafunc.parametrize("cdc_case", cases, ids=[c.id for c in cases])
+        metafunc.parametrize("cdc_case", [pytest.param(c, id=c.id, marks=_group(c)) for c in cases])
+
+
+def _group(case: Any) -> tuple[Any, ...]:
+    """xdist: the cases on heavy engines (one JVM per engine and worker) form one group, so that
+    under ``--dist loadgroup`` a single worker starts those engines."""
+    return (pytest.mark.xdist_group("heavy-engines"),) if set(case.roles) & HEAVY_ROLES else ()
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
