@@ -45,6 +45,8 @@ TUNED: dict[str, str] = {
     "producer.override.batch.size": "1048576",
 }
 ADMIN_TIMEOUT_S = 10.0
+#: how long ``caught_up`` must hold before it answers True
+CAUGHT_UP_HOLD_S = 2.0
 
 
 def _kafka() -> Any:
@@ -96,6 +98,7 @@ class DebeziumApproach(BaseApproach):
         self._kafka_engine: Any = None
         #: compiled decoders by the schema part of records (values, keys)
         self._schemas: dict[bytes, tuple[Any, Any]] = {}
+        self._caught_since: float | None = None
         self._keys: dict[bytes, Any] = {}
 
     # -- subclass hooks -------------------------------------------------------------------------
@@ -116,6 +119,10 @@ class DebeziumApproach(BaseApproach):
     def txid(self, payload: dict, source: dict) -> Any:
         """The commit identity of a change: the transaction block's id (Debezium's metadata)."""
         return (payload.get("transaction") or {}).get("id")
+
+    def source_sent_all(self) -> bool:
+        """True when the source has sent the connector everything it has committed so far."""
+        return False
 
     def before_register(self, ctx: RunContext, resume: bool) -> None:
         """Prepare the source before the connector starts (e.g. create the publication)."""
@@ -261,6 +268,31 @@ class DebeziumApproach(BaseApproach):
             decoder = self._keys[schema_json] = compile_struct(json.loads(schema_json) or {})
         values = decoder(payload) or {}
         return tuple(v for k, v in values.items() if not k.startswith("__dbz__"))
+
+    def caught_up(self) -> bool:
+        """True when, for ``CAUGHT_UP_HOLD_S`` on end, the source has sent the connector all it
+        committed and the consumer has read the topic to its end: what is still missing then is
+        not in flight (Debezium's queue and producer flush within milliseconds, and within its
+        ``poll.interval.ms`` of 500 ms under the defaults)."""
+        now = time.monotonic()
+        if not (self._consumer_at_end() and self.source_sent_all()):
+            self._caught_since = None
+            return False
+        if self._caught_since is None:
+            self._caught_since = now
+        return now - self._caught_since >= CAUGHT_UP_HOLD_S
+
+    def _consumer_at_end(self) -> bool:
+        consumer = self._consumer
+        if consumer is None:
+            return False
+        ck = _kafka()
+        try:
+            _, high = consumer.get_watermark_offsets(ck.TopicPartition(self.topic, 0), timeout=2.0)
+            position = consumer.position([ck.TopicPartition(self.topic, 0)])[0].offset
+        except ck.KafkaException:
+            return False
+        return high <= 0 or position >= high
 
     def ack(self, position: Position) -> None:
         """Commit the consumer group's offset after ``position`` (synchronously: durable)."""

@@ -97,6 +97,21 @@ class MariaDbDebezium(DebeziumApproach):
                                         f"{timeout_s:.0f} s")
             time.sleep(0.05)
 
+    def source_sent_all(self) -> bool:
+        """Every binlog dump thread (the connector's, one case at a time per server) has sent all
+        of the binary log and waits for more."""
+        try:
+            conn = self.engine.connect()
+        except Exception:  # noqa: BLE001 - a restarting server: not caught up
+            return False
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT STATE FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'")
+                states = [str(r[0] or "").lower() for r in cur.fetchall()]
+        finally:
+            conn.close()
+        return bool(states) and all("has sent all binlog" in s for s in states)
+
     def txid(self, payload: dict, source: dict) -> Any:
         """The transaction's GTID (the transaction block's id), else its binlog file and position."""
         tx = (payload.get("transaction") or {}).get("id")

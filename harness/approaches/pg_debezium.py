@@ -101,6 +101,18 @@ class PgDebezium(DebeziumApproach):
                     raise EngineUnavailable(f"the connector created no slot {self.slot} within {timeout_s:.0f} s")
                 time.sleep(0.05)
 
+    def source_sent_all(self) -> bool:
+        """The slot's walsender has sent all WAL written so far."""
+        try:
+            with connect(self.url) as admin:
+                row = admin.execute(
+                    "SELECT s.sent_lsn >= pg_current_wal_lsn() FROM pg_replication_slots r "
+                    "JOIN pg_stat_replication s ON s.pid = r.active_pid WHERE r.slot_name = %s",
+                    (self.slot,)).fetchone()
+        except Exception:  # noqa: BLE001 - a restarting server: not caught up
+            return False
+        return bool(row and row[0])
+
     def drop_source_objects(self) -> None:
         with connect(self.url) as admin:
             drop_slot(admin, self.slot, 30.0)
