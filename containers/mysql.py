@@ -10,7 +10,6 @@ setting to change), ``configure(settings)`` (a case's global binlog settings) an
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import os
 import pwd
@@ -19,7 +18,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import threading
 import time
 import weakref
 from pathlib import Path
@@ -27,8 +25,9 @@ from typing import Any, ClassVar
 from urllib.parse import quote, unquote, urlsplit
 
 from containers.engine import log_tail, private_dir
+from containers.process import parent_death_guard, stop_pid_file
 from harness.errors import EngineMisconfigured, EngineUnavailable, MissingDependency, Unsupported
-from harness.lifecycle import install_sigterm, pid_alive
+from harness.lifecycle import install_sigterm
 from harness.secrets import mask_url, one_line, register, register_url
 
 INSTALL_HINT = "apt-get install -y mariadb-server (or: bash scripts/setup-mariadb.sh)"
@@ -296,34 +295,11 @@ def _accepts_queries(url: str) -> bool:
 
 #: the signal a local mariadbd gets when the process that started it dies (kill -9 included)
 PARENT_DEATH_SIGNAL = signal.SIGKILL
-_PR_SET_PDEATHSIG = 1
 
 
 def _parent_death_guard() -> Any:
-    """A ``preexec_fn``: new session (as mirakuru does) + PR_SET_PDEATHSIG, or ``os.setsid`` off
-    Linux (as ``containers.postgres``).
-
-    The kernel sends the signal when the *thread* that forked dies, so the guard is only set when
-    starting from the main thread; engines started elsewhere rely on the next session's leftover
-    sweep (``stop_leftover_server``). It runs after Popen switched to the ``mysql`` user (a uid
-    change, e.g. mariadbd's own ``--user``, would clear it) and checks that the parent did not die
-    before it was set.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return os.setsid
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return os.setsid
-    parent = os.getpid()
-
-    def guard() -> None:
-        os.setsid()
-        prctl(_PR_SET_PDEATHSIG, int(PARENT_DEATH_SIGNAL), 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before the guard was in place
-            os._exit(1)
-
-    return guard
+    """The ``preexec_fn`` of the server process: ``containers.process.parent_death_guard``."""
+    return parent_death_guard(PARENT_DEATH_SIGNAL)
 
 
 def stop_leftover_server(root: Path) -> list[str]:
@@ -333,28 +309,7 @@ def stop_leftover_server(root: Path) -> list[str]:
     ``--datadir=root/data`` is signalled: SIGTERM (shutdown), SIGKILL if it is still there after
     10 s. Returns what was stopped.
     """
-    data = Path(root) / "data"
-    try:
-        pid = int((Path(root) / "mariadbd.pid").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return []
-    if not pid_alive(pid):
-        return []
-    try:
-        args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return []
-    if f"--datadir={data}" not in args:
-        return []
-    for sig, wait_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-        deadline = time.monotonic() + wait_s
-        while pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not pid_alive(pid):
-            return [f"mariadb server (pid {pid})"]
-    return []
+    return stop_pid_file(Path(root) / "mariadbd.pid", f"--datadir={Path(root) / 'data'}", "mariadb server")
 
 
 def _finalize_local(executor: Any, root: Path | None) -> None:

@@ -9,7 +9,6 @@ needs, raising ``EngineMisconfigured`` naming the setting to change).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import os
 import pwd
@@ -18,7 +17,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import threading
 import time
 import weakref
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from containers.engine import log_tail, private_dir
+from containers.process import parent_death_guard
 from harness.errors import EngineMisconfigured, EngineUnavailable, MissingDependency, Unsupported
 from harness.secrets import mask_url, one_line, register, register_url
 
@@ -306,32 +305,11 @@ def _finalize_local(executor: Any, root: Path) -> None:
 #: the signal a local postmaster gets when the process that started it dies (kill -9 included):
 #: SIGQUIT is PostgreSQL's immediate shutdown, which still removes its shared memory
 PARENT_DEATH_SIGNAL = signal.SIGQUIT
-_PR_SET_PDEATHSIG = 1
 
 
 def _parent_death_guard() -> Any:
-    """A ``preexec_fn``: new session (as mirakuru does) + PR_SET_PDEATHSIG, or None off Linux.
-
-    The kernel sends the signal when the *thread* that forked dies, so the guard is only set
-    when starting from the main thread (the one pytest runs in); engines started elsewhere rely
-    on the next session's leftover sweep. It runs after Popen switched to the ``postgres`` user
-    (a uid change would clear it) and checks that the parent did not die before it was set.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return os.setsid
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return os.setsid
-    parent = os.getpid()
-
-    def guard() -> None:
-        os.setsid()
-        prctl(_PR_SET_PDEATHSIG, int(PARENT_DEATH_SIGNAL), 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before the guard was in place
-            os._exit(1)
-
-    return guard
+    """The ``preexec_fn`` of the server process: ``containers.process.parent_death_guard``."""
+    return parent_death_guard(PARENT_DEATH_SIGNAL)
 
 
 def _make_executor(command: list[str], url: str, log: Any, user: tuple[int, int] | None,

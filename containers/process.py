@@ -68,9 +68,9 @@ def probed_executor(command: list[str], ready: Callable[[], bool], *, timeout: f
                           popen_kwargs=popen_kwargs or {}, **kwargs)
 
 
-def stop_pid_file(pid_file: Path, must_contain: str, label: str) -> list[str]:
-    """Stop the process whose pid is in ``pid_file`` when its command line contains
-    ``must_contain`` (a dead session's server): SIGTERM, SIGKILL after 10 s. Returns what stopped."""
+def stop_pid_file(pid_file: Path, argument: str, label: str) -> list[str]:
+    """Stop the process whose pid is in ``pid_file`` when one of its command-line arguments is
+    ``argument`` (a dead session's server): SIGTERM, SIGKILL after 10 s. Returns what stopped."""
     try:
         pid = int(Path(pid_file).read_text().split()[0])
     except (OSError, ValueError, IndexError):
@@ -78,10 +78,10 @@ def stop_pid_file(pid_file: Path, must_contain: str, label: str) -> list[str]:
     if not pid_alive(pid):
         return []
     try:
-        args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
         return []
-    if must_contain not in args:
+    if argument not in args:
         return []
     for sig, wait_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
         with contextlib.suppress(ProcessLookupError):

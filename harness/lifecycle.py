@@ -156,8 +156,10 @@ def sweep_leftovers(options: Any, tmp: Path | None = None) -> list[str]:
         from containers import mysql
     except ImportError:
         mysql = None
+    from containers import jvm
+
     for path in dead_dirs(tmp):
-        for engine in (postgres, mysql):
+        for engine in (postgres, mysql, jvm):
             if engine is not None:
                 with contextlib.suppress(Exception):
                     removed += engine.stop_leftover_server(path)

@@ -245,7 +245,7 @@ def _postmaster_up(work: Work) -> bool:
 @pytest.mark.slow
 def test_sigterm_ends_the_session_like_ctrl_c(work: Work) -> None:
     require_local_postgres()
-    child = start(work, "-k", "pg-", "--cdc-scale=smoke", "--cdc-engines=local")
+    child = start(work, "-k", "pg-pgoutput or pg-wal2json", "--cdc-scale=smoke", "--cdc-engines=local")
     try:
         wait_for(lambda: _postmaster_up(work), 60, "the child's server")
         time.sleep(1.0)  # into a case
@@ -266,7 +266,7 @@ def test_sigterm_ends_the_session_like_ctrl_c(work: Work) -> None:
 def test_kill_9_leaves_nothing_after_the_next_session(work: Work) -> None:
     """The postmaster dies with its session (parent-death guard); the next session removes the dir."""
     require_local_postgres()
-    child = start(work, "-k", "pg-", "--cdc-scale=smoke", "--cdc-engines=local")
+    child = start(work, "-k", "pg-pgoutput or pg-wal2json", "--cdc-scale=smoke", "--cdc-engines=local")
     try:
         wait_for(lambda: _postmaster_up(work), 60, "the child's server")
         time.sleep(1.0)
@@ -372,7 +372,8 @@ def test_external_sweep_drops_only_unleased_objects(logical_url: str) -> None:
 
 @pytest.mark.slow
 def test_kill_9_on_an_external_server_leaves_nothing_after_the_next_session(work: Work, logical_url: str) -> None:
-    child = start(work, "-k", "pg-", "--cdc-scale=smoke", f"--cdc-engine-url=postgres={logical_url}")
+    child = start(work, "-k", "pg-pgoutput or pg-wal2json", "--cdc-scale=smoke",
+                  f"--cdc-engine-url=postgres={logical_url}")
     try:
         wait_for(lambda: harness_objects(logical_url)["slots"], 60, "a slot of the child's run")
     finally:
