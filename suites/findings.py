@@ -63,7 +63,7 @@ FINDINGS[("pg-debezium", "multi-table-txn", _dbz(replica_identity="default"))] =
     "under REPLICA IDENTITY DEFAULT a Debezium delete's before image holds the key and the type's default "
     "(0, 1970-01-01, '') for every NOT NULL column instead of nothing",
 )
-for _scenario in ("source-restart", "net-drop"):
+for _scenario in ("source-restart",):
     for _identity in ("default", "full"):
         FINDINGS[("pg-debezium", _scenario, _dbz(replica_identity=_identity))] = (
             frozenset({"duplicate"}),
@@ -105,6 +105,12 @@ FINDINGS[("mariadb-debezium", "connect-crash", tuple(sorted((*_DBZ_MARIADB, *_db
 #: findings that show only when a fault meets an engine at a given moment: the cell passes, or
 #: fails with some of these kinds and nothing else (anything else fails the test)
 RACES: dict[tuple[str, str, tuple[tuple[str, str], ...]], tuple[frozenset[str], str]] = {
+    **{("pg-debezium", "net-drop", _dbz(replica_identity=_identity)): (
+        frozenset({"duplicate"}),
+        "at-least-once: when the dropped replication connection makes the task restart before it flushed its "
+        "offsets, it streams again from the slot's position and changes already read come again (16-26 "
+        "duplicates in most runs; none when the task reconnects without a restart)",
+    ) for _identity in ("default", "full")},
     ("mariadb-debezium", "broker-restart", tuple(sorted((*_DBZ_MARIADB, *_dbz())))): (
         frozenset({"lost"}),
         "at-least-once with snapshot.mode=no_data: when the broker restart makes the task fail and restart before "
