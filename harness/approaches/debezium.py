@@ -27,15 +27,16 @@ import time
 from dataclasses import replace
 from typing import Any, ClassVar
 
+from containers.jvm import require_confluent_kafka
 from harness.approach import BaseApproach
 from harness.approaches.debezium_values import compile_struct, field_schema
 from harness.capabilities import Capabilities
 from harness.context import RunContext
-from harness.errors import EngineUnavailable, MissingDependency
+from harness.errors import EngineUnavailable
 from harness.events import ChangeEvent, Position
 
 OPS = {"c": "insert", "r": "insert", "u": "update", "d": "delete", "t": "truncate"}
-#: the connector settings of the ``tuned`` variant (measured: p99 ≤ 100 ms at 2k changes/s)
+#: the connector settings of the ``tuned`` variant (for latency: figures in docs/kafka.md)
 TUNED: dict[str, str] = {
     "poll.interval.ms": "5",
     "max.batch.size": "8192",
@@ -50,12 +51,8 @@ CAUGHT_UP_HOLD_S = 2.0
 
 
 def _kafka() -> Any:
-    try:
-        import confluent_kafka
-        import confluent_kafka.admin
-    except ImportError:  # pragma: no cover - depends on the install
-        raise MissingDependency("confluent-kafka", "kafka") from None
-    return confluent_kafka
+    """confluent_kafka (with its admin module), or ``MissingDependency`` with the install command."""
+    return require_confluent_kafka()
 
 
 class DebeziumApproach(BaseApproach):
