@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from containers.engine import log_tail, private_dir
-from containers.process import parent_death_guard
+from containers.process import parent_death_guard, terminate
 from harness.errors import EngineMisconfigured, EngineUnavailable, MissingDependency, Unsupported
 from harness.secrets import mask_url, one_line, register, register_url
 
@@ -709,15 +709,7 @@ def stop_leftover_server(root: Path) -> list[str]:
             return []
     except OSError:
         return []
-    for sig, wait_s in ((signal.SIGQUIT, 10.0), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-        deadline = time.monotonic() + wait_s
-        while pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not pid_alive(pid):
-            return [f"postgres server (pid {pid})"]
-    return []
+    return terminate(pid, signal.SIGQUIT, "postgres server")
 
 
 def build_postgres_engine(backend: str = "auto", url: str | None = None,

@@ -83,7 +83,13 @@ def stop_pid_file(pid_file: Path, argument: str, label: str) -> list[str]:
         return []
     if argument not in args:
         return []
-    for sig, wait_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+    return terminate(pid, signal.SIGTERM, label)
+
+
+def terminate(pid: int, first: int, label: str) -> list[str]:
+    """Send ``first`` to ``pid``, SIGKILL if it is still there after 10 s; ``["<label> (pid N)"]``
+    once it is gone, ``[]`` if it would not go."""
+    for sig, wait_s in ((first, 10.0), (signal.SIGKILL, 5.0)):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
         deadline = time.monotonic() + wait_s
