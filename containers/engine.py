@@ -109,18 +109,25 @@ class DeltaWarehouse(EmbeddedEngine):
 
 
 class IcebergWarehouse(EmbeddedEngine):
-    """A folder of Iceberg tables under a pyiceberg SQLite catalog."""
+    """A folder of Iceberg tables under a pyiceberg SQLite catalog.
+
+    The catalog's name is unique per warehouse (``catalog_name``): Spark registers each
+    warehouse as a catalog of that name in one shared session, and the SQLite catalog records
+    it in every row, so pyiceberg and Spark must use the same one.
+    """
 
     namespace = "cdc"
 
     def __init__(self, root: Path | None = None) -> None:
         super().__init__("iceberg", root)
+        self.catalog_name = "cdc_" + "".join(c if c.isalnum() else "_" for c in Path(self.root).name).lower()
 
     def catalog(self):  # noqa: ANN201 - pyiceberg is optional at import time
         """The warehouse's SQLite-backed catalog (a new client each call: processes do not share)."""
         from pyiceberg.catalog.sql import SqlCatalog
 
-        return SqlCatalog("cdc", uri=f"sqlite:///{self.root}/catalog.db", warehouse=Path(self.root).as_uri())
+        return SqlCatalog(self.catalog_name, uri=f"sqlite:///{self.root}/catalog.db",
+                          warehouse=Path(self.root).as_uri())
 
     def identifier(self, table: str) -> str:
         """The catalog identifier of ``table``."""

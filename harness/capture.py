@@ -11,7 +11,7 @@ from tenacity import Retrying, stop_after_delay, wait_exponential
 
 from harness.approach import Approach
 from harness.context import RunContext
-from harness.errors import ReaderFailed
+from harness.errors import ReaderFailed, Unsupported
 from harness.events import ChangeEvent, Position
 
 #: how often (s) the reader asks an approach that offers ``caught_up()`` during a drain
@@ -61,6 +61,8 @@ class CaptureLoop:
         self._positions: set = set()
         self.acked: Position | None = None
         self.reader_errors: list[str] = []
+        #: set when the reader raised ``Unsupported`` (e.g. delete files it cannot read): the run ends so
+        self.unsupported: Unsupported | None = None
         self.failed: str | None = None
         self.approach: Approach | None = None
         self.last_event_at = time.monotonic()
@@ -231,6 +233,10 @@ class CaptureLoop:
                 got = self.poll_once()
                 if not got and self._want_caught_up:
                     self._check_caught_up()
+            except Unsupported as exc:  # the reader refuses what the engine holds: the case is unsupported
+                self.unsupported = exc
+                self.failed = f"unsupported: {exc}"
+                return
             except Exception as exc:  # noqa: BLE001 - a reader failure is data, then a restart
                 self.reader_errors.append(f"{type(exc).__name__}: {exc}")
                 self.crash_and_resume()

@@ -6,14 +6,17 @@ and shared by the runs, or fresh for every run when ``per_run`` (embedded folder
 names the source class that writes to it and the roles every case of it needs; an approach may
 add roles of its own (``Approach.roles``, e.g. Debezium adds ``kafka`` and ``connect``) and
 settings variants of its own (``Approach.variants``, combined with the family's). A role may
-run on others (``EngineRole.needs``: Connect needs a Kafka broker).
+run on others (``EngineRole.needs``: Connect needs a Kafka broker). A family may have other
+writers (``Family.writers``), chosen by a case's ``writer`` setting: their own source class and
+extra roles (Spark writes Delta and Iceberg tables beside delta-rs and pyiceberg), so every
+reader of the family is checked on tables each writer wrote.
 Both are pluggable through the ``pytest_cdc_families`` hook.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +50,8 @@ class Family:
     roles: tuple[str, ...]
     #: settings that change semantics, run as separate cases: scenario id (or "*") -> variants
     variants: tuple[tuple[str, tuple[dict, ...]], ...] = ()
+    #: other writers, chosen by the ``writer`` setting: (name, source ``module:Class``, extra roles)
+    writers: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
 
     @property
     def source_role(self) -> str:
@@ -58,9 +63,23 @@ class Family:
         table = dict(self.variants)
         return table.get(scenario) or table.get("*") or ({},)
 
-    def source_class(self) -> type:
-        """Import the source class."""
-        return _load(self.source)
+    def source_class(self, settings: Mapping[str, Any] | None = None) -> type:
+        """Import the source class of the case's writer (the family's own without a ``writer``)."""
+        return _load(self._writer(settings)[1])
+
+    def writer_roles(self, settings: Mapping[str, Any] | None = None) -> tuple[str, ...]:
+        """The extra roles the case's writer needs (none for the family's own source)."""
+        return self._writer(settings)[2]
+
+    def _writer(self, settings: Mapping[str, Any] | None) -> tuple[str, str, tuple[str, ...]]:
+        name = dict(settings or {}).get("writer")
+        if name is None:
+            return ("", self.source, ())
+        for writer in self.writers:
+            if writer[0] == name:
+                return writer
+        raise UnknownId(f"family {self.name!r} has no writer {name!r}; known: "
+                        f"{', '.join(w[0] for w in self.writers) or 'none'}")
 
 
 def _load(path: str) -> Any:
@@ -103,11 +122,15 @@ class FamilyRegistry:
         except KeyError:
             raise UnknownId(f"unknown engine role {name!r}; known: {', '.join(sorted(self.roles))}") from None
 
-    def roles_for(self, approach_cls: type) -> tuple[str, ...]:
-        """Every role a case of this approach needs: its family's, then its own extra ones."""
+    def roles_for(self, approach_cls: type, settings: Mapping[str, Any] | None = None) -> tuple[str, ...]:
+        """Every role a case of this approach needs: its family's, then its own extra ones, then
+        its writer's (``settings["writer"]``)."""
         family = self.get(approach_cls.family)
-        extra = tuple(r for r in getattr(approach_cls, "roles", ()) if r not in family.roles)
-        return family.roles + extra
+        out = list(family.roles)
+        for role in (*getattr(approach_cls, "roles", ()), *family.writer_roles(settings)):
+            if role not in out:
+                out.append(role)
+        return tuple(out)
 
     def variants_for(self, approach_cls: type, scenario: str) -> tuple[dict, ...]:
         """The settings variants of one approach × scenario: the family's for the scenario,
@@ -140,13 +163,33 @@ def register_builtin(registry: FamilyRegistry) -> None:
     registry.register_role(EngineRole("mysql", "fixtures.engines:mysql_engine"))
     registry.register_role(EngineRole("kafka", "fixtures.engines:kafka_engine"))
     registry.register_role(EngineRole("connect", "fixtures.engines:connect_engine", needs=("kafka",)))
-    registry.register(Family("delta", "harness.sources.delta:DeltaSource", ("delta",)))
-    registry.register(Family("iceberg", "harness.sources.iceberg:IcebergSource", ("iceberg",)))
+    registry.register_role(EngineRole("spark", "fixtures.engines:spark_engine"))
+    registry.register(Family("delta", "harness.sources.delta:DeltaSource", ("delta",), variants=DELTA_VARIANTS,
+                             writers=(("spark", "harness.sources.spark_delta:SparkDeltaSource", ("spark",)),)))
+    registry.register(Family("iceberg", "harness.sources.iceberg:IcebergSource", ("iceberg",),
+                             variants=ICEBERG_VARIANTS,
+                             writers=(("spark", "harness.sources.spark_iceberg:SparkIcebergSource", ("spark",)),)))
     registry.register(Family(
         "postgres", "harness.sources.postgres:PostgresSource", ("postgres",),
         variants=(("*", ({"replica_identity": "default"}, {"replica_identity": "full"})),),
     ))
     registry.register(Family("mysql", "harness.sources.mysql:MySqlSource", ("mysql",), variants=MYSQL_VARIANTS))
+
+
+#: the interop matrix: each Delta/Iceberg reader also reads tables Spark wrote, on the scenarios
+#: where the writer matters (rows, types, truncate, DDL); Delta drop/rename/type need column
+#: mapping, which only Spark writes. Iceberg: copy-on-write, and merge-on-read on crud (pitfall 17).
+_SPARK = {"writer": "spark"}
+_SPARK_WRITTEN = ("crud", "txn", "types", "truncate", "schema-add")
+DELTA_VARIANTS: tuple[tuple[str, tuple[dict, ...]], ...] = (
+    *((name, ({}, _SPARK)) for name in _SPARK_WRITTEN),
+    *((name, ({}, {**_SPARK, "column_mapping": "name"})) for name in ("schema-drop", "schema-rename",
+                                                                       "schema-type")),
+)
+ICEBERG_VARIANTS: tuple[tuple[str, tuple[dict, ...]], ...] = (
+    *((name, ({}, _SPARK)) for name in (*_SPARK_WRITTEN[1:], "schema-drop", "schema-rename", "schema-type")),
+    ("crud", ({}, _SPARK, {**_SPARK, "write_mode": "merge-on-read"})),
+)
 
 
 def _binlog(image: str, metadata: str) -> dict[str, str]:

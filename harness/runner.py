@@ -254,6 +254,8 @@ def run(scenario: Scenario, source: Source, factory: Callable[[], Approach], cap
         if progress and drain_s > 1:
             progress(f"{label}: drained to {len(loop.events)} events in {drain_s:.1f}s")
         loop.stop()
+        if loop.unsupported is not None:
+            raise loop.unsupported
     except BaseException:
         loop.close_quietly()
         raise
@@ -308,7 +310,7 @@ def run_case(case: Case, engines: Mapping[str, Any], scenario_factory: Callable[
     and ``timer`` are for drain benchmarks (see ``run``).
     """
     family = case.family
-    source_cls = family.source_class()
+    source_cls = family.source_class(dict(case.settings))
     scenario = scenario_factory(seed, scale, getattr(source_cls, "supported_types", frozenset()))
     caps = case.claims()
     gap = requirement_gap(scenario, case.approach, source_cls, caps) or fault_gap(

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Resolve the JVM engines' jars (Kafka broker, Kafka Connect, Debezium connectors) from Maven
+# Resolve the JVM engines' jars (Kafka broker, Kafka Connect, Debezium connectors, Delta and
+# Iceberg for Spark) from Maven
 # Central into .cache/jars, once: containers/jvm/pom.xml lists them, one profile per folder.
 # Installs a Java runtime and Maven from Debian when missing. Idempotent: a stamp holding the pom's
 # hash skips the resolution when nothing changed. Nothing is downloaded at run time.
@@ -11,7 +12,12 @@ POM=containers/jvm/pom.xml
 STAMP="$JARS/.stamp"
 # profile -> folder under $JARS (Connect plugins together in one folder: the worker's plugin.path)
 PROFILES=(kafka:kafka debezium-postgres:connect-plugins/debezium-postgres
-          debezium-mysql:connect-plugins/debezium-mysql debezium-mariadb:connect-plugins/debezium-mariadb)
+          debezium-mysql:connect-plugins/debezium-mysql debezium-mariadb:connect-plugins/debezium-mariadb
+          spark:spark)
+# what pyspark's own jars folder already holds (Spark loads those first; a second copy conflicts)
+SPARK_SHIPS=org.scala-lang,org.apache.hadoop,org.apache.parquet,com.fasterxml.jackson.core,org.roaringbitmap,org.slf4j
+SPARK_SHIPS+=,org.apache.logging.log4j,com.google.code.findbugs,commons-logging,org.xerial.snappy,com.github.luben
+SPARK_SHIPS+=,io.airlift,org.locationtech.jts,commons-pool
 
 need=()
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
@@ -39,7 +45,8 @@ for entry in "${PROFILES[@]}"; do
     mkdir -p "$folder"
     exclude=()
     # a Connect plugin brings only its own jars: the worker provides Kafka's
-    [[ "$profile" != kafka ]] && exclude=(-DexcludeGroupIds=org.apache.kafka)
+    [[ "$profile" == debezium-* ]] && exclude=(-DexcludeGroupIds=org.apache.kafka)
+    [[ "$profile" == spark ]] && exclude=(-DexcludeGroupIds="$SPARK_SHIPS")
     echo "resolving $profile into $folder"
     mvn -B -q -Dstyle.color=never -f "$POM" -P "$profile" dependency:copy-dependencies -DincludeScope=runtime \
         -DoutputDirectory="$folder" "${exclude[@]}"

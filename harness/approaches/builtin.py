@@ -13,6 +13,8 @@ BUILTIN = (
     "harness.approaches.mysql_binlog:MySqlBinlog",
     "harness.approaches.pg_debezium:PgDebezium",
     "harness.approaches.mariadb_debezium:MariaDbDebezium",
+    "harness.approaches.delta_cdf_spark:DeltaCdfSpark",
+    "harness.approaches.iceberg_changelog_spark:IcebergChangelogSpark",
 )
 
 

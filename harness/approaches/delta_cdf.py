@@ -42,16 +42,14 @@ class DeltaCdf(BaseApproach):
     )
 
     def start(self, ctx: RunContext, resume: bool = False) -> None:
-        from deltalake import DeltaTable
-
         super().start(ctx, resume)
         self.tables = sorted(ctx.tables)
         self.keys = {t: tuple(ctx.tables[t].key) for t in self.tables}
         self.paths = {t: str(ctx.engine.table_path(t)) for t in self.tables}
-        self.handles = {t: DeltaTable(self.paths[t]) for t in self.tables}
+        self.handles = {t: self._open(t) for t in self.tables}
         state = self.load_checkpoint() if resume else None
         if state is None:  # a fresh reader: from the next version of each table, durably noted
-            self.first_version = {t: self.handles[t].version() + 1 for t in self.tables}
+            self.first_version = {t: self._latest_version(t) + 1 for t in self.tables}
             self.resume_from: Position | None = None
             self.save_checkpoint({"first_version": self.first_version, "acked": None})
         else:
@@ -62,24 +60,35 @@ class DeltaCdf(BaseApproach):
             for t in self.tables:
                 self.next_version[t] = max(self.first_version[t], self._first_version_at(t, self.resume_from[0]))
 
+    # -- the table's log, through delta-rs (delta-cdf-spark reads it through Spark) -------------------
+    def _open(self, table: str) -> Any:
+        from deltalake import DeltaTable
+
+        return DeltaTable(self.paths[table])
+
+    def _latest_version(self, table: str) -> int:
+        handle = self.handles[table]
+        handle.update_incremental()
+        return int(handle.version())
+
+    def _history(self, table: str) -> list[dict]:
+        """The table's commits, newest first, each with ``version`` and ``timestamp`` (ms)."""
+        return self.handles[table].history()
+
     def _first_version_at(self, table: str, commit_ms: int) -> int:
-        for entry in self.handles[table].history():  # newest first
+        for entry in self._history(table):  # newest first
             if entry.get("timestamp", 0) < commit_ms:
                 return int(entry["version"]) + 1
         return 0
 
     def caught_up(self) -> bool:
         """True when no table has a version this reader has not read yet."""
-        from deltalake import DeltaTable
-
-        return all(DeltaTable(self.paths[t]).version() < self.next_version[t] for t in self.tables)
+        return all(self._latest_version(t) < self.next_version[t] for t in self.tables)
 
     def poll(self, max_events: int, timeout_s: float) -> list[ChangeEvent]:
         events: list[ChangeEvent] = []
         for idx, table in enumerate(self.tables):
-            handle = self.handles[table]
-            handle.update_incremental()
-            latest = handle.version()
+            latest = self._latest_version(table)
             start = self.next_version[table]
             if latest < start:
                 continue

@@ -1,0 +1,68 @@
+"""Spark's pieces that need no JVM: engine URL errors, writer selection, snapshot-schema projection."""
+
+from __future__ import annotations
+
+import pytest
+
+from containers import spark
+from harness.approaches.iceberg_changelog_spark import _project
+from harness.errors import EngineUnavailable, UnknownId
+from harness.families import builtin_registry
+
+
+@pytest.mark.parametrize(("backend", "url", "fix"), [
+    ("auto", "spark://host:7077", "sc://host:port"),
+    ("external", None, "spark=sc://host:port"),
+    ("docker", None, "issue 17"),
+])
+def test_engine_refuses_what_it_cannot_run_with_the_fix(backend: str, url: str | None, fix: str) -> None:
+    with pytest.raises(EngineUnavailable, match="fix") as err:
+        spark.engine_from_options(backend, url, 10.0)
+    assert fix in str(err.value)
+
+
+def test_unreachable_spark_connect_is_a_one_line_error() -> None:
+    engine = spark.SparkEngine("sc://127.0.0.1:9", timeout_s=5)
+    with pytest.raises(EngineUnavailable, match="does not answer.*fix"):
+        engine.start()
+    engine.stop()
+
+
+def test_writer_setting_picks_the_source_and_its_roles() -> None:
+    registry = builtin_registry()
+    delta = registry.get("delta")
+    assert delta.source_class({}).__name__ == "DeltaSource"
+    assert delta.source_class({"writer": "spark"}).__name__ == "SparkDeltaSource"
+    assert registry.get("iceberg").source_class({"writer": "spark"}).__name__ == "SparkIcebergSource"
+    from harness.approaches.delta_cdf import DeltaCdf
+    from harness.approaches.delta_cdf_spark import DeltaCdfSpark
+
+    assert registry.roles_for(DeltaCdf) == ("delta",)
+    assert registry.roles_for(DeltaCdf, {"writer": "spark"}) == ("delta", "spark")
+    assert registry.roles_for(DeltaCdfSpark, {"writer": "spark"}) == ("delta", "spark")
+    with pytest.raises(UnknownId, match="no writer 'duckdb'; known: spark"):
+        delta.source_class({"writer": "duckdb"})
+
+
+def test_interop_variants_cover_both_writers() -> None:
+    registry = builtin_registry()
+    from harness.approaches.iceberg_snapshot_diff import IcebergSnapshotDiff
+
+    variants = registry.variants_for(IcebergSnapshotDiff, "crud")
+    assert {} in variants and {"writer": "spark"} in variants
+    assert {"writer": "spark", "write_mode": "merge-on-read"} in variants
+
+
+def test_rows_are_projected_onto_the_schema_that_wrote_them() -> None:
+    from pyiceberg import types as it
+    from pyiceberg.schema import Schema
+
+    written = Schema(it.NestedField(1, "id", it.IntegerType(), required=True),
+                     it.NestedField(2, "qty", it.IntegerType()), it.NestedField(3, "name", it.StringType()),
+                     schema_id=0)
+    current = Schema(it.NestedField(1, "id", it.IntegerType(), required=True),
+                     it.NestedField(2, "quantity", it.LongType()), it.NestedField(4, "color", it.StringType()),
+                     schema_id=2)
+    row = {"id": 1, "quantity": 5, "color": None}
+    assert _project(row, current, written) == {"id": 1, "qty": 5}  # renamed back; dropped 'name' is gone
+    assert _project(row, current, current) is row
