@@ -52,6 +52,12 @@ class Family:
     variants: tuple[tuple[str, tuple[dict, ...]], ...] = ()
     #: other writers, chosen by the ``writer`` setting: (name, source ``module:Class``, extra roles)
     writers: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+    #: the name of the family's own writer (shown in the interop matrix), e.g. ``delta-rs``
+    writer: str = ""
+
+    def writer_name(self, settings: Mapping[str, Any] | None = None) -> str:
+        """Which writer a case's tables come from (``""`` for a family without other writers)."""
+        return dict(settings or {}).get("writer") or (self.writer if self.writers else "")
 
     @property
     def source_role(self) -> str:
@@ -165,9 +171,10 @@ def register_builtin(registry: FamilyRegistry) -> None:
     registry.register_role(EngineRole("connect", "fixtures.engines:connect_engine", needs=("kafka",)))
     registry.register_role(EngineRole("spark", "fixtures.engines:spark_engine"))
     registry.register(Family("delta", "harness.sources.delta:DeltaSource", ("delta",), variants=DELTA_VARIANTS,
+                             writer="delta-rs",
                              writers=(("spark", "harness.sources.spark_delta:SparkDeltaSource", ("spark",)),)))
     registry.register(Family("iceberg", "harness.sources.iceberg:IcebergSource", ("iceberg",),
-                             variants=ICEBERG_VARIANTS,
+                             variants=ICEBERG_VARIANTS, writer="pyiceberg",
                              writers=(("spark", "harness.sources.spark_iceberg:SparkIcebergSource", ("spark",)),)))
     registry.register(Family(
         "postgres", "harness.sources.postgres:PostgresSource", ("postgres",),

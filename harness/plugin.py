@@ -98,9 +98,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def _group(case: Any) -> tuple[Any, ...]:
-    """xdist: the cases on heavy engines (one JVM per engine and worker) form one group, so that
-    under ``--dist loadgroup`` a single worker starts those engines."""
-    return (pytest.mark.xdist_group("heavy-engines"),) if set(case.roles) & HEAVY_ROLES else ()
+    """xdist: the cases on heavy engines (one JVM per engine and worker) form groups, so that
+    under ``--dist loadgroup`` a single worker starts those engines: Kafka + Connect cases in
+    ``heavy-engines``, Spark-only cases in ``spark-engine`` (the two groups may run side by side)."""
+    heavy = set(case.roles) & HEAVY_ROLES
+    if not heavy:
+        return ()
+    return (pytest.mark.xdist_group("spark-engine" if heavy == {"spark"} else "heavy-engines"),)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

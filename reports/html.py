@@ -123,6 +123,36 @@ def grid_html(results: Results) -> str:
     return "".join(out)
 
 
+def interop_html(results: Results) -> str:
+    """Writer engine × reader approach per table format: each cell counts its scenarios' verdicts."""
+    rows = [r for r in results["results"] if r.get("writer")]
+    if not rows:
+        return ""
+    out = []
+    for family in sorted({r.get("family", "") for r in rows}):
+        mine = [r for r in rows if r.get("family", "") == family]
+        writers = sorted({r["writer"] for r in mine})
+        readers = sorted({r["approach"] for r in mine})
+        out.append(f'<h3>{_e(family)}</h3><table class="interop" data-family="{_e(family)}"><thead><tr>'
+                   '<th>reader \\ writer</th>' + "".join(f'<th scope="col">{_e(w)}</th>' for w in writers)
+                   + "</tr></thead><tbody>")
+        for reader in readers:
+            out.append(f'<tr><th scope="row">{_e(reader)}</th>')
+            for writer in writers:
+                cell = [r for r in mine if r["approach"] == reader and r["writer"] == writer]
+                counts: dict[str, int] = defaultdict(int)
+                for r in cell:
+                    counts[r["verdict"]] += 1
+                text = " · ".join(f"{n} {v}" for v, n in sorted(counts.items())) or "—"
+                title = "; ".join(f"{r['scenario']}: {r['verdict']}{' (' + r['reason'] + ')' if r['reason'] else ''}"
+                                  for r in cell)
+                out.append(f'<td class="cell {_cell_verdict(cell)}" data-reader="{_e(reader)}" '
+                           f'data-writer="{_e(writer)}" title="{_e(title)}">{_e(text)}</td>')
+            out.append("</tr>")
+        out.append("</tbody></table>")
+    return "".join(out)
+
+
 def capabilities_html(results: Results) -> str:
     """One row per approach and settings (claims may depend on settings) with what it claims."""
     caps = results.get("capabilities") or {}
@@ -280,6 +310,9 @@ def render(results: Results) -> str:
             + f"<span>total: {len(rows)}</span></p>"
         )
         parts += ["<h2>Conformance matrix</h2>", f'<div class="scroll">{grid_html(results)}</div>']
+    interop = interop_html(results)
+    if interop:
+        parts += ["<h2>Interop: writer engine × reader</h2>", interop]
     parts += ["<h2>Capabilities</h2>", capabilities_html(results)]
     if rows:
         lag_div = lag_figure(results).to_html(full_html=False, include_plotlyjs=True, div_id="lag-cdf")

@@ -74,16 +74,20 @@ class DeltaCdfSpark(DeltaCdf):
 
     def _read(self, idx: int, table: str, start: int, end: int) -> list[Any]:
         history = getattr(self, "_recent", {}).get(table) or self._history(table)
-        # Spark reads a range with the table's schema now: any DDL since ``start`` (even after ``end``)
-        ops = {h["version"]: h["operation"] for h in history if h["version"] >= start}
+        ops = {h["version"]: h["operation"] for h in history if start <= h["version"] <= end}
         if all(op in ROW_OPERATIONS for op in ops.values()):
-            return self._decode(idx, table, self._cdf(table, start, end))
+            return self._decode(idx, table, self._projected(table, start, end))
         out: list[Any] = []
         for v in range(start, end + 1):  # a DDL lies in the range: read each version as of itself
-            columns = self._snapshot_columns(table, v)
-            data = self._cdf(table, v, v)
-            out.extend(self._decode(idx, table, data.select([*columns, *_meta(data)])))
+            out.extend(self._decode(idx, table, self._projected(table, v, v)))
         return out
+
+    def _projected(self, table: str, start: int, end: int) -> pa.Table:
+        """The CDF of versions ``start..end`` with the columns of version ``end``'s snapshot (Spark
+        reads with the schema of the table *now*, which a later ADD COLUMN may have widened)."""
+        data = self._cdf(table, start, end)
+        columns = self._snapshot_columns(table, end)
+        return data.select([*(c for c in columns if c in data.column_names), *_meta(data)])
 
     def _cdf(self, table: str, start: int, end: int) -> pa.Table:
         frame = (self.spark.session.read.format("delta").option("readChangeFeed", "true")

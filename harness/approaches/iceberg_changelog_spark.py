@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from dataclasses import replace
 from typing import Any
 
 from harness.approach import BaseApproach
@@ -43,8 +44,20 @@ class IcebergChangelogSpark(BaseApproach):
                "truncate arrives as per-row deletes"),
     )
 
+    @classmethod
+    def capabilities_for(cls, settings: dict[str, Any]) -> Capabilities:
+        """On tables pyiceberg wrote (no ``writer=spark``), updates arrive as delete + insert:
+        pyiceberg commits an update as a delete snapshot and an append snapshot, and
+        ``compute_updates`` pairs rows only within one snapshot."""
+        if settings.get("writer") == "spark":
+            return cls.capabilities
+        return replace(cls.capabilities, updates="delete+insert", notes=(
+            *cls.capabilities.notes, "pyiceberg-written tables: an update is a delete snapshot + an append "
+            "snapshot, so it arrives as delete + insert"))
+
     def start(self, ctx: RunContext, resume: bool = False) -> None:
         super().start(ctx, resume)
+        self.capabilities = self.capabilities_for(ctx.settings)
         self.spark = ctx.role("spark")
         self.catalog_name = self.spark.iceberg_catalog(ctx.engine)
         self.pyiceberg = ctx.engine.catalog()
