@@ -23,6 +23,7 @@ from harness.context import RunContext
 from harness.errors import Unsupported
 from harness.families import Family
 from harness.ledger import Ledger
+from harness.netcommit import check_net
 from harness.results import label
 from harness.sources.base import Source
 from harness.steps import AFTER_DELIVERY, Fault, Scenario, Truncate, Txn
@@ -75,6 +76,8 @@ class RunOutcome:
     capture_s: float
     recovery_s: float | None = None
     reader_errors: list[str] = field(default_factory=list)
+    #: a net-per-commit approach's record of its sink commits (``harness.netcommit.SinkCommit``)
+    commits: list | None = None
 
     @property
     def restarts(self) -> int:
@@ -253,6 +256,7 @@ def run(scenario: Scenario, source: Source, factory: Callable[[], Approach], cap
         drain_s = time.perf_counter() - t1
         if progress and drain_s > 1:
             progress(f"{label}: drained to {len(loop.events)} events in {drain_s:.1f}s")
+        commits = _commit_log(loop, factory, ctx) if caps.net_per_commit else None
         loop.stop()
         if loop.unsupported is not None:
             raise loop.unsupported
@@ -274,14 +278,31 @@ def run(scenario: Scenario, source: Source, factory: Callable[[], Approach], cap
         capture_s=capture_s,
         recovery_s=recovery_s,
         reader_errors=loop.reader_errors,
+        commits=commits,
     )
+
+
+def _commit_log(loop: CaptureLoop, factory: Callable[[], Approach], ctx: RunContext) -> list:
+    """A net-per-commit approach's record of its sink commits, read from where the sink keeps it
+    (a fresh instance when the reader is down): ``commit_log(ctx)``."""
+    approach = loop.approach if loop.approach is not None else factory()
+    read = getattr(approach, "commit_log", None)
+    if read is None:
+        raise Unsupported(f"{getattr(approach, 'name', approach)} claims net_per_commit but has no "
+                          "commit_log(ctx): the checker cannot place its commits")
+    return list(read(ctx))
 
 
 def evaluate(outcome: RunOutcome, caps: Capabilities) -> Verdict:
     """Check the outcome under the approach's claims and add throughput and recovery figures."""
-    history = encode_history(outcome.ledger, outcome.events, outcome.delivery)
-    t0 = time.perf_counter()
-    verdict = check(history, caps, outcome.final_state)
+    if caps.net_per_commit:
+        t0 = time.perf_counter()
+        verdict = check_net(outcome.ledger, outcome.events, outcome.commits or [], caps, outcome.final_state,
+                            outcome.delivery)
+    else:
+        history = encode_history(outcome.ledger, outcome.events, outcome.delivery)
+        t0 = time.perf_counter()
+        verdict = check(history, caps, outcome.final_state)
     m = verdict.measurements
     m["check_s"] = round(time.perf_counter() - t0, 4)
     m["write_s"] = round(outcome.write_s, 4)
