@@ -169,7 +169,9 @@ class FaultInjector:
             self.reader_crash(fault.point)
         else:
             role = self.ctx.source_role if fault.target in SOURCE_TARGETS else fault.target
-            if fault.point == AFTER_DELIVERY:
+            if fault.point == AFTER_DELIVERY and self.caps.net_per_commit:
+                self.loop.wait_caught_up(self.ctx.timeout_s)  # net changes: no count to wait for
+            elif fault.point == AFTER_DELIVERY:
                 self.loop.wait_delivered(expected_events(self.source.ledger, self.caps), self.ctx.timeout_s)
             self.loop.pause()
             try:

@@ -1,0 +1,202 @@
+"""Approach ``pg-kafka-iceberg``: PostgreSQL → Debezium → Kafka → a sink → Iceberg, read back per sink commit.
+
+The pipeline under test: pg-debezium's connector (transaction markers routed into the run's one
+topic), the sink (``harness.pipeline.sink``, applying batches with pyiceberg through the
+``TableWriter`` seam) supervised by the run's ``sink`` engine, and Iceberg tables created from
+the source tables' specs. What it captures is the sink tables' change history, read commit by
+commit with ``iceberg-snapshot-diff`` (reused, not copied), so the same checker judges it, under
+``net_per_commit``: at the boundaries each sink commit records (``commit_log``).
+
+Settings: ``sink=exactly-once`` (offsets in the Iceberg commit), ``sink=offsets-after`` and
+``sink=offsets-before`` (naive: the consumer group's offset after, or before, the Iceberg commit);
+``sink_batch_s`` (default 0.5 s). REPLICA IDENTITY does not matter to the sink (it applies after
+images and deletes by key): the approach runs under FULL only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import replace
+from typing import Any, ClassVar
+
+from harness.approach import BaseApproach
+from harness.approaches.iceberg_snapshot_diff import IcebergSnapshotDiff
+from harness.approaches.pg_debezium import PgDebezium
+from harness.capabilities import Capabilities
+from harness.context import RunContext
+from harness.errors import EngineUnavailable
+from harness.events import ChangeEvent, Position
+from harness.netcommit import SinkCommit
+from harness.pipeline.apply import PREFIX, PyIcebergWriter
+
+CAUGHT_UP_HOLD_S = 1.0
+#: the scenarios the pipeline runs (the others exercise Debezium itself: see pg-debezium)
+SCENARIOS = ("crud", "txn", "types", "bulk", "truncate", "schema-add", "connect-crash", "broker-restart",
+             "sink-crash-before-commit", "sink-crash-after-commit")
+_BASE = {"replica_identity": "full", "connector": "tuned", "delivery": "at-least-once"}
+
+
+class _Upstream(PgDebezium):
+    """pg-debezium's connector with Debezium's BEGIN/END markers written into the run's topic
+    (``topic.transaction``), so the sink sees where each source transaction ends. No reader."""
+
+    def _common_config(self, ctx: RunContext) -> dict[str, str]:
+        return {**super()._common_config(ctx), "topic.transaction": "changes"}
+
+    def _open_consumer(self, ck: Any, resume: bool) -> None:
+        """The sink consumes the topic; this object only owns the connector."""
+
+
+class PgKafkaIceberg(BaseApproach):
+    """``pg-kafka-iceberg``: the pipeline, captured as the sink tables' net changes per commit.
+
+    Claims: one net change per key per sink commit with full before images (from the table);
+    each sink commit whole (one Iceberg commit per table and batch: a source transaction over
+    two tables lands in two commits); exactly-once with ``sink=exactly-once``; DDL ``add``
+    (the sink adds the column); truncate (the sink clears the table); resume (the reader's
+    checkpoint; the sink resumes by itself).
+    """
+
+    name: ClassVar[str] = "pg-kafka-iceberg"
+    family: ClassVar[str] = "postgres"
+    roles: ClassVar[tuple[str, ...]] = ("kafka", "connect", "iceberg", "sink")
+    only_scenarios: ClassVar[tuple[str, ...]] = SCENARIOS
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        before_image="full", updates="update", transactions=True, delivery="exactly-once",
+        ddl=frozenset({"add"}), truncate=True, resume=True, net_per_commit=True,
+        notes=("net changes per sink commit: changes to one key inside one batch arrive as one",
+               "a source transaction over several tables lands in one Iceberg commit per table",
+               "json and uuid are stored as text and read back (declared transformation)"))
+    variants: ClassVar[tuple[tuple[str, tuple[dict, ...]], ...]] = (
+        ("*", ({**_BASE, "sink": "exactly-once"},)),
+        *((name, ({**_BASE, "sink": "exactly-once"}, {**_BASE, "sink": "offsets-after"},
+                  {**_BASE, "sink": "offsets-before"}))
+          for name in ("crud", "sink-crash-before-commit", "sink-crash-after-commit")),
+        *((name, ({**_BASE, "sink": "exactly-once"}, {**_BASE, "sink": "exactly-once", "delivery": "exactly-once"}))
+          for name in ("connect-crash", "broker-restart")),
+    )
+
+    @classmethod
+    def capabilities_for(cls, settings: dict[str, Any]) -> Capabilities:
+        """Exactly-once with the offsets in the Iceberg commit; the naive sinks claim at-least-once."""
+        if settings.get("sink", "exactly-once") != "exactly-once":
+            return replace(cls.capabilities, delivery="at-least-once",
+                           notes=(*cls.capabilities.notes, "naive sink: the consumer group's offset is committed "
+                                  f"{str(settings.get('sink')).removeprefix('offsets-')} the Iceberg commit"))
+        return cls.capabilities
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.upstream: _Upstream | None = None
+        self.reader: IcebergSnapshotDiff | None = None
+        self.sink: Any = None
+        self._caught_since: float | None = None
+        self._errors_seen = 0
+
+    def start(self, ctx: RunContext, resume: bool = False) -> None:
+        from harness.pipeline.sink import IcebergSink
+
+        super().start(ctx, resume)
+        self.capabilities = self.capabilities_for(ctx.settings)
+        warehouse = ctx.role("iceberg")
+        self.sink = ctx.role("sink")
+        upstream = _Upstream()
+        upstream.start(ctx, resume)
+        self.upstream = upstream
+        if not resume:
+            writer = PyIcebergWriter(warehouse)
+            for spec in ctx.tables.values():
+                writer.ensure(spec)
+            bootstrap, topic, group = ctx.role("kafka").bootstrap, upstream.topic, f"{ctx.name_prefix}_sink"
+            mode = str(ctx.settings.get("sink", "exactly-once"))
+            batch_s = float(ctx.settings.get("sink_batch_s", 0.5))
+            specs = dict(ctx.tables)
+            hops = self.sink.hops
+
+            def incarnation(n: int) -> IcebergSink:
+                return IcebergSink(bootstrap, topic, group, PyIcebergWriter(warehouse), specs, _Upstream().to_event,
+                                   mode, batch_s, n, hops)
+
+            self.sink.supervise(incarnation)
+        reader = IcebergSnapshotDiff()
+        reader.start(replace(ctx, source_role="iceberg"), resume)
+        self.reader = reader
+
+    def poll(self, max_events: int, timeout_s: float) -> list[ChangeEvent]:
+        """The sink tables' net changes of the commits not read yet; a sink incarnation that died
+        of an error since the last poll is reported once (as a reader error) before them."""
+        assert self.reader is not None, "start() first"
+        errors = self.sink.errors
+        if len(errors) > self._errors_seen:
+            self._errors_seen = len(errors)
+            raise EngineUnavailable(f"sink incarnation died: {errors[-1]}")
+        return [_read_back(e, self.ctx.tables) for e in self.reader.poll(max_events, timeout_s)]
+
+    def ack(self, position: Position) -> None:
+        if self.reader is not None:
+            self.reader.ack(position)
+
+    def caught_up(self) -> bool:
+        """True when, for ``CAUGHT_UP_HOLD_S`` on end, the slot has sent everything, the sink has
+        applied everything it read to the topic's end, and the reader has read every commit."""
+        ok = bool(self.upstream is not None and self.reader is not None and self.sink.caught_up()
+                  and self.upstream.source_sent_all() and self.reader.caught_up())
+        now = time.monotonic()
+        if not ok:
+            self._caught_since = None
+            return False
+        if self._caught_since is None:
+            self._caught_since = now
+        return now - self._caught_since >= CAUGHT_UP_HOLD_S
+
+    def crash(self) -> None:
+        """The reader dies; the connector and the sink run on (separate processes in production)."""
+        self.reader = None
+
+    def stop(self) -> None:
+        """Stop the sink, delete the connector, its topic, slot and publication. Idempotent."""
+        self.reader = None
+        if self.sink is not None:
+            self.sink.stop()
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            with contextlib.suppress(Exception):
+                upstream.stop()
+
+    def commit_log(self, ctx: RunContext) -> list[SinkCommit]:
+        """Every sink commit of the run's tables, from the records in the Iceberg snapshots."""
+        writer = PyIcebergWriter(ctx.role("iceberg"))
+        out = []
+        for table in sorted(ctx.tables):
+            for r in writer.records(table):
+                first = r.get(PREFIX + "source.first-ts-us")
+                out.append(SinkCommit(table, int(r["seq"]), int(r[PREFIX + "source.last-ts-us"]) * 1000,
+                                      int(first) * 1000 if first not in (None, "None") else None,
+                                      int(r["visible_ms"]) * 1_000_000,
+                                      {k.removeprefix(PREFIX): r[PREFIX + k] for k in
+                                       ("offset", "batch", "incarnation", "mode")}))
+        return out
+
+
+def _read_back(event: ChangeEvent, specs: dict[str, Any]) -> ChangeEvent:
+    """Undo the declared transformation: json and uuid columns stored as text, read as values."""
+    spec = specs.get(event.table)
+    cols = [c for c in spec.columns if c.type in ("json", "uuid")] if spec is not None else []
+    if not cols:
+        return event
+    return replace(event, before=_decode(event.before, cols), after=_decode(event.after, cols))
+
+
+def _decode(image: Any, cols: list[Any]) -> Any:
+    import json
+    import uuid
+
+    if image is None:
+        return None
+    out = dict(image)
+    for c in cols:
+        v = out.get(c.name)
+        if isinstance(v, str):
+            out[c.name] = json.loads(v) if c.type == "json" else uuid.UUID(v)
+    return out
