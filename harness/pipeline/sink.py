@@ -156,6 +156,7 @@ class IcebergSink:
                     last_commit = time.monotonic()
                 if not got:
                     position = consumer.position(tp)[0].offset
+                    position = position if position >= 0 else start  # nothing fetched yet
                     _, high = consumer.get_watermark_offsets(tp[0], cached=True)
                     self.at_end = current is None and not done and (high <= 0 or position >= high)
                 else:
