@@ -149,6 +149,8 @@ class _Replay:
                     continue
                 if c.op == "truncate":
                     self.state.clear()
+                elif c.op == "ddl":
+                    self.state = {k: _reshape(r, c.after or {}) for k, r in self.state.items()}
                 elif c.op == "delete":
                     self.state.pop(c.key, None)
                 elif c.op in ("insert", "update"):
@@ -168,6 +170,19 @@ class _Replay:
                     elif c.op != "ddl":
                         keys.add(c.key)
         return keys, truncated
+
+
+def _reshape(row: Mapping[str, Any], ddl: Mapping[str, Any]) -> dict[str, Any]:
+    """A row after one DDL change (add: NULL; drop; rename), as the source's rows become."""
+    out = dict(row)
+    kind = ddl.get("kind")
+    if kind == "add":
+        out.setdefault(ddl["column"], None)
+    elif kind == "drop":
+        out.pop(ddl["column"], None)
+    elif kind == "rename" and ddl["old"] in out:
+        out[ddl["new"]] = out.pop(ddl["old"])
+    return out
 
 
 @dataclass
@@ -255,4 +270,11 @@ def check_net(ledger: Ledger | Sequence[LedgerChange], events: Sequence[ChangeEv
     m.update(lag_summary(net.lag_ns))
     m.update(sink_commits=len(commits), net_windows=net.windows, net_changes=sum(
         1 for c in net.changes if not c.rolled_back and c.op != "ddl"))
+    incarnations: dict[Any, int] = {}  # what the sink says it skipped (redeliveries), per incarnation
+    for c in commits:
+        if c.info.get("incarnation") is not None:
+            incarnations[c.info["incarnation"]] = max(incarnations.get(c.info["incarnation"], 0),
+                                                      int(c.info.get("skipped") or 0))
+    if incarnations:
+        m.update(sink_incarnations=len(incarnations), sink_skipped=sum(incarnations.values()))
     return verdict

@@ -232,3 +232,14 @@ def test_lag_is_per_source_change_until_its_commit_is_visible() -> None:
     want = sorted((visible - t[0].commit_issued_at) / 1e6 for t in txns for _ in t)
     assert verdict.measurements["lag_ms"]["max"] == round(want[-1], 3)
     assert verdict.measurements["lag_ms"]["p50"] == round(want[1], 3)
+
+
+def test_rows_written_before_an_added_column_have_it_at_the_next_boundary() -> None:
+    b = HistoryBuilder(NET)
+    b.commit(ins("a", id=1, v=1))
+    b.ddl("a", {"kind": "add", "column": "c"})
+    b.commit(ins("a", id=2, v=1, c="x"))
+    sink = Sink(b, [2])
+    net = net_ledger(b.ledger, sink.commits)
+    rows = {c.key: c.after for c in net.changes if c.op == "insert"}
+    assert rows == {(1,): {"id": 1, "v": 1, "c": None}, (2,): {"id": 2, "v": 1, "c": "x"}}

@@ -174,8 +174,8 @@ class PgKafkaIceberg(BaseApproach):
                 out.append(SinkCommit(table, int(r["seq"]), int(r[PREFIX + "source.last-ts-us"]) * 1000,
                                       int(first) * 1000 if first not in (None, "None") else None,
                                       int(r["visible_ms"]) * 1_000_000,
-                                      {k.removeprefix(PREFIX): r[PREFIX + k] for k in
-                                       ("offset", "batch", "incarnation", "mode")}))
+                                      {k: r.get(PREFIX + k) for k in
+                                       ("offset", "batch", "incarnation", "mode", "skipped")}))
         return out
 
 

@@ -78,8 +78,8 @@ class _Net:
     first_ts_us: int | None = None
 
 
-#: per applied change: (source commit µs, Kafka record ms, table commit done ns)
-Hop = tuple[int, int, int]
+#: per applied change: (table, key, source commit µs, Kafka record ms, table commit done ns)
+Hop = tuple[str, tuple, int, int, int]
 
 
 class IcebergSink:
@@ -124,7 +124,8 @@ class IcebergSink:
             if self.mode == "exactly-once":
                 records = self.writer.records(name)
                 if records:
-                    state = _TableState(int(records[-1][PREFIX + "offset"]), int(records[-1][PREFIX + "source.end-lsn"]))
+                    last = records[-1]
+                    state = _TableState(int(last[PREFIX + "offset"]), int(last[PREFIX + "source.end-lsn"]))
             self.tables[name] = state
         if self.mode == "exactly-once":
             return min((s.next_offset for s in self.tables.values()), default=0)
@@ -193,7 +194,7 @@ class IcebergSink:
 
     def _commit(self, ck: Any, consumer: Any, txns: list[_Txn], fire: Callable[[str], bool]) -> None:
         net: dict[str, _Net] = {}
-        applied: list[tuple[int, int]] = []
+        applied: list[tuple[str, tuple, int, int]] = []
         for txn in txns:
             for event, offset, kafka_ms, raw in txn.changes:
                 state = self.tables.setdefault(event.table, _TableState())
@@ -205,7 +206,7 @@ class IcebergSink:
                 n = net.setdefault(event.table, _Net())
                 if n.first_ts_us is None:
                     n.first_ts_us = txn.ts_us
-                applied.append((txn.ts_us, kafka_ms))
+                applied.append((event.table, event.key, txn.ts_us, kafka_ms))
                 if event.op == "truncate":
                     n.truncate, n.rows = True, {}
                 elif event.op == "delete":
@@ -219,7 +220,7 @@ class IcebergSink:
         base = {PREFIX + "offset": str(next_offset), PREFIX + "topic": self.topic, PREFIX + "mode": self.mode,
                 PREFIX + "source.last-ts-us": str(last.ts_us), PREFIX + "source.end-lsn": str(last.end_lsn),
                 PREFIX + "source.last-txid": last.txid, PREFIX + "batch": str(self.batches),
-                PREFIX + "incarnation": str(self.incarnation)}
+                PREFIX + "incarnation": str(self.incarnation), PREFIX + "skipped": str(self.skipped)}
         if self.mode == "offsets-before":
             self._commit_group(ck, consumer, next_offset)
         if fire("before-commit"):
@@ -232,7 +233,7 @@ class IcebergSink:
                               [k for k, r in n.rows.items() if r is None], n.truncate, record)
             self.tables[table] = _TableState(next_offset, last.end_lsn)
         done_ns = time.time_ns()
-        self.hops.extend((ts, kms, done_ns) for ts, kms in applied)
+        self.hops.extend((t, k, ts, kms, done_ns) for t, k, ts, kms in applied)
         self.applied_to = next_offset
         if fire("after-commit"):
             raise SinkCrashed("after-commit")
