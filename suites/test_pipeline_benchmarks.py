@@ -1,7 +1,8 @@
 """pg-kafka-iceberg benchmarks: end-to-end lag per hop at an offered rate, and convergence after a backlog.
 
 Uses ``test_kafka_benchmarks``' module engines (one local PostgreSQL, one KRaft broker, one
-Connect worker) and a fresh Iceberg warehouse and sink per test. Figures go to
+Connect worker, warmed by its ``warm`` fixture: ``CDC_KAFKA_BENCH_WARM`` inserts through a
+connector first) and a fresh Iceberg warehouse and sink per test. Figures go to
 ``benchmark.extra_info`` (``pytest suites/test_pipeline_benchmarks.py --benchmark-only``):
 
 - ``test_pipeline_lag``: ``CDC_PIPE_BENCH_RATE`` one-row commits/s (default 1000) offered open
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_kafka_benchmarks import _benchmark_only, _create_table, _writer, pg_engine, stack  # noqa: F401
+from test_kafka_benchmarks import _benchmark_only, _create_table, _writer, pg_engine, stack, warm  # noqa: F401
 
 from harness.checker import lag_summary
 from harness.context import RunContext
@@ -68,7 +69,7 @@ def _pct(values: list[float]) -> dict:
 
 
 @pytest.mark.benchmark(group="pipeline-rate")
-def test_pipeline_lag(benchmark, pg_engine, stack, tmp_path) -> None:  # noqa: F811
+def test_pipeline_lag(benchmark, pg_engine, stack, warm, tmp_path) -> None:  # noqa: F811
     """RATE one-row commits/s offered open loop; lag per change and per hop (see the module)."""
     approach, warehouse, ctx, table = _pipeline(pg_engine, stack, "prate", tmp_path)
     results: list = []
@@ -121,7 +122,7 @@ def test_pipeline_lag(benchmark, pg_engine, stack, tmp_path) -> None:  # noqa: F
 
 
 @pytest.mark.benchmark(group="pipeline-backlog")
-def test_pipeline_backlog(benchmark, pg_engine, stack, tmp_path) -> None:  # noqa: F811
+def test_pipeline_backlog(benchmark, pg_engine, stack, warm, tmp_path) -> None:  # noqa: F811
     """ROWS inserts in 1000-row transactions; seconds from the last commit until the table equals
     the source, and rows/s applied (see the module)."""
     approach, warehouse, ctx, table = _pipeline(pg_engine, stack, "pbacklog", tmp_path)
