@@ -164,6 +164,16 @@ class PgKafkaIceberg(BaseApproach):
             with contextlib.suppress(Exception):
                 upstream.stop()
 
+    def hop_lags(self, ctx: RunContext) -> dict[str, list[int]]:
+        """Per change the sink applied (first application): PostgreSQL commit → Kafka record
+        (Debezium + Connect), and Kafka record → the sink's Iceberg commit done (ns; Kafka's record
+        time has millisecond resolution)."""
+        first: dict[tuple, tuple[int, int, int]] = {}
+        for table, key, ts_us, kafka_ms, done_ns in ctx.role("sink").hops:
+            first.setdefault((table, key, ts_us), (ts_us * 1000, kafka_ms * 1_000_000, done_ns))
+        return {"debezium_kafka": [k - s for s, k, _ in first.values()],
+                "sink_iceberg": [d - k for _, k, d in first.values()]}
+
     def commit_log(self, ctx: RunContext) -> list[SinkCommit]:
         """Every sink commit of the run's tables, from the records in the Iceberg snapshots."""
         writer = PyIcebergWriter(ctx.role("iceberg"))
