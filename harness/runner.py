@@ -18,7 +18,7 @@ from typing import Any
 from harness.approach import Approach, claims
 from harness.capabilities import Capabilities
 from harness.capture import CaptureLoop, DeliveryRecord
-from harness.checker import check, encode_history, lag_summary
+from harness.checker import check, encode_history
 from harness.context import RunContext
 from harness.errors import Unsupported
 from harness.families import Family
@@ -78,8 +78,8 @@ class RunOutcome:
     reader_errors: list[str] = field(default_factory=list)
     #: a net-per-commit approach's record of its sink commits (``harness.netcommit.SinkCommit``)
     commits: list | None = None
-    #: per hop of a pipeline, the lag of each change through it (ns; ``Approach.hop_lags``)
-    hops: dict[str, list[int]] | None = None
+    #: figures an approach reports about its run (``run_measurements(ctx)``, e.g. a pipeline's hops)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def restarts(self) -> int:
@@ -261,7 +261,7 @@ def run(scenario: Scenario, source: Source, factory: Callable[[], Approach], cap
         if progress and drain_s > 1:
             progress(f"{label}: drained to {len(loop.events)} events in {drain_s:.1f}s")
         commits = _commit_log(loop, factory, ctx) if caps.net_per_commit else None
-        hops = _hop_lags(loop, factory, ctx)
+        extra = _run_measurements(loop, factory, ctx)
         loop.stop()
         if loop.unsupported is not None:
             raise loop.unsupported
@@ -284,15 +284,15 @@ def run(scenario: Scenario, source: Source, factory: Callable[[], Approach], cap
         recovery_s=recovery_s,
         reader_errors=loop.reader_errors,
         commits=commits,
-        hops=hops,
+        extra=extra,
     )
 
 
-def _hop_lags(loop: CaptureLoop, factory: Callable[[], Approach], ctx: RunContext) -> dict[str, list[int]] | None:
-    """A pipeline's lag per hop (``hop_lags(ctx)``: hop name -> ns per change), or None."""
+def _run_measurements(loop: CaptureLoop, factory: Callable[[], Approach], ctx: RunContext) -> dict[str, Any]:
+    """Figures the approach reports about its run (optional ``run_measurements(ctx)``)."""
     approach = loop.approach if loop.approach is not None else factory()
-    read = getattr(approach, "hop_lags", None)
-    return dict(read(ctx)) if read is not None else None
+    read = getattr(approach, "run_measurements", None)
+    return dict(read(ctx)) if read is not None else {}
 
 
 def _commit_log(loop: CaptureLoop, factory: Callable[[], Approach], ctx: RunContext) -> list:
@@ -322,8 +322,8 @@ def evaluate(outcome: RunOutcome, caps: Capabilities) -> Verdict:
     m["capture_s"] = round(outcome.capture_s, 4)
     m["events_per_s"] = round(len(outcome.events) / outcome.capture_s, 1) if outcome.capture_s else None
     m["restarts"] = outcome.restarts
-    if outcome.hops:
-        m["hop_lag_ms"] = {hop: lag_summary(lags)["lag_ms"] for hop, lags in outcome.hops.items()}
+    for key, value in outcome.extra.items():
+        m.setdefault(key, value)
     m["recovery_s"] = round(outcome.recovery_s, 3) if outcome.recovery_s is not None else None
     if outcome.reader_errors:
         m["reader_errors"] = outcome.reader_errors[:5]

@@ -24,6 +24,7 @@ from harness.approach import BaseApproach
 from harness.approaches.iceberg_snapshot_diff import IcebergSnapshotDiff
 from harness.approaches.pg_debezium import PgDebezium
 from harness.capabilities import Capabilities
+from harness.checker import lag_summary
 from harness.context import RunContext
 from harness.errors import EngineUnavailable
 from harness.events import ChangeEvent, Position
@@ -164,15 +165,20 @@ class PgKafkaIceberg(BaseApproach):
             with contextlib.suppress(Exception):
                 upstream.stop()
 
-    def hop_lags(self, ctx: RunContext) -> dict[str, list[int]]:
-        """Per change the sink applied (first application): PostgreSQL commit → Kafka record
-        (Debezium + Connect), and Kafka record → the sink's Iceberg commit done (ns; Kafka's record
-        time has millisecond resolution)."""
+    def run_measurements(self, ctx: RunContext) -> dict[str, Any]:
+        """The sink's figures: ``hop_lag_ms`` per change it applied (first application):
+        PostgreSQL commit → Kafka record (Debezium + Connect) and Kafka record → the sink's
+        Iceberg commit done (Kafka's record time has millisecond resolution); ``sink_crashes``
+        (incarnations killed at a failpoint) and ``sink_errors`` (incarnations that died of an
+        error)."""
+        sink = ctx.role("sink")
         first: dict[tuple, tuple[int, int, int]] = {}
-        for table, key, ts_us, kafka_ms, done_ns in ctx.role("sink").hops:
+        for table, key, ts_us, kafka_ms, done_ns in sink.hops:
             first.setdefault((table, key, ts_us), (ts_us * 1000, kafka_ms * 1_000_000, done_ns))
-        return {"debezium_kafka": [k - s for s, k, _ in first.values()],
+        hops = {"debezium_kafka": [k - s for s, k, _ in first.values()],
                 "sink_iceberg": [d - k for _, k, d in first.values()]}
+        return {"hop_lag_ms": {name: lag_summary(v)["lag_ms"] for name, v in hops.items()},
+                "sink_crashes": len(sink.crashes), "sink_errors": list(sink.errors[:5])}
 
     def commit_log(self, ctx: RunContext) -> list[SinkCommit]:
         """Every sink commit of the run's tables, from the records in the Iceberg snapshots."""

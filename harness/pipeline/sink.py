@@ -193,6 +193,7 @@ class IcebergSink:
         return txn
 
     def _commit(self, ck: Any, consumer: Any, txns: list[_Txn], fire: Callable[[str], bool]) -> None:
+        self.at_end = False
         net: dict[str, _Net] = {}
         applied: list[tuple[str, tuple, int, int]] = []
         for txn in txns:
