@@ -69,13 +69,13 @@ class PgKafkaIceberg(BaseApproach):
         notes=("net changes per sink commit: changes to one key inside one batch arrive as one",
                "a source transaction over several tables lands in one Iceberg commit per table",
                "json and uuid are stored as text and read back (declared transformation)"))
+    #: the naive sinks run where their window can show: the two sink crashes (Debezium's own
+    #: exactly-once source support is pg-debezium's cells; here the sink's LSN check covers it)
     variants: ClassVar[tuple[tuple[str, tuple[dict, ...]], ...]] = (
         ("*", ({**_BASE, "sink": "exactly-once"},)),
         *((name, ({**_BASE, "sink": "exactly-once"}, {**_BASE, "sink": "offsets-after"},
                   {**_BASE, "sink": "offsets-before"}))
-          for name in ("crud", "sink-crash-before-commit", "sink-crash-after-commit")),
-        *((name, ({**_BASE, "sink": "exactly-once"}, {**_BASE, "sink": "exactly-once", "delivery": "exactly-once"}))
-          for name in ("connect-crash", "broker-restart")),
+          for name in ("sink-crash-before-commit", "sink-crash-after-commit")),
     )
 
     @classmethod
