@@ -97,12 +97,14 @@ class SinkEngine:
     def log_path(self) -> Path | None:
         return None
 
-    def caught_up(self) -> bool:
-        """True when the running incarnation has applied every transaction it read to the end,
-        and no failpoint waits to fire (an armed fault is part of the run still to come)."""
+    def caught_up(self, high: int) -> bool:
+        """True when the running incarnation is idle at offset ``high`` or past it (the partition's
+        end, read live by the caller) with everything it read applied, and no failpoint waits to
+        fire (an armed fault is part of the run still to come)."""
         sink = self.current
         return bool(sink is not None and self._armed is None and self._thread is not None
-                    and self._thread.is_alive() and sink.at_end and sink.applied_to >= sink.read_to >= 0)
+                    and self._thread.is_alive() and sink.idle and sink.position >= high
+                    and sink.applied_to >= sink.read_to >= 0)
 
 
 def sink_engine(options: Any, worker: str, run_id: str) -> SinkEngine:

@@ -31,7 +31,8 @@ from harness.events import ChangeEvent, Position
 from harness.netcommit import SinkCommit
 from harness.pipeline.apply import PREFIX, PyIcebergWriter
 
-CAUGHT_UP_HOLD_S = 1.0
+#: how long ``caught_up`` must hold (as pg-debezium's: Debezium's queue and producer flush in it)
+CAUGHT_UP_HOLD_S = 2.0
 #: the scenarios the pipeline runs (the others exercise Debezium itself: see pg-debezium)
 SCENARIOS = ("crud", "txn", "types", "bulk", "truncate", "schema-add", "connect-crash", "broker-restart",
              "sink-crash-before-commit", "sink-crash-after-commit")
@@ -94,6 +95,7 @@ class PgKafkaIceberg(BaseApproach):
         self.sink: Any = None
         self._caught_since: float | None = None
         self._errors_seen = 0
+        self._probe: Any = None
 
     def start(self, ctx: RunContext, resume: bool = False) -> None:
         from harness.pipeline.sink import IcebergSink
@@ -140,9 +142,10 @@ class PgKafkaIceberg(BaseApproach):
 
     def caught_up(self) -> bool:
         """True when, for ``CAUGHT_UP_HOLD_S`` on end, the slot has sent everything, the sink has
-        applied everything it read to the topic's end, and the reader has read every commit."""
-        ok = bool(self.upstream is not None and self.reader is not None and self.sink.caught_up()
-                  and self.upstream.source_sent_all() and self.reader.caught_up())
+        applied everything up to the topic's end (asked of the broker, not cached), and the reader
+        has read every commit."""
+        ok = bool(self.upstream is not None and self.reader is not None and self.upstream.source_sent_all()
+                  and self.sink.caught_up(self._topic_end()) and self.reader.caught_up())
         now = time.monotonic()
         if not ok:
             self._caught_since = None
@@ -151,13 +154,34 @@ class PgKafkaIceberg(BaseApproach):
             self._caught_since = now
         return now - self._caught_since >= CAUGHT_UP_HOLD_S
 
+    def _topic_end(self) -> int:
+        """The run topic's end offset, asked of the broker now (a huge number when it does not answer)."""
+        from containers.jvm import require_confluent_kafka
+
+        ck = require_confluent_kafka()
+        if self._probe is None:
+            self._probe = ck.Consumer({"bootstrap.servers": self.ctx.role("kafka").bootstrap, "log_level": 0,
+                                       "group.id": f"{self.ctx.name_prefix}_probe", "enable.auto.commit": False})
+        try:
+            return self._probe.get_watermark_offsets(ck.TopicPartition(self.upstream.topic, 0), timeout=2.0)[1]
+        except ck.KafkaException:
+            return 1 << 62
+
     def crash(self) -> None:
         """The reader dies; the connector and the sink run on (separate processes in production)."""
         self.reader = None
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            with contextlib.suppress(Exception):
+                probe.close()
 
     def stop(self) -> None:
         """Stop the sink, delete the connector, its topic, slot and publication. Idempotent."""
         self.reader = None
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            with contextlib.suppress(Exception):
+                probe.close()
         if self.sink is not None:
             self.sink.stop()
         upstream, self.upstream = self.upstream, None

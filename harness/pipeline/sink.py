@@ -105,8 +105,10 @@ class IcebergSink:
         self.read_to = -1
         self.applied_to = -1
         self.pending = 0
-        #: True when the last look found the partition read to its end and everything read applied
-        self.at_end = False
+        #: True when the last poll found nothing new and nothing read waits to be applied
+        self.idle = False
+        #: the consumer's position (past Kafka's transaction markers too), when it was last idle
+        self.position = -1
 
     def _consumer(self) -> Any:
         from containers.jvm import require_confluent_kafka
@@ -157,11 +159,10 @@ class IcebergSink:
                     last_commit = time.monotonic()
                 if not got:
                     position = consumer.position(tp)[0].offset
-                    position = position if position >= 0 else start  # nothing fetched yet
-                    _, high = consumer.get_watermark_offsets(tp[0], cached=True)
-                    self.at_end = current is None and not done and (high <= 0 or position >= high)
+                    self.position = position if position >= 0 else start  # nothing fetched yet
+                    self.idle = current is None and not done
                 else:
-                    self.at_end = False
+                    self.idle = False
         finally:
             consumer.close()
 
@@ -193,7 +194,7 @@ class IcebergSink:
         return txn
 
     def _commit(self, ck: Any, consumer: Any, txns: list[_Txn], fire: Callable[[str], bool]) -> None:
-        self.at_end = False
+        self.idle = False
         net: dict[str, _Net] = {}
         applied: list[tuple[str, tuple, int, int]] = []
         for txn in txns:
