@@ -24,7 +24,9 @@ source transaction of the batch (``last_ts``, "applied up to").
    the table had already applied re-applied those source changes (a sink that resumed from an
    offset older than its last commit): each change of the table in that overlap is a
    ``duplicate``, although an upsert by key leaves the rows the same;
-5. lag per source change: the first commit of its table whose boundary covers it became
+5. a declared projection (``Capabilities.dropped``) leaves those columns out of the net images
+   and the final state: a column still delivered, or another one missing, is a ``schema``;
+6. lag per source change: the first commit of its table whose boundary covers it became
    visible (``visible_ns``) minus the change's ``commit_issued_at`` (replaces the checker's
    per-event lag).
 
@@ -37,7 +39,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harness.capabilities import Capabilities
@@ -195,8 +197,16 @@ class NetLedger:
     windows: int
 
 
-def net_ledger(ledger: Ledger | Sequence[LedgerChange], commits: Sequence[SinkCommit]) -> NetLedger:
-    """Coalesce the ledger per table at the recorded boundaries (see the module docstring)."""
+def _without(image: Mapping[str, Any] | None, dropped: frozenset[str]) -> Any:
+    if image is None or not dropped:
+        return image
+    return {k: v for k, v in image.items() if k not in dropped}
+
+
+def net_ledger(ledger: Ledger | Sequence[LedgerChange], commits: Sequence[SinkCommit],
+               dropped: frozenset[str] = frozenset()) -> NetLedger:
+    """Coalesce the ledger per table at the recorded boundaries (see the module docstring),
+    leaving the declared ``dropped`` columns out of every image."""
     rows = ledger.changes if isinstance(ledger, Ledger) else list(ledger)
     txns, rolled = _transactions(rows)
     placer = _Placer(txns)
@@ -239,13 +249,15 @@ def net_ledger(ledger: Ledger | Sequence[LedgerChange], commits: Sequence[SinkCo
             committed = txns[upto - 1].committed if upto else 0
             for n, (op, key, b, a) in enumerate(_diff(table, before, after, sorted(keys, key=repr))):
                 entries.append(((upto, 1, order, window_id, n),
-                                LedgerChange(table, op, key, b, a, window_id, window_id, issued, committed)))
+                                LedgerChange(table, op, key, _without(b, dropped), _without(a, dropped),
+                                             window_id, window_id, issued, committed)))
             prev, high = upto, max(high, upto)
     for t in txns:  # DDL before the windows that apply it (images are projected from there)
         for c in t.changes:
             if c.op == "ddl":
                 entries.append(((t.seq, 0, 0, 0, 0), c))
     entries.sort(key=lambda e: e[0])
+    rolled = [replace(c, before=_without(c.before, dropped), after=_without(c.after, dropped)) for c in rolled]
     return NetLedger([c for _, c in entries] + rolled, duplicates, lag_ns, window_id)
 
 
@@ -259,7 +271,10 @@ def check_net(ledger: Ledger | Sequence[LedgerChange], events: Sequence[ChangeEv
               delivery: Any = None) -> Verdict:
     """The verdict of a net-per-commit approach: ``check`` on the net ledger, plus changes the
     sink applied twice (``duplicate``) and the end-to-end lag per source change."""
-    net = net_ledger(ledger, commits)
+    net = net_ledger(ledger, commits, capabilities.dropped)
+    if final_state is not None and capabilities.dropped:
+        final_state = {t: {k: _without(r, capabilities.dropped) for k, r in rows.items()}
+                       for t, rows in final_state.items()}
     verdict = check(encode_history(net.changes, events, delivery), capabilities, final_state)
     if net.duplicates:
         verdict.anomalies["duplicate"] = verdict.anomalies.get("duplicate", 0) + len(net.duplicates)

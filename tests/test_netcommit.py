@@ -243,3 +243,22 @@ def test_rows_written_before_an_added_column_have_it_at_the_next_boundary() -> N
     net = net_ledger(b.ledger, sink.commits)
     rows = {c.key: c.after for c in net.changes if c.op == "insert"}
     assert rows == {(1,): {"id": 1, "v": 1, "c": None}, (2,): {"id": 2, "v": 1, "c": "x"}}
+
+
+def _drop(events: list[ChangeEvent], column: str) -> list[ChangeEvent]:
+    def cut(image):
+        return None if image is None else {k: v for k, v in image.items() if k != column}
+    return [replace(e, before=cut(e.before), after=cut(e.after)) for e in events]
+
+
+def test_a_declared_projection_is_checked_both_ways() -> None:
+    b, ends = history(2)
+    sink = Sink(b, ends)
+    declared = replace(NET, dropped=frozenset({"v"}))
+    final = {t: {k: {c: x for c, x in r.items() if c != "v"} for k, r in rows.items()}
+             for t, rows in _final(sink).items()}
+    assert check_net(b.ledger, _drop(sink.events, "v"), sink.commits, declared, _final(sink)).passed
+    still_there = check_net(b.ledger, sink.events, sink.commits, declared, _final(sink))
+    assert "schema" in still_there.anomalies, "a declared-dropped column still delivered"
+    undeclared = check_net(b.ledger, _drop(sink.events, "v"), sink.commits, NET, final)
+    assert "schema" in undeclared.anomalies, "a column dropped without being declared"

@@ -9,8 +9,9 @@ commit with ``iceberg-snapshot-diff`` (reused, not copied), so the same checker 
 
 Settings: ``sink=exactly-once`` (offsets in the Iceberg commit), ``sink=offsets-after`` and
 ``sink=offsets-before`` (naive: the consumer group's offset after, or before, the Iceberg commit);
-``sink_batch_s`` (default 0.5 s). REPLICA IDENTITY does not matter to the sink (it applies after
-images and deletes by key): the approach runs under FULL only.
+``sink_drop=<column>`` (a declared projection: the column is not written, and the checker holds
+the sink to exactly that); ``sink_batch_s`` (default 0.5 s). REPLICA IDENTITY does not matter
+to the sink (it applies after images and deletes by key): the approach runs under FULL only.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from harness.errors import EngineUnavailable
 from harness.events import ChangeEvent, Position
 from harness.netcommit import SinkCommit
 from harness.pipeline.apply import PREFIX, PyIcebergWriter
+from harness.steps import TableSpec
 
 #: how long ``caught_up`` must hold (as pg-debezium's: Debezium's queue and producer flush in it)
 CAUGHT_UP_HOLD_S = 2.0
@@ -74,6 +76,7 @@ class PgKafkaIceberg(BaseApproach):
     #: exactly-once source support is pg-debezium's cells; here the sink's LSN check covers it)
     variants: ClassVar[tuple[tuple[str, tuple[dict, ...]], ...]] = (
         ("*", ({**_BASE, "sink": "exactly-once"},)),
+        ("crud", ({**_BASE, "sink": "exactly-once"}, {**_BASE, "sink": "exactly-once", "sink_drop": "price"})),
         *((name, ({**_BASE, "sink": "exactly-once"}, {**_BASE, "sink": "offsets-after"},
                   {**_BASE, "sink": "offsets-before"}))
           for name in ("sink-crash-before-commit", "sink-crash-after-commit")),
@@ -81,12 +84,17 @@ class PgKafkaIceberg(BaseApproach):
 
     @classmethod
     def capabilities_for(cls, settings: dict[str, Any]) -> Capabilities:
-        """Exactly-once with the offsets in the Iceberg commit; the naive sinks claim at-least-once."""
+        """Exactly-once with the offsets in the Iceberg commit; the naive sinks claim at-least-once;
+        ``sink_drop=<column>`` declares the projection (``Capabilities.dropped``)."""
+        caps = cls.capabilities
         if settings.get("sink", "exactly-once") != "exactly-once":
-            return replace(cls.capabilities, delivery="at-least-once",
-                           notes=(*cls.capabilities.notes, "naive sink: the consumer group's offset is committed "
+            caps = replace(caps, delivery="at-least-once",
+                           notes=(*caps.notes, "naive sink: the consumer group's offset is committed "
                                   f"{str(settings.get('sink')).removeprefix('offsets-')} the Iceberg commit"))
-        return cls.capabilities
+        if settings.get("sink_drop"):
+            caps = replace(caps, dropped=frozenset({str(settings["sink_drop"])}),
+                           notes=(*caps.notes, f"declared projection: column {settings['sink_drop']} is not written"))
+        return caps
 
     def __init__(self) -> None:
         super().__init__()
@@ -110,16 +118,18 @@ class PgKafkaIceberg(BaseApproach):
         if not resume:
             writer = PyIcebergWriter(warehouse)
             for spec in ctx.tables.values():
-                writer.ensure(spec)
+                writer.ensure(TableSpec(spec.name, tuple(c for c in spec.columns if c.name not in
+                                                         self.capabilities.dropped), spec.key))
             bootstrap, topic, group = ctx.role("kafka").bootstrap, upstream.topic, f"{ctx.name_prefix}_sink"
             mode = str(ctx.settings.get("sink", "exactly-once"))
             batch_s = float(ctx.settings.get("sink_batch_s", 0.5))
             specs = dict(ctx.tables)
             hops = self.sink.hops
+            dropped = self.capabilities.dropped
 
             def incarnation(n: int) -> IcebergSink:
                 return IcebergSink(bootstrap, topic, group, PyIcebergWriter(warehouse), specs, _Upstream().to_event,
-                                   mode, batch_s, n, hops)
+                                   mode, batch_s, n, hops, dropped)
 
             self.sink.supervise(incarnation)
         reader = IcebergSnapshotDiff()

@@ -86,18 +86,23 @@ class IcebergSink:
     """One incarnation of the sink (see the module docstring).
 
     ``decoder`` maps one record to a ``ChangeEvent`` (``DebeziumApproach.to_event``); ``specs``
-    are the sink tables by source table name; ``hops`` collects per-change hop times.
+    are the sink tables by source table name; ``hops`` collects per-change hop times;
+    ``dropped`` names columns the sink leaves out of its tables (a declared projection).
     """
 
     def __init__(self, bootstrap: str, topic: str, group: str, writer: TableWriter, specs: dict[str, TableSpec],
                  decoder: Callable[..., ChangeEvent | None], mode: str = "exactly-once", batch_s: float = 1.0,
-                 incarnation: int = 0, hops: list[Hop] | None = None) -> None:
+                 incarnation: int = 0, hops: list[Hop] | None = None, dropped: frozenset[str] = frozenset()) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown sink mode {mode!r}; valid: {', '.join(MODES)}")
         self.bootstrap, self.topic, self.group = bootstrap, topic, group
         self.writer, self.specs, self.decoder = writer, dict(specs), decoder
         self.mode, self.batch_s, self.incarnation = mode, batch_s, incarnation
         self.hops = hops if hops is not None else []
+        #: columns the sink leaves out (a declared projection)
+        self.dropped = dropped
+        self.specs = {n: TableSpec(sp.name, tuple(c for c in sp.columns if c.name not in dropped), sp.key)
+                      for n, sp in self.specs.items()}
         self.tables: dict[str, _TableState] = {}
         self.batches = 0
         self.skipped = 0
@@ -249,7 +254,7 @@ class IcebergSink:
         """Add the columns a row carries that the table lacks (types from the record's schema)."""
         spec = self.specs[table]
         have = {c.name for c in spec.columns}
-        new = [name for name in row if name not in have]
+        new = [name for name in row if name not in have and name not in self.dropped]
         if not new:
             return
         schema = json.loads(_split(raw)[0]) or {}
