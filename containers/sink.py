@@ -39,6 +39,7 @@ class SinkEngine:
         self.crashes: list[str] = []
         self.errors: list[str] = []
         self.hops: list = []
+        self._marker = -1
 
     def start(self) -> None:
         """Nothing runs until ``supervise``."""
@@ -62,6 +63,8 @@ class SinkEngine:
 
                 (self.crashes if isinstance(exc, SinkCrashed) else self.errors).append(f"{type(exc).__name__}: {exc}")
                 self._stop.wait(self.restart_delay_s)
+            finally:
+                self._marker = max(self._marker, getattr(self.current, "marker", -1))
 
     def _fire(self, point: str) -> bool:
         with self._lock:
@@ -93,6 +96,11 @@ class SinkEngine:
 
     def restart(self) -> None:
         """The supervisor restarts a dead incarnation by itself."""
+
+    @property
+    def marker(self) -> int:
+        """The highest flush-marker id any incarnation applied (``harness.pipeline.sink.MARKER_TABLE``)."""
+        return max(self._marker, getattr(self.current, "marker", -1))
 
     def log_path(self) -> Path | None:
         return None

@@ -31,10 +31,13 @@ from harness.errors import EngineUnavailable
 from harness.events import ChangeEvent, Position
 from harness.netcommit import SinkCommit
 from harness.pipeline.apply import PREFIX, PyIcebergWriter
+from harness.pipeline.sink import MARKER_TABLE
 from harness.steps import TableSpec
 
-#: how long ``caught_up`` must hold (as pg-debezium's: Debezium's queue and producer flush in it)
-CAUGHT_UP_HOLD_S = 2.0
+#: calls of ``caught_up`` further apart than this begin a new wait (a marker of the last one is stale)
+MARKER_GAP_S = 1.0
+#: a marker not through after this long is written again (a naive sink may lose the one it was in)
+MARKER_RETRY_S = 5.0
 #: the scenarios the pipeline runs (the others exercise Debezium itself: see pg-debezium)
 SCENARIOS = ("crud", "txn", "types", "bulk", "truncate", "schema-add", "connect-crash", "broker-restart",
              "sink-crash-before-commit", "sink-crash-after-commit")
@@ -101,7 +104,11 @@ class PgKafkaIceberg(BaseApproach):
         self.upstream: _Upstream | None = None
         self.reader: IcebergSnapshotDiff | None = None
         self.sink: Any = None
-        self._caught_since: float | None = None
+        self._last_call = 0.0
+        self._marker_sent = -1
+        self._marker_seen = False
+        self._marker_at = 0.0
+        self._marker_id = int(time.time() * 1000)  # increasing across reader restarts
         self._errors_seen = 0
         self._probe: Any = None
 
@@ -113,6 +120,8 @@ class PgKafkaIceberg(BaseApproach):
         warehouse = ctx.role("iceberg")
         self.sink = ctx.role("sink")
         upstream = _Upstream()
+        if not resume:
+            _create_marker_table(ctx)
         upstream.start(ctx, resume)
         self.upstream = upstream
         if not resume:
@@ -151,18 +160,36 @@ class PgKafkaIceberg(BaseApproach):
             self.reader.ack(position)
 
     def caught_up(self) -> bool:
-        """True when, for ``CAUGHT_UP_HOLD_S`` on end, the slot has sent everything, the sink has
-        applied everything up to the topic's end (asked of the broker, not cached), and the reader
-        has read every commit."""
-        ok = bool(self.upstream is not None and self.reader is not None and self.upstream.source_sent_all()
-                  and self.sink.caught_up(self._topic_end()) and self.reader.caught_up())
+        """True when a flush marker written during this wait has come through the pipeline (so
+        every change committed before it is applied), the sink is idle at the topic's end (asked
+        of the broker) with no failpoint armed, and the reader has read every commit.
+
+        A marker is a row the approach commits to its own table in the run's schema
+        (``MARKER_TABLE``, as Debezium's ``heartbeat.action.query`` does): in the one partition it
+        comes after every change committed before it. A wait is a run of calls less than
+        ``MARKER_GAP_S`` apart; a marker written before it proves nothing about later writes."""
         now = time.monotonic()
-        if not ok:
-            self._caught_since = None
+        if now - self._last_call > MARKER_GAP_S:
+            self._marker_sent, self._marker_seen = -1, False
+        self._last_call = now
+        if self.upstream is None or self.reader is None:
             return False
-        if self._caught_since is None:
-            self._caught_since = now
-        return now - self._caught_since >= CAUGHT_UP_HOLD_S
+        if self._marker_sent >= 0 and self.sink.marker >= self._marker_sent:
+            self._marker_seen = True
+            self._marker_sent = -1
+        if self._marker_sent < 0 or now - self._marker_at > MARKER_RETRY_S:  # none yet, or one lost
+            self._marker_sent, self._marker_at = self._write_marker(), now
+        return bool(self._marker_seen and self.sink.caught_up(self._topic_end()) and self.reader.caught_up())
+
+    def _write_marker(self) -> int:
+        """Commit the next flush marker; its id."""
+        from containers.postgres import connect
+
+        self._marker_id += 1
+        with connect(self.upstream.url) as conn:
+            conn.execute(f'INSERT INTO "{self.upstream.schema}"."{MARKER_TABLE}" (id) VALUES (%s)',
+                         (self._marker_id,))
+        return self._marker_id
 
     def _topic_end(self) -> int:
         """The run topic's end offset, asked of the broker now (a huge number when it does not answer)."""
@@ -227,6 +254,16 @@ class PgKafkaIceberg(BaseApproach):
                                       {k: r.get(PREFIX + k) for k in
                                        ("offset", "batch", "incarnation", "mode", "skipped")}))
         return out
+
+
+def _create_marker_table(ctx: RunContext) -> None:
+    """The flush-marker table in the run's schema (captured by the connector, ignored by the sink)."""
+    from containers.postgres import connect, require_postgres
+
+    engine = ctx.role("postgres")
+    with connect(require_postgres(engine)) as conn:
+        conn.execute(f'CREATE TABLE IF NOT EXISTS "{engine.schema_for(ctx.name_prefix)}"."{MARKER_TABLE}" '
+                     "(id bigint PRIMARY KEY)")
 
 
 def _read_back(event: ChangeEvent, specs: dict[str, Any]) -> ChangeEvent:

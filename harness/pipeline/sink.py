@@ -44,6 +44,9 @@ from harness.pipeline.apply import PREFIX, TableWriter
 from harness.steps import Column, TableSpec
 
 MODES = ("exactly-once", "offsets-after", "offsets-before")
+#: the source table the pipeline writes flush markers to (not a sink table): once the sink has
+#: applied the batch holding marker n, every change committed before marker n is in the tables
+MARKER_TABLE = "_cdc_marker"
 FAILPOINTS = ("before-commit", "after-commit")
 
 
@@ -101,6 +104,8 @@ class IcebergSink:
         self.hops = hops if hops is not None else []
         #: columns the sink leaves out (a declared projection)
         self.dropped = dropped
+        #: the highest flush-marker id (``MARKER_TABLE``) among the transactions applied so far
+        self.marker = -1
         self.specs = {n: TableSpec(sp.name, tuple(c for c in sp.columns if c.name not in dropped), sp.key)
                       for n, sp in self.specs.items()}
         self.tables: dict[str, _TableState] = {}
@@ -202,8 +207,12 @@ class IcebergSink:
         self.idle = False
         net: dict[str, _Net] = {}
         applied: list[tuple[str, tuple, int, int]] = []
+        marker = self.marker
         for txn in txns:
             for event, offset, kafka_ms, raw in txn.changes:
+                if event.table == MARKER_TABLE:
+                    marker = max(marker, int(event.key[0]))
+                    continue
                 state = self.tables.setdefault(event.table, _TableState())
                 if self.mode == "exactly-once" and (offset < state.next_offset or txn.end_lsn <= state.lsn):
                     self.skipped += 1
@@ -221,11 +230,13 @@ class IcebergSink:
                 elif event.after is not None:
                     self._evolve(event.table, event.after, raw)
                     n.rows[event.key] = event.after
-        last = txns[-1]
-        next_offset = last.end_offset + 1
+        next_offset = txns[-1].end_offset + 1
+        # "applied up to": the batch's last transaction of the source's tables (a marker's
+        # transaction is the pipeline's own, not the source's)
+        last = next((t for t in reversed(txns) if any(e.table != MARKER_TABLE for e, *_ in t.changes)), txns[-1])
         self.batches += 1
         base = {PREFIX + "offset": str(next_offset), PREFIX + "topic": self.topic, PREFIX + "mode": self.mode,
-                PREFIX + "source.last-ts-us": str(last.ts_us), PREFIX + "source.end-lsn": str(last.end_lsn),
+                PREFIX + "source.last-ts-us": str(last.ts_us), PREFIX + "source.end-lsn": str(txns[-1].end_lsn),
                 PREFIX + "source.last-txid": last.txid, PREFIX + "batch": str(self.batches),
                 PREFIX + "incarnation": str(self.incarnation), PREFIX + "skipped": str(self.skipped)}
         if self.mode == "offsets-before":
@@ -238,10 +249,11 @@ class IcebergSink:
                       PREFIX + "source.first-ts-us": str(n.first_ts_us)}
             self.writer.apply(table, [r for r in n.rows.values() if r is not None],
                               [k for k, r in n.rows.items() if r is None], n.truncate, record)
-            self.tables[table] = _TableState(next_offset, last.end_lsn)
+            self.tables[table] = _TableState(next_offset, txns[-1].end_lsn)
         done_ns = time.time_ns()
         self.hops.extend((t, k, ts, kms, done_ns) for t, k, ts, kms in applied)
         self.applied_to = next_offset
+        self.marker = marker
         if fire("after-commit"):
             raise SinkCrashed("after-commit")
         if self.mode != "offsets-before":
