@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_kafka_benchmarks import _benchmark_only, _create_table, _writer, pg_engine, stack, warm  # noqa: F401
+from test_kafka_benchmarks import _create_table, _writer, pg_engine, stack, warm  # noqa: F401
 
 from harness.checker import lag_summary
 from harness.context import RunContext
@@ -41,6 +41,16 @@ SECONDS = float(os.environ.get("CDC_PIPE_BENCH_SECONDS", "10"))
 BATCH_S = float(os.environ.get("CDC_PIPE_BENCH_BATCH_S", "1.0"))
 ROWS = int(os.environ.get("CDC_PIPE_BENCH_ROWS", "20000"))
 WRITERS = 4
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _benchmark_only(request: pytest.FixtureRequest) -> None:
+    """Minutes of JVMs and Iceberg commits: only under ``--benchmark-only`` (CI's plain run skips)."""
+    if not request.config.getoption("benchmark_only", default=False):
+        pytest.skip("pipeline benchmarks take minutes: run with --benchmark-only "
+                    "(pytest suites/test_pipeline_benchmarks.py --benchmark-only)")
+
+
 SPEC = TableSpec("t", (Column("id", "bigint", nullable=False), Column("name", "text"), Column("qty", "int")))
 
 
