@@ -31,6 +31,9 @@ class Approach(Protocol):
     - ``stop()``: graceful shutdown, releasing connections. ``crash()``: abrupt, no ack, no flush.
     - optional ``caught_up() -> bool``: True when the approach has read everything its source
       has committed so far (lets a failing run end before its deadline).
+    - optional, for ``Capabilities.net_per_commit``: ``commit_log(ctx)``, the boundaries its sink
+      recorded in each commit (``harness.netcommit.SinkCommit``); optional
+      ``run_measurements(ctx) -> dict``: figures about the run added to the verdict's measurements.
     Adapters contain no metric code: lag and throughput are derived by the suite.
     """
 

@@ -19,6 +19,12 @@ class Capabilities:
     allowed, e.g. after a crash between receipt and ack).
     ``ddl``: the DDL kinds (``add|drop|rename|type``) after which events carry the new shape.
     ``truncate``: emits a truncate event. ``resume``: restarts after an acknowledged position.
+    ``net_per_commit``: one net change per key per commit of a sink (several source changes to
+    a key inside one sink commit arrive as one); the approach records each commit's source
+    boundaries (``commit_log``) and the checker compares at them (``harness.netcommit``).
+    ``dropped``: columns the approach declares it leaves out (a projection, part of its
+    settings); the net-per-commit checker leaves them out of the committed images and the final
+    state too, so a dropped column still delivered, or another one missing, is a ``schema``.
     """
 
     before_image: Literal["full", "key", "none"] = "full"
@@ -28,6 +34,8 @@ class Capabilities:
     ddl: frozenset[str] = field(default_factory=frozenset)
     truncate: bool = False
     resume: bool = True
+    net_per_commit: bool = False
+    dropped: frozenset[str] = field(default_factory=frozenset)
     notes: tuple[str, ...] = ()
 
     def lacks(self, requirement: str) -> str | None:
@@ -53,5 +61,7 @@ class Capabilities:
             "ddl": sorted(self.ddl),
             "truncate": self.truncate,
             "resume": self.resume,
+            "net_per_commit": self.net_per_commit,
+            "dropped": sorted(self.dropped),
             "notes": list(self.notes),
         }

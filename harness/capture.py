@@ -175,6 +175,18 @@ class CaptureLoop:
             time.sleep(0.01)
         return len(self._positions) >= expected
 
+    def wait_caught_up(self, timeout_s: float) -> bool:
+        """Wait (the loop reading) until the approach's ``caught_up()`` holds or ``timeout_s``
+        passed; True when it held (for approaches whose event count cannot be known ahead)."""
+        deadline = time.monotonic() + timeout_s
+        while not self.failed and time.monotonic() < deadline:
+            approach = self.approach
+            caught_up = getattr(approach, "caught_up", None)
+            if caught_up is not None and caught_up():
+                return True
+            time.sleep(0.1)
+        return False
+
     def drain(self, expected: int, settle_s: float = 0.2) -> float:
         """Read until ``expected`` distinct positions arrived and none came for ``settle_s``,
         or the run's deadline (``ctx.deadline_s``) passed, or what is missing is explained: the

@@ -170,6 +170,7 @@ def register_builtin(registry: FamilyRegistry) -> None:
     registry.register_role(EngineRole("kafka", "fixtures.engines:kafka_engine"))
     registry.register_role(EngineRole("connect", "fixtures.engines:connect_engine", needs=("kafka",)))
     registry.register_role(EngineRole("spark", "fixtures.engines:spark_engine"))
+    registry.register_role(EngineRole("sink", "containers.sink:sink_engine", per_run=True))
     registry.register(Family("delta", "harness.sources.delta:DeltaSource", ("delta",), variants=DELTA_VARIANTS,
                              writer="delta-rs",
                              writers=(("spark", "harness.sources.spark_delta:SparkDeltaSource", ("spark",)),)))

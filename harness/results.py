@@ -9,7 +9,7 @@ Format (``schema`` 1; fields may be added, never renamed or removed without a ne
      "run": {"run_id", "started_at", "finished_at", "seed", "scale", "engines", "host",
              "harness_version", "interrupted", "interrupted_reason"},
      "capabilities": {label: {"before_image", "updates", "transactions", "delivery", "ddl",
-                              "truncate", "resume", "notes"}},
+                              "truncate", "resume", "net_per_commit", "dropped", "notes"}},
      "results": [{"approach", "scenario", "engine", "settings", "verdict", "reason",
                   "anomalies": {kind: n}, "examples": {kind: [...]}, "events", "events_per_s",
                   "lag_ms": {"p50", "p95", "p99", "max"}, "duration_s", "lag_cdf": [[ms, frac]],

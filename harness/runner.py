@@ -23,6 +23,7 @@ from harness.context import RunContext
 from harness.errors import Unsupported
 from harness.families import Family
 from harness.ledger import Ledger
+from harness.netcommit import check_net
 from harness.results import label
 from harness.sources.base import Source
 from harness.steps import AFTER_DELIVERY, Fault, Scenario, Truncate, Txn
@@ -75,6 +76,10 @@ class RunOutcome:
     capture_s: float
     recovery_s: float | None = None
     reader_errors: list[str] = field(default_factory=list)
+    #: a net-per-commit approach's record of its sink commits (``harness.netcommit.SinkCommit``)
+    commits: list | None = None
+    #: figures an approach reports about its run (``run_measurements(ctx)``, e.g. a pipeline's hops)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def restarts(self) -> int:
@@ -166,7 +171,9 @@ class FaultInjector:
             self.reader_crash(fault.point)
         else:
             role = self.ctx.source_role if fault.target in SOURCE_TARGETS else fault.target
-            if fault.point == AFTER_DELIVERY:
+            if fault.point == AFTER_DELIVERY and self.caps.net_per_commit:
+                self.loop.wait_caught_up(self.ctx.timeout_s)  # net changes: no count to wait for
+            elif fault.point == AFTER_DELIVERY:
                 self.loop.wait_delivered(expected_events(self.source.ledger, self.caps), self.ctx.timeout_s)
             self.loop.pause()
             try:
@@ -253,6 +260,8 @@ def run(scenario: Scenario, source: Source, factory: Callable[[], Approach], cap
         drain_s = time.perf_counter() - t1
         if progress and drain_s > 1:
             progress(f"{label}: drained to {len(loop.events)} events in {drain_s:.1f}s")
+        commits = _commit_log(loop, factory, ctx) if caps.net_per_commit else None
+        extra = _run_measurements(loop, factory, ctx)
         loop.stop()
         if loop.unsupported is not None:
             raise loop.unsupported
@@ -274,20 +283,47 @@ def run(scenario: Scenario, source: Source, factory: Callable[[], Approach], cap
         capture_s=capture_s,
         recovery_s=recovery_s,
         reader_errors=loop.reader_errors,
+        commits=commits,
+        extra=extra,
     )
+
+
+def _run_measurements(loop: CaptureLoop, factory: Callable[[], Approach], ctx: RunContext) -> dict[str, Any]:
+    """Figures the approach reports about its run (optional ``run_measurements(ctx)``)."""
+    approach = loop.approach if loop.approach is not None else factory()
+    read = getattr(approach, "run_measurements", None)
+    return dict(read(ctx)) if read is not None else {}
+
+
+def _commit_log(loop: CaptureLoop, factory: Callable[[], Approach], ctx: RunContext) -> list:
+    """A net-per-commit approach's record of its sink commits, read from where the sink keeps it
+    (a fresh instance when the reader is down): ``commit_log(ctx)``."""
+    approach = loop.approach if loop.approach is not None else factory()
+    read = getattr(approach, "commit_log", None)
+    if read is None:
+        raise Unsupported(f"{getattr(approach, 'name', approach)} claims net_per_commit but has no "
+                          "commit_log(ctx): the checker cannot place its commits")
+    return list(read(ctx))
 
 
 def evaluate(outcome: RunOutcome, caps: Capabilities) -> Verdict:
     """Check the outcome under the approach's claims and add throughput and recovery figures."""
-    history = encode_history(outcome.ledger, outcome.events, outcome.delivery)
-    t0 = time.perf_counter()
-    verdict = check(history, caps, outcome.final_state)
+    if caps.net_per_commit:
+        t0 = time.perf_counter()
+        verdict = check_net(outcome.ledger, outcome.events, outcome.commits or [], caps, outcome.final_state,
+                            outcome.delivery)
+    else:
+        history = encode_history(outcome.ledger, outcome.events, outcome.delivery)
+        t0 = time.perf_counter()
+        verdict = check(history, caps, outcome.final_state)
     m = verdict.measurements
     m["check_s"] = round(time.perf_counter() - t0, 4)
     m["write_s"] = round(outcome.write_s, 4)
     m["capture_s"] = round(outcome.capture_s, 4)
     m["events_per_s"] = round(len(outcome.events) / outcome.capture_s, 1) if outcome.capture_s else None
     m["restarts"] = outcome.restarts
+    for key, value in outcome.extra.items():
+        m.setdefault(key, value)
     m["recovery_s"] = round(outcome.recovery_s, 3) if outcome.recovery_s is not None else None
     if outcome.reader_errors:
         m["reader_errors"] = outcome.reader_errors[:5]

@@ -37,6 +37,8 @@ def build_registry(results: Results) -> Any:
     events = Gauge("cdc_events", "Events captured in the scenario", base, registry=registry)
     redelivered = Gauge("cdc_redelivered_events", "Repeats excused as at-least-once redelivery after a restart",
                         base, registry=registry)
+    hop_lag = Gauge("cdc_hop_lag_seconds", "Lag of one hop of a pipeline (measurements.hop_lag_ms) quantile, seconds",
+                    base + ["hop", "quantile"], registry=registry)
     recovery = Gauge("cdc_recovery_seconds", "Seconds from the last fault or write until the capture was complete",
                      base, registry=registry)
     for res in results["results"]:
@@ -49,6 +51,10 @@ def build_registry(results: Results) -> Any:
         for key, q in LAG_QUANTILES:
             if lag_ms.get(key) is not None:
                 lag.labels(**labels, quantile=q).set(float(lag_ms[key]) / 1000.0)
+        for hop, figures in ((res.get("measurements") or {}).get("hop_lag_ms") or {}).items():
+            for key, q in LAG_QUANTILES:
+                if (figures or {}).get(key) is not None:
+                    hop_lag.labels(**labels, hop=hop, quantile=q).set(float(figures[key]) / 1000.0)
         if res.get("events_per_s") is not None:
             tput.labels(**labels).set(float(res["events_per_s"]))
         redelivered.labels(**labels).set(int(res.get("redelivered") or 0))

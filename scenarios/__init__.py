@@ -51,7 +51,7 @@ class ScenarioRegistry:
 
 def register_builtin_scenarios(reg: ScenarioRegistry) -> None:
     """Add the built-in scenarios to ``reg`` (the plugin's ``pytest_cdc_scenarios``)."""
-    from scenarios import core, faults, kafka, schema
+    from scenarios import core, faults, kafka, pipeline, schema
 
     for module in (core, schema, faults):
         for name, factory in module.SCENARIOS.items():
@@ -63,7 +63,7 @@ def register_builtin_scenarios(reg: ScenarioRegistry) -> None:
         reg.register(name, _adapt(factory), frozenset({"postgres", "mysql"} if name in SHARED else {"postgres"}))
     for name, factory in MYSQL_SCENARIOS.items():
         reg.register(name, _adapt(factory), frozenset({"mysql"}))
-    for name, (factory, roles) in kafka.SCENARIOS.items():
+    for name, (factory, roles) in (*kafka.SCENARIOS.items(), *pipeline.SCENARIOS.items()):
         reg.register(name, factory, frozenset({"postgres", "mysql"}), roles=roles)
 
 

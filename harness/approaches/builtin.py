@@ -15,6 +15,7 @@ BUILTIN = (
     "harness.approaches.mariadb_debezium:MariaDbDebezium",
     "harness.approaches.delta_cdf_spark:DeltaCdfSpark",
     "harness.approaches.iceberg_changelog_spark:IcebergChangelogSpark",
+    "harness.approaches.pg_kafka_iceberg:PgKafkaIceberg",
 )
 
 
