@@ -147,3 +147,20 @@ FINDINGS[("pg-kafka-iceberg", "sink-crash-before-commit", (*_PIPE, ("sink", "off
     "two, it restarts after a batch it never wrote: the batch's changes are lost (airbyte #12821, risingwave "
     "#14060). None with the offsets in the Iceberg commit",
 )
+
+
+#: Spark's changelog view on tables pyiceberg wrote (the interop matrix: pyiceberg writer × Spark reader)
+_PYICEBERG_TORN = (
+    "pyiceberg commits a transaction that deletes or updates rows as several snapshots (a delete, then an "
+    "append) of one metadata commit; Spark's changelog view has no boundary above the snapshot "
+    "(_change_ordinal, _commit_snapshot_id), so one source transaction arrives as several commits. Tables Spark "
+    "wrote (writer=spark: one MERGE, one snapshot) pass"
+)
+for _scenario in ("crud", "txn", "types", "bulk", "truncate", "schema-add", "schema-rename", "schema-type",
+                  "schema-offline", "reader-crash"):
+    FINDINGS[("iceberg-changelog-spark", _scenario, ())] = (frozenset({"torn-txn"}), _PYICEBERG_TORN)
+FINDINGS[("iceberg-changelog-spark", "schema-drop", ())] = (
+    frozenset({"torn-txn", "schema"}),
+    _PYICEBERG_TORN + "; and the view reads every snapshot with the table's current schema, so the values of a "
+    "dropped column are gone from the before images of rows written before the drop",
+)

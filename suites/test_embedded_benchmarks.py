@@ -1,27 +1,39 @@
-"""Backlog-drain benchmarks of the embedded approaches (delta-cdf, iceberg-snapshot-diff).
+"""Backlog-drain benchmarks of the table-format readers (delta-cdf, iceberg-snapshot-diff, and
+under ``--benchmark-only`` their Spark counterparts delta-cdf-spark and iceberg-changelog-spark).
 
 A backlog of changes is committed before the reader polls; the timed part drains it. Each
 drain is then checked, so a fast but wrong drain cannot report a figure. Sizes: 10k changes
 in a normal run; 100k and 1M under ``--benchmark-only`` (to see that cost grows linearly).
 Each drain is one ``run_case`` with ``backlog=True``: the same run path as the conformance suite.
+The Iceberg pair is compared on a table Spark wrote (``writer=spark``): Spark's changelog pairs an
+update only within one snapshot, and pyiceberg writes an update as two.
 """
 
 from __future__ import annotations
 
 import pytest
 
+from fixtures.session import case_engines
 from harness.runner import Case, run_case
 from harness.steps import Delete, InsertMany, Scenario, Txn, Update
 from scenarios.tables import ITEMS, RowMaker
 
-APPROACHES = ("delta-cdf", "iceberg-snapshot-diff")
+#: (approach, settings) drained in every run; the Spark ones only under --benchmark-only
+APPROACHES = (("delta-cdf", ()), ("iceberg-snapshot-diff", ()))
+SPARK_APPROACHES = (("delta-cdf-spark", ()), ("iceberg-snapshot-diff", (("writer", "spark"),)),
+                    ("iceberg-changelog-spark", (("writer", "spark"),)))
 BATCH = 50_000
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    bench = metafunc.config.getoption("benchmark_only")
     if "backlog" in metafunc.fixturenames:
-        sizes = [100_000, 1_000_000] if metafunc.config.getoption("benchmark_only") else [10_000]
+        sizes = [100_000, 1_000_000] if bench else [10_000]
         metafunc.parametrize("backlog", sizes, ids=[f"{n // 1000}k" for n in sizes])
+    if "approach_id" in metafunc.fixturenames:
+        cells = APPROACHES + (SPARK_APPROACHES if bench else ())
+        metafunc.parametrize(("approach_id", "settings"), cells,
+                             ids=[a + "".join(f"-{k}-{v}" for k, v in s) for a, s in cells])
 
 
 def backlog_scenario(n: int) -> Scenario:
@@ -43,25 +55,22 @@ def backlog_scenario(n: int) -> Scenario:
 
 
 @pytest.mark.benchmark(group="drain")
-@pytest.mark.parametrize("approach_id", APPROACHES)
-def test_drain_backlog(benchmark, approach_id: str, backlog: int, cdc_session, tmp_path) -> None:
+def test_drain_backlog(benchmark, approach_id: str, settings: tuple, backlog: int, cdc_session, tmp_path) -> None:
     cls = cdc_session.approaches.get(approach_id)
     family = cdc_session.families.get(cls.family)
-    case = Case(cls, f"backlog-{backlog}", family, roles=cdc_session.families.roles_for(cls))
-    role = cdc_session.families.role(family.source_role)
-    engine = role.start(cdc_session.options, cdc_session.worker, cdc_session.run_id)
-    try:
-        result = run_case(case, {family.source_role: engine}, lambda *_: backlog_scenario(backlog),
+    roles = cdc_session.families.roles_for(cls, dict(settings))
+    case = Case(cls, f"backlog-{backlog}", family, settings, roles=roles)
+    with case_engines(cdc_session, roles) as engines:
+        result = run_case(case, engines, lambda *_: backlog_scenario(backlog),
                           run_id=cdc_session.run_id, worker=cdc_session.worker, workdir=tmp_path,
                           timeout_s=cdc_session.options.timeout_s * 5, case_no=cdc_session.next_case_number(),
                           backlog=True, timer=lambda fn: benchmark.pedantic(fn, rounds=1, iterations=1),
                           progress=cdc_session.progress)
-    finally:
-        engine.stop()
     verdict = result.verdict
     m = verdict.measurements
     benchmark.extra_info.update(
-        approach=approach_id, changes=m.get("committed"), events=m.get("events"), seconds=m.get("capture_s"),
+        approach=approach_id, settings=dict(settings), changes=m.get("committed"), events=m.get("events"),
+        seconds=m.get("capture_s"),
         events_per_s=m.get("events_per_s"), verdict=verdict.status, backlog_age_ms=m.get("lag_ms"),
     )
     assert verdict.passed, verdict.summary()

@@ -63,6 +63,8 @@ class IcebergChangelogSpark(BaseApproach):
         self.pyiceberg = ctx.engine.catalog()
         self.tables = sorted(ctx.tables)
         self.idents = {t: ctx.engine.identifier(t) for t in self.tables}
+        self._schema_cache: dict[int, Any] = {}
+        self._metadata_read: set[str] = set()
         state = self.load_checkpoint() if resume else None
         if state is None:
             self.first_seq = {t: self._newest_seq(t) + 1 for t in self.tables}
@@ -148,7 +150,7 @@ class IcebergChangelogSpark(BaseApproach):
         counter: dict[int, int] = {}
         for i in order:
             snap = by_id[snap_ids[i]]
-            row = _project(rows[i], current, meta.schema_by_id(snap.schema_id) or current)
+            row = _project(rows[i], current, self._schema_at(tbl, snap))
             key = tuple(rows[i][k] for k in key_cols)
             if kinds[i] == "UPDATE_BEFORE":
                 pre[(snap.snapshot_id, key)] = row
@@ -160,6 +162,24 @@ class IcebergChangelogSpark(BaseApproach):
                                    (snap.timestamp_ms, idx, snap.sequence_number, n), (table, snap.snapshot_id),
                                    snap.timestamp_ms * 1_000_000, captured_at))
         return out
+
+    def _schema_at(self, tbl: Any, snap: Any) -> Any:
+        """The schema a snapshot was written with: its ``schema-id``, or (pyiceberg leaves it unset
+        on some snapshots) the current schema of the first metadata version that holds it."""
+        meta = tbl.metadata
+        if snap.schema_id is not None and meta.schema_by_id(snap.schema_id) is not None:
+            return meta.schema_by_id(snap.schema_id)
+        if snap.snapshot_id not in self._schema_cache:
+            from pyiceberg.serializers import FromInputFile
+
+            for entry in meta.metadata_log:  # each metadata file read once: its snapshot's schema
+                if entry.metadata_file not in self._metadata_read:
+                    old = FromInputFile.table_metadata(tbl.io.new_input(entry.metadata_file))
+                    self._metadata_read.add(entry.metadata_file)
+                    for added in old.snapshots:  # the first metadata version holding it added it
+                        self._schema_cache.setdefault(added.snapshot_id, old.schema())
+            self._schema_cache.setdefault(snap.snapshot_id, meta.schema())
+        return self._schema_cache[snap.snapshot_id]
 
     def ack(self, position: Position) -> None:
         self.save_checkpoint({"first_seq": self.first_seq, "acked": list(position)})
