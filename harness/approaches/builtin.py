@@ -14,6 +14,7 @@ BUILTIN = (
     "harness.approaches.pg_debezium:PgDebezium",
     "harness.approaches.mariadb_debezium:MariaDbDebezium",
     "harness.approaches.delta_cdf_spark:DeltaCdfSpark",
+    "harness.approaches.delta_cdf_spark_stream:DeltaCdfSparkStream",
     "harness.approaches.iceberg_changelog_spark:IcebergChangelogSpark",
     "harness.approaches.pg_kafka_iceberg:PgKafkaIceberg",
 )
