@@ -266,6 +266,8 @@ def _check_capabilities(caps: Any, errors: list[str]) -> None:
                "must be full|key|none", errors)
         _check(cap.get("updates") in ("update", "delete+insert"), f"{where}.updates",
                "must be update|delete+insert", errors)
+        _check(cap.get("key_updates", "update") in ("update", "delete+insert"), f"{where}.key_updates",
+               "must be update|delete+insert", errors)
         _check(cap.get("delivery") in ("exactly-once", "at-least-once"), f"{where}.delivery",
                "must be exactly-once|at-least-once", errors)
         for flag in ("transactions", "truncate", "resume"):

@@ -24,7 +24,8 @@ DELTA_TYPES = frozenset(ARROW_TYPES)
 
 
 class DeltaSource(Source):
-    """Writes through delta-rs: inserts append, every other change is one MERGE per table commit.
+    """Writes through delta-rs: inserts append, every other change is one MERGE per table commit
+    (rows matched on their old key, so a key-changing update is one MERGE update).
 
     A failed commit is a write that raises before committing (a schema mismatch detected by
     delta-rs), so nothing reaches the log. Truncate is a DELETE of every row (CDF: per-row
@@ -72,8 +73,10 @@ class DeltaSource(Source):
             DeltaTable(self.path(table)).delete()
             return issued, now_ns()
         rows = [c.after if c.after is not None else c.before for c in changes]
-        data = rows_to_table(spec, rows, extra={"_op": [c.op for c in changes]})
-        on = " AND ".join(f"t.{k} = s.{k}" for k in spec.key)
+        keys = self.key_columns(table)  # a row is found by its old key when an update changes it
+        match = {f"_k{i}": (k, [c.where_key[i] for c in changes]) for i, k in enumerate(keys)}
+        data = rows_to_table(spec, rows, extra={"_op": [c.op for c in changes]}, match=match)
+        on = " AND ".join(f"t.{k} = s._k{i}" for i, k in enumerate(keys))
         cols = {c.name: f"s.{c.name}" for c in spec.columns}
         issued = now_ns()
         (DeltaTable(self.path(table))

@@ -321,7 +321,7 @@ class MySqlSource(Source):
         elif kind == "update":
             ch = st.changes[0]
             cols = ch.set_cols or tuple(c for c in ch.after if c not in self.specs[st.table].key)
-            cur.execute(self._update_sql(st.table, cols), [*self._adapt(st.table, ch.after, cols), *ch.key])
+            cur.execute(self._update_sql(st.table, cols), [*self._adapt(st.table, ch.after, cols), *ch.where_key])
         elif kind == "delete":
             cur.execute(self._delete_sql(st.table), list(st.changes[0].key))
         else:

@@ -215,7 +215,7 @@ class PostgresSource(Source):
             ch = st.changes[0]
             cols = ch.set_cols or tuple(c for c in ch.after if c not in self.specs[st.table].key)
             sql = self._update_sql(st.table, cols)
-            cur.execute(sql, [*self._adapt(st.table, ch.after, cols), *ch.key])
+            cur.execute(sql, [*self._adapt(st.table, ch.after, cols), *ch.where_key])
         elif kind == "delete":
             ch = st.changes[0]
             cur.execute(self._delete_sql(st.table), list(ch.key))
