@@ -51,9 +51,9 @@ class ScenarioRegistry:
 
 def register_builtin_scenarios(reg: ScenarioRegistry) -> None:
     """Add the built-in scenarios to ``reg`` (the plugin's ``pytest_cdc_scenarios``)."""
-    from scenarios import core, faults, kafka, pipeline, schema
+    from scenarios import core, faults, kafka, keys, pipeline, schema
 
-    for module in (core, schema, faults):
+    for module in (core, schema, faults, keys):
         for name, factory in module.SCENARIOS.items():
             reg.register(name, factory)
     from scenarios.mysql import MYSQL_SCENARIOS, SHARED

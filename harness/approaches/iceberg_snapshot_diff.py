@@ -39,12 +39,14 @@ class IcebergSnapshotDiff(BaseApproach):
     capabilities = Capabilities(
         before_image="full",
         updates="update",
+        key_updates="delete+insert",
         transactions=True,
         delivery="at-least-once",
         ddl=frozenset({"add", "drop", "rename", "type"}),
         truncate=False,
         resume=True,
         notes=("copy-on-write only: merge-on-read delete files are refused",
+               "a diff by key: a key change arrives as delete (old key) + insert (new key)",
                "truncate arrives as per-row deletes"),
     )
 

@@ -74,7 +74,8 @@ class DeltaSource(Source):
             return issued, now_ns()
         rows = [c.after if c.after is not None else c.before for c in changes]
         keys = self.key_columns(table)  # a row is found by its old key when an update changes it
-        match = {f"_k{i}": (k, [c.where_key[i] for c in changes]) for i, k in enumerate(keys)}
+        match = {f"_k{i}": (k, [c.where_key[i] if c.op != "insert" else None for c in changes])
+                 for i, k in enumerate(keys)}  # an insert matches nothing (its key may be vacated now)
         data = rows_to_table(spec, rows, extra={"_op": [c.op for c in changes]}, match=match)
         on = " AND ".join(f"t.{k} = s._k{i}" for i, k in enumerate(keys))
         cols = {c.name: f"s.{c.name}" for c in spec.columns}

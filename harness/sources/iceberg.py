@@ -63,7 +63,8 @@ class IcebergSource(Source):
         ids = [len(spec.columns)]
         fields = [it.NestedField(i + 1, c.name, iceberg_type(c.type, ids), required=not c.nullable)
                   for i, c in enumerate(spec.columns)]
-        key_ids = [i + 1 for i, c in enumerate(spec.columns) if c.name in spec.key]
+        names = [c.name for c in spec.columns]
+        key_ids = [names.index(k) + 1 for k in spec.key]  # in key-column order, which readers keep
         schema = Schema(*fields, identifier_field_ids=key_ids)
         self.catalog.create_table(self.ctx.engine.identifier(spec.name), schema=schema)
 

@@ -202,8 +202,10 @@ class MySqlSource(Source):
 
     # -- engine hooks -------------------------------------------------------------------------
     def create_table(self, spec: TableSpec) -> None:
-        """(Re)create the table (InnoDB) with a primary key on ``spec.key``."""
-        cols = [f"`{c.name}` {mysql_type(c.type)}{'' if c.nullable else ' NOT NULL'}" for c in spec.columns]
+        """(Re)create the table (InnoDB) with a primary key on ``spec.key`` (a text key column is
+        VARCHAR(255): MySQL indexes no TEXT column without a prefix length)."""
+        cols = [f"`{c.name}` {'varchar(255)' if c.type == 'text' and c.name in spec.key else mysql_type(c.type)}"
+                f"{'' if c.nullable else ' NOT NULL'}" for c in spec.columns]
         key = ", ".join(f"`{k}`" for k in spec.key)
         t = self._table(spec.name)
         with self._conn.cursor() as cur:
