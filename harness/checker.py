@@ -904,7 +904,9 @@ def _classify_leftovers(found: _Anomalies, rest: pl.DataFrame, l_un: pl.DataFram
                 others.remove(half)
         c = _ledger_row(history, pick["lseq"], split)
         pairs.append((row["table"], row["key"], pick["okey"], pick["lseq"], row["eidx"], pick["txid"], row["etx"]))
-        touched = [k] if c.old_key is None else [k, (row["table"], encode_key(c.old_key))]
+        # a key change also touches its old key (the committed one, and the one captured)
+        touched = [k, *((row["table"], encode_key(o)) for o in (c.old_key, getattr(e, "old_key", None))
+                        if o is not None)]
         for kind, why in _pair_kinds(c, e, pick["op"], caps):
             found.add(kind, 1, [{"why": why, "committed": _change_json(c), "captured": _event_json(e),
                                  "difference": jsonable(_diff_for(kind, c, e))}], touched)
