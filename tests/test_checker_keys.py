@@ -43,18 +43,15 @@ class Hist:
         """Key changes as one update with the old key, or as delete(old key) + insert(new key)."""
         out: list[ChangeEvent] = []
         for n, changes in enumerate(self.commits, 1):
-            i = 0
+            cap = 1_700_000_000_000_000_000 + n * 1_000_000 + 5_000
+            shaped: list[tuple] = []
             for table, op, key, before, after, old in changes:
-                cap = 1_700_000_000_000_000_000 + n * 1_000_000 + 5_000
-
-                def ev(op: str, key: tuple, before: Any, after: Any, old: Any = None) -> ChangeEvent:
-                    nonlocal i
-                    i += 1
-                    return ChangeEvent(table, op, key, before, after, (n, i), n, captured_at=cap, old_key=old)
                 if op == "update" and old is not None and key_updates == "delete+insert":
-                    out += [ev("delete", old, before, None), ev("insert", key, None, after)]
+                    shaped += [(table, "delete", old, before, None, None), (table, "insert", key, None, after, None)]
                 else:
-                    out.append(ev(op, key, before, after, old))
+                    shaped.append((table, op, key, before, after, old))
+            out += [ChangeEvent(t, op, k, b, a, (n, i), n, captured_at=cap, old_key=o)
+                    for i, (t, op, k, b, a, o) in enumerate(shaped)]
         return out
 
     def verdict(self, events: list[ChangeEvent], caps: Capabilities) -> tuple[Verdict, Verdict]:
