@@ -177,7 +177,9 @@ def test_composite_key_in_column_order_is_lost_and_phantom() -> None:
     """A reader that orders key parts as the columns (seq, region), not as the key: every event
     is under a key that was never committed (pitfall 25)."""
     h = composite_history()
-    swap = (lambda k: None if k is None else (k[1], k[0]))
+
+    def swap(k: tuple | None) -> tuple | None:
+        return None if k is None else (k[1], k[0])
     events = [replace(e, key=swap(e.key), old_key=swap(e.old_key)) for e in h.events()]
     for v in h.verdict(events, UPDATE):
         assert kinds(v) == {"lost", "phantom"}, (v.summary(), v.examples)
