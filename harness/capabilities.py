@@ -28,6 +28,8 @@ class Capabilities:
     ``dropped``: columns the approach declares it leaves out (a projection, part of its
     settings); the net-per-commit checker leaves them out of the committed images and the final
     state too, so a dropped column still delivered, or another one missing, is a ``schema``.
+    ``settings``: case settings the approach applies to its own reader session (e.g.
+    ``logical_decoding_work_mem``); a scenario requiring ``setting:<name>`` needs it.
     """
 
     before_image: Literal["full", "key", "none"] = "full"
@@ -41,6 +43,7 @@ class Capabilities:
     net_per_commit: bool = False
     dropped: frozenset[str] = field(default_factory=frozenset)
     notes: tuple[str, ...] = ()
+    settings: frozenset[str] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
         if self.updates == "delete+insert" and self.key_updates != "delete+insert":
@@ -60,6 +63,8 @@ class Capabilities:
             return "emits no truncate event"
         if kind == "resume" and not self.resume:
             return "cannot resume from an acknowledged position"
+        if kind == "setting" and arg not in self.settings:
+            return f"does not apply the setting '{arg}' to its reader"
         if kind == "before" and self.before_image != "full":
             return f"gives before images '{self.before_image}', not full"
         return None
@@ -78,4 +83,5 @@ class Capabilities:
             "net_per_commit": self.net_per_commit,
             "dropped": sorted(self.dropped),
             "notes": list(self.notes),
+            "settings": sorted(self.settings),
         }

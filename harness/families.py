@@ -179,7 +179,9 @@ def register_builtin(registry: FamilyRegistry) -> None:
                              writers=(("spark", "harness.sources.spark_iceberg:SparkIcebergSource", ("spark",)),)))
     registry.register(Family(
         "postgres", "harness.sources.postgres:PostgresSource", ("postgres",),
-        variants=(("*", ({"replica_identity": "default"}, {"replica_identity": "full"})),),
+        variants=(("*", ({"replica_identity": "default"}, {"replica_identity": "full"})),
+                  # a walsender memory of 64 kB: the large transactions spill (or stream) at smoke size
+                  ("large-txn-abort", ({"replica_identity": "default", "logical_decoding_work_mem": "64kB"},))),
     ))
     registry.register(Family("mysql", "harness.sources.mysql:MySqlSource", ("mysql",), variants=MYSQL_VARIANTS))
 

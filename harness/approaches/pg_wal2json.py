@@ -8,7 +8,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from harness.approaches.pg_pgoutput import ALL_DDL, LogicalSlotReader, _key_lookup
+from harness.approaches.pg_pgoutput import ALL_DDL, READER_SETTINGS, LogicalSlotReader, _key_lookup
 from harness.approaches.pgoutput import converter
 from harness.capabilities import Capabilities
 from harness.errors import EngineMisconfigured
@@ -191,6 +191,7 @@ class Wal2Json(LogicalSlotReader):
             "drops unchanged TOAST columns from updates unless REPLICA IDENTITY FULL",
             "NaN and ±Infinity (float, numeric) arrive as JSON null",
         ),
+        settings=READER_SETTINGS,
     )
 
     full_identity_notes = (
