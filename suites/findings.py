@@ -27,6 +27,12 @@ FINDINGS: dict[tuple[str, str, tuple[tuple[str, str], ...]], tuple[frozenset[str
     ),
 }
 
+for _identity in ("default", "full"):
+    FINDINGS[("pg-pgoutput", "generated-columns", (("replica_identity", _identity),))] = (
+        frozenset({"schema"}),
+        "pitfall 24: pgoutput publishes no generated column before PostgreSQL 18 (publish_generated_columns): "
+        "insert and update images lack the stored column the engine computed",
+    )
 FINDINGS[("iceberg-snapshot-diff", "pk-update", ())] = (
     frozenset({"op-mismatch", "lost"}),
     "pitfall 20: a snapshot diff matches rows by key, so when one commit moves a row to a new key and a new "
@@ -38,7 +44,7 @@ FINDINGS[("iceberg-snapshot-diff", "pk-update", ())] = (
 #: mysql-binlog under binlog_row_image MINIMAL / NOBLOB: partial images, left partial (pitfall 3)
 _MYSQL_PARTIAL = ("crud", "txn", "types", "truncate", "reader-crash", "schema-add", "schema-drop", "schema-rename",
                   "schema-type", "schema-offline", "toast", "savepoint", "multi-table-txn", "mysql-types",
-                  "pk-update", "composite-key")
+                  "pk-update", "composite-key", "generated-columns")
 for _scenario in _MYSQL_PARTIAL:
     FINDINGS[("mysql-binlog", _scenario, (("binlog_row_image", "minimal"), ("binlog_row_metadata", "full")))] = (
         frozenset({"schema"}),

@@ -24,6 +24,7 @@ from harness.steps import (
     Truncate,
     Txn,
     Update,
+    generated_value,
 )
 
 Row = dict[str, Any]
@@ -218,7 +219,7 @@ class Source:
             return Statement("insert_many", step.table, [self._insert(step.table, r, rows) for r in step.rows])
         if isinstance(step, Update):
             before = rows[step.key]
-            after = {**before, **step.changes}
+            after = self._generate(step.table, {**before, **step.changes})
             key = self.key_of(step.table, after)
             if key != step.key:  # a key-changing update: the row moves to its new key
                 if key in rows:
@@ -240,8 +241,20 @@ class Source:
             return Statement("truncate", step.table, changes)
         raise Unsupported(f"{type(self).__name__} cannot apply {type(step).__name__} inside a transaction")
 
+    def _generate(self, table: str, row: Row) -> Row:
+        """Fill the table's generated columns from the row's other values (as the engine does)."""
+        for c in self.specs[table].columns:
+            if c.generated:
+                row[c.name] = generated_value(c.generated, row)
+        return row
+
+    def written_columns(self, table: str, cols: Iterable[str]) -> tuple[str, ...]:
+        """``cols`` without the table's generated columns (the engine computes those)."""
+        gen = {c.name for c in self.specs[table].columns if c.generated}
+        return tuple(c for c in cols if c not in gen)
+
     def _insert(self, table: str, row: Row, rows: dict[tuple, Row]) -> RowChange:
-        full = {c.name: row.get(c.name) for c in self.specs[table].columns}
+        full = self._generate(table, {c.name: row.get(c.name) for c in self.specs[table].columns})
         key = self.key_of(table, full)
         rows[key] = full
         return RowChange(table, "insert", key, None, full)

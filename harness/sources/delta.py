@@ -25,7 +25,8 @@ DELTA_TYPES = frozenset(ARROW_TYPES)
 
 class DeltaSource(Source):
     """Writes through delta-rs: inserts append, every other change is one MERGE per table commit
-    (rows matched on their old key, so a key-changing update is one MERGE update).
+    (rows matched on their old key, so a key-changing update is one MERGE update). A generated
+    column is declared with its ``delta.generationExpression``: delta-rs checks every written value.
 
     A failed commit is a write that raises before committing (a schema mismatch detected by
     delta-rs), so nothing reaches the log. Truncate is a DELETE of every row (CDF: per-row
@@ -50,8 +51,12 @@ class DeltaSource(Source):
         for c in spec.columns:
             if c.type not in DELTA_TYPES:
                 raise Unsupported(f"Delta has no column type {c.type!r}")
+        schema = arrow_schema(spec)
+        for i, c in enumerate(spec.columns):  # generated columns: delta-rs checks every written value
+            if c.generated:
+                schema = schema.set(i, schema.field(i).with_metadata({"delta.generationExpression": c.generated}))
         Path(self.path(spec.name)).parent.mkdir(parents=True, exist_ok=True)
-        DeltaTable.create(self.path(spec.name), schema=arrow_schema(spec), name=spec.name,
+        DeltaTable.create(self.path(spec.name), schema=schema, name=spec.name,
                           configuration={"delta.enableChangeDataFeed": "true"})
 
     def commit_table(self, table: str, changes: list[RowChange], commit: bool) -> tuple[int, int] | None:

@@ -60,6 +60,8 @@ class IcebergSource(Source):
         return self.catalog.load_table(self.ctx.engine.identifier(name))
 
     def create_table(self, spec: TableSpec) -> None:
+        if any(c.generated for c in spec.columns):
+            raise Unsupported("Iceberg has no generated columns")
         ids = [len(spec.columns)]
         fields = [it.NestedField(i + 1, c.name, iceberg_type(c.type, ids), required=not c.nullable)
                   for i, c in enumerate(spec.columns)]

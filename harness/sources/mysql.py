@@ -205,7 +205,8 @@ class MySqlSource(Source):
         """(Re)create the table (InnoDB) with a primary key on ``spec.key`` (a text key column is
         VARCHAR(255): MySQL indexes no TEXT column without a prefix length)."""
         cols = [f"`{c.name}` {'varchar(255)' if c.type == 'text' and c.name in spec.key else mysql_type(c.type)}"
-                f"{'' if c.nullable else ' NOT NULL'}" for c in spec.columns]
+                f"{f' AS ({c.generated}) STORED' if c.generated else ''}{'' if c.nullable else ' NOT NULL'}"
+                for c in spec.columns]
         key = ", ".join(f"`{k}`" for k in spec.key)
         t = self._table(spec.name)
         with self._conn.cursor() as cur:
@@ -306,12 +307,12 @@ class MySqlSource(Source):
             cur.execute(f"TRUNCATE TABLE {self._table(st.table)}")
         elif kind == "insert":
             ch = st.changes[0]
-            cols = tuple(ch.after)
+            cols = self.written_columns(st.table, ch.after)
             cur.execute(self._insert_sql(st.table, cols), self._adapt(st.table, ch.after, cols))
         elif kind == "insert_many":
             if not st.changes:
                 return
-            cols = tuple(st.changes[0].after)
+            cols = self.written_columns(st.table, st.changes[0].after)
             rows = [self._adapt(st.table, ch.after, cols) for ch in st.changes]
             if self.load_data and len(rows) >= LOAD_DATA_MIN_ROWS and not any(
                     native(self.specs[st.table].column(c).type) in _NO_LOAD_DATA for c in cols):
@@ -322,7 +323,7 @@ class MySqlSource(Source):
                 cur.executemany(sql, rows[i:i + 5_000])
         elif kind == "update":
             ch = st.changes[0]
-            cols = ch.set_cols or tuple(c for c in ch.after if c not in self.specs[st.table].key)
+            cols = ch.set_cols or self.written_columns(st.table, (c for c in ch.after if c not in self.specs[st.table].key))
             cur.execute(self._update_sql(st.table, cols), [*self._adapt(st.table, ch.after, cols), *ch.where_key])
         elif kind == "delete":
             cur.execute(self._delete_sql(st.table), list(st.changes[0].key))

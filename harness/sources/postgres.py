@@ -111,7 +111,8 @@ class PostgresSource(Source):
     # -- engine hooks -------------------------------------------------------------------------
     def create_table(self, spec: TableSpec) -> None:
         """(Re)create the table with a primary key on ``spec.key`` and the run's replica identity."""
-        cols = [f'"{c.name}" {pg_type(c.type)}{"" if c.nullable else " NOT NULL"}' for c in spec.columns]
+        cols = [f'"{c.name}" {pg_type(c.type)}{"" if c.nullable else " NOT NULL"}'
+                + (f" GENERATED ALWAYS AS ({c.generated}) STORED" if c.generated else "") for c in spec.columns]
         key = ", ".join(f'"{k}"' for k in spec.key)
         t = self._table(spec.name)
         self._conn.execute(f"DROP TABLE IF EXISTS {t}")
@@ -201,19 +202,19 @@ class PostgresSource(Source):
             cur.execute(f"TRUNCATE {self._table(st.table)}")
         elif kind == "insert":
             ch = st.changes[0]
-            cols = tuple(ch.after)
+            cols = self.written_columns(st.table, ch.after)
             cur.execute(self._insert_sql(st.table, cols), self._adapt(st.table, ch.after, cols))
         elif kind == "insert_many":
             if not st.changes:
                 return
-            cols = tuple(st.changes[0].after)
+            cols = self.written_columns(st.table, st.changes[0].after)
             names = ", ".join(f'"{c}"' for c in cols)
             with cur.copy(f"COPY {self._table(st.table)} ({names}) FROM STDIN") as copy:
                 for ch in st.changes:
                     copy.write_row(self._adapt(st.table, ch.after, cols))
         elif kind == "update":
             ch = st.changes[0]
-            cols = ch.set_cols or tuple(c for c in ch.after if c not in self.specs[st.table].key)
+            cols = ch.set_cols or self.written_columns(st.table, (c for c in ch.after if c not in self.specs[st.table].key))
             sql = self._update_sql(st.table, cols)
             cur.execute(sql, [*self._adapt(st.table, ch.after, cols), *ch.where_key])
         elif kind == "delete":
