@@ -40,7 +40,8 @@ class ScenarioRegistry:
             return False
         if roles is None:
             return True
-        return self._roles.get(name, frozenset()) <= set(roles) and not self._without.get(name, frozenset()) & set(roles)
+        have = set(roles)
+        return self._roles.get(name, frozenset()) <= have and not self._without.get(name, frozenset()) & have
 
     def get(self, name: str) -> Factory:
         """The factory for ``name``; unknown ids raise with the list of valid ones."""

@@ -323,7 +323,8 @@ class MySqlSource(Source):
                 cur.executemany(sql, rows[i:i + 5_000])
         elif kind == "update":
             ch = st.changes[0]
-            cols = ch.set_cols or self.written_columns(st.table, (c for c in ch.after if c not in self.specs[st.table].key))
+            key = self.specs[st.table].key
+            cols = ch.set_cols or self.written_columns(st.table, (c for c in ch.after if c not in key))
             cur.execute(self._update_sql(st.table, cols), [*self._adapt(st.table, ch.after, cols), *ch.where_key])
         elif kind == "delete":
             cur.execute(self._delete_sql(st.table), list(st.changes[0].key))

@@ -214,7 +214,8 @@ class PostgresSource(Source):
                     copy.write_row(self._adapt(st.table, ch.after, cols))
         elif kind == "update":
             ch = st.changes[0]
-            cols = ch.set_cols or self.written_columns(st.table, (c for c in ch.after if c not in self.specs[st.table].key))
+            key = self.specs[st.table].key
+            cols = ch.set_cols or self.written_columns(st.table, (c for c in ch.after if c not in key))
             sql = self._update_sql(st.table, cols)
             cur.execute(sql, [*self._adapt(st.table, ch.after, cols), *ch.where_key])
         elif kind == "delete":
