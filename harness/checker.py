@@ -913,8 +913,10 @@ def _classify_leftovers(found: _Anomalies, rest: pl.DataFrame, l_un: pl.DataFram
     for cands in by_key.values():
         for pick in cands:
             c = _ledger_row(history, pick["lseq"], split)
-            found.add("lost", 1, [{"why": "committed, never captured", "committed": _change_json(c)}],
-                      [(pick["table"], pick["key"])])
+            lost_keys = [(pick["table"], pick["key"])]
+            if pick["op"] == "update" and c.old_key is not None:  # a lost key change leaves its old key
+                lost_keys.append((pick["table"], encode_key(c.old_key)))
+            found.add("lost", 1, [{"why": "committed, never captured", "committed": _change_json(c)}], lost_keys)
     return pl.DataFrame(pairs, schema={"table": pl.String, "key": pl.String, "okey": pl.String,
                                        "lseq": pl.UInt32, "eidx": pl.UInt32, "txid": pl.Int64, "etx": pl.String},
                         orient="row")

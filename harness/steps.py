@@ -45,11 +45,18 @@ def generated_value(expr: str, row: dict[str, Any]) -> Any:
 
 @dataclass(frozen=True)
 class TableSpec:
-    """A table a scenario creates: columns and the key columns (identifier fields)."""
+    """A table a scenario creates: columns and the key columns (identifier fields).
+
+    ``key=()``: a table without a key, whose identity is the whole row (every column, in column
+    order) — unless a source uses ``unique`` as its identity (PostgreSQL's REPLICA IDENTITY
+    USING INDEX). ``unique``: NOT NULL columns whose values are unique (PostgreSQL indexes
+    them); steps on a keyless table name their row by these values.
+    """
 
     name: str
     columns: tuple[Column, ...]
     key: tuple[str, ...] = ("id",)
+    unique: tuple[str, ...] = ()
 
     def column(self, name: str) -> Column:
         """The column called ``name``."""

@@ -42,6 +42,38 @@ def generated_columns(seed: int, scale: str, types: frozenset[str] = frozenset()
                     description="a stored generated column: qty * price (pitfall 24)")
 
 
+NOKEY = TableSpec(
+    "nokey",
+    (
+        Column("code", "int", nullable=False),
+        Column("name", "text", nullable=False),
+        Column("qty", "int", nullable=False),
+    ),
+    key=(),
+    unique=("code",),
+)
+
+
+def no_key(seed: int, scale: str, types: frozenset[str] = frozenset()) -> Scenario:
+    """A table without a primary key (its identity is the whole row, or the unique index under
+    REPLICA IDENTITY USING INDEX): inserts, updates (each one changes the whole-row identity),
+    a change of the unique column, deletes, a multi-change and a rolled-back transaction
+    (pitfall 21: DEFAULT/NOTHING make PostgreSQL refuse UPDATE/DELETE on a published table)."""
+    maker = RowMaker(seed)
+    n = max(size(scale, "rows"), 8)
+    steps: list[Any] = [Insert("nokey", {"code": k, "name": f"n{k}", "qty": maker.rng.randint(0, 99)})
+                        for k in range(1, n + 1)]
+    steps.extend(Update("nokey", (k,), {"qty": 1_000 + k}) for k in range(1, n + 1, 3))
+    steps.append(Update("nokey", (2,), {"code": 500, "name": "moved"}))
+    steps.append(Txn((Insert("nokey", {"code": 600, "name": "new", "qty": 1}), Update("nokey", (600,), {"qty": 2}),
+                      Delete("nokey", (3,)))))
+    steps.append(Txn((Update("nokey", (4,), {"qty": -1}), Delete("nokey", (5,))), commit=False))
+    steps.extend(Delete("nokey", (k,)) for k in range(6, n + 1, 4))
+    return Scenario("no-key", (NOKEY,), steps,
+                    description="a table without a primary key, matched by whole row (pitfall 21)")
+
+
 LIGHT_SCENARIOS: dict[str, tuple[Callable[..., Scenario], frozenset[str] | None]] = {
     "generated-columns": (generated_columns, None),
+    "no-key": (no_key, None),
 }

@@ -33,6 +33,13 @@ for _identity in ("default", "full"):
         "pitfall 24: pgoutput publishes no generated column before PostgreSQL 18 (publish_generated_columns): "
         "insert and update images lack the stored column the engine computed",
     )
+for _identity in ("default", "nothing"):
+    FINDINGS[("pg-wal2json", "no-key", (("replica_identity", _identity),))] = (
+        frozenset({"lost"}),
+        f"pitfall 21: on a table without a key under REPLICA IDENTITY {_identity.upper()} (no publication asks "
+        "PostgreSQL to refuse the write) wal2json emits no UPDATE or DELETE, only a WARNING: every update and "
+        "delete is lost, inserts arrive",
+    )
 FINDINGS[("iceberg-snapshot-diff", "pk-update", ())] = (
     frozenset({"op-mismatch", "lost"}),
     "pitfall 20: a snapshot diff matches rows by key, so when one commit moves a row to a new key and a new "

@@ -46,7 +46,9 @@ class DeltaCdf(BaseApproach):
     def start(self, ctx: RunContext, resume: bool = False) -> None:
         super().start(ctx, resume)
         self.tables = sorted(ctx.tables)
-        self.keys = {t: tuple(ctx.tables[t].key) for t in self.tables}
+        # a table without a key: its rows are identified by all their columns
+        self.keys = {t: tuple(ctx.tables[t].key) or tuple(c.name for c in ctx.tables[t].columns)
+                     for t in self.tables}
         self.paths = {t: str(ctx.engine.table_path(t)) for t in self.tables}
         self.handles = {t: self._open(t) for t in self.tables}
         state = self.load_checkpoint() if resume else None

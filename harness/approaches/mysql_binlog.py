@@ -396,7 +396,8 @@ class MySqlBinlog(BaseApproach):
         return None
 
     def _table_info(self, table: str) -> tuple[tuple[str, ...], frozenset[str]]:
-        """Key columns and JSON columns of a table of the run's database (information_schema).
+        """Key columns (all columns, in order, for a table without a primary key) and JSON
+        columns of a table of the run's database (information_schema).
 
         MariaDB's JSON is LONGTEXT with a ``json_valid`` CHECK: the binlog carries text, so JSON
         columns are known from the catalog and parsed; read again after each DDL on the table."""
@@ -411,6 +412,10 @@ class MySqlBinlog(BaseApproach):
                                 "AND TABLE_NAME = %s AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION",
                                 (self.database, table))
                     key = tuple(r[0] for r in cur.fetchall())
+                    if not key:  # no primary key: a row is identified by all its columns
+                        cur.execute("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+                                    "AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION", (self.database, table))
+                        key = tuple(r[0] for r in cur.fetchall())
                     cur.execute("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
                                 "AND TABLE_NAME = %s AND DATA_TYPE = 'json'", (self.database, table))
                     js = {r[0] for r in cur.fetchall()}

@@ -385,7 +385,9 @@ class PgOutput(LogicalSlotReader):
 
 
 def _key_lookup(url: str) -> Any:
-    """``(namespace, table) -> primary key column names`` read from the catalog (cached)."""
+    """``(namespace, table) -> key column names`` read from the catalog (cached): the primary
+    key's in index order, else the replica identity index's (a table without a primary key),
+    else None (the relation's identity columns then: every column under REPLICA IDENTITY FULL)."""
     cache: dict[tuple[str, str], tuple[str, ...] | None] = {}
 
     def lookup(namespace: str, name: str) -> tuple[str, ...] | None:
@@ -395,13 +397,14 @@ def _key_lookup(url: str) -> Any:
 
             with connect(url) as conn:
                 rows = conn.execute(
-                    "SELECT a.attname FROM pg_index i "
+                    "SELECT a.attname, i.indexrelid FROM pg_index i "
                     "JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
                     "JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true "
                     "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum "
-                    "WHERE i.indisprimary AND n.nspname = %s AND c.relname = %s ORDER BY k.ord",
+                    "WHERE (i.indisprimary OR i.indisreplident) AND n.nspname = %s AND c.relname = %s "
+                    "ORDER BY i.indisprimary DESC, i.indexrelid, k.ord",
                     (namespace, name)).fetchall()
-            cache[k] = tuple(r[0] for r in rows) or None
+            cache[k] = tuple(r[0] for r in rows if r[1] == rows[0][1]) or None
         return cache[k]
 
     return lookup

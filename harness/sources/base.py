@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from harness.context import RunContext
@@ -128,6 +128,17 @@ class Source:
         spec = self.specs[table]
         return spec.key or tuple(c.name for c in spec.columns)
 
+    def locate(self, table: str, step_key: tuple, rows: Mapping[tuple, Row]) -> tuple:
+        """The identity of the row a step names: its key, or for a keyless table the identity
+        of the row whose ``unique`` columns hold ``step_key``."""
+        spec = self.specs[table]
+        if spec.key or self.key_columns(table) == spec.unique:
+            return step_key
+        for key, row in rows.items():
+            if tuple(row[c] for c in spec.unique) == step_key:
+                return key
+        raise KeyError(f"{table} has no row with {spec.unique} = {step_key}")
+
     def key_of(self, table: str, row: Mapping[str, Any]) -> tuple:
         """The key tuple of a row of ``table`` (``key_columns`` order)."""
         return tuple(row[k] for k in self.key_columns(table))
@@ -217,6 +228,8 @@ class Source:
             return Statement("insert", step.table, [self._insert(step.table, step.row, rows)])
         if isinstance(step, InsertMany):
             return Statement("insert_many", step.table, [self._insert(step.table, r, rows) for r in step.rows])
+        if isinstance(step, (Update, Delete)) and not self.specs[step.table].key:
+            step = replace(step, key=self.locate(step.table, step.key, rows))
         if isinstance(step, Update):
             before = rows[step.key]
             after = self._generate(step.table, {**before, **step.changes})
@@ -284,7 +297,7 @@ class Source:
         else:
             cols = [Column(c.name, step.new_type, c.nullable) if c.name == step.name else c for c in cols]
             info = {"kind": "type", "column": step.name, "type": step.new_type}
-        self.specs[step.table] = TableSpec(spec.name, tuple(cols), spec.key)
+        self.specs[step.table] = replace(spec, columns=tuple(cols))
         txid = self.ledger.begin()
         self.ledger.stage(txid, step.table, "ddl", (), None, info)
         self.ledger.commit(txid, issued_at, committed_at)

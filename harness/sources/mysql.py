@@ -207,11 +207,13 @@ class MySqlSource(Source):
         cols = [f"`{c.name}` {'varchar(255)' if c.type == 'text' and c.name in spec.key else mysql_type(c.type)}"
                 f"{f' AS ({c.generated}) STORED' if c.generated else ''}{'' if c.nullable else ' NOT NULL'}"
                 for c in spec.columns]
-        key = ", ".join(f"`{k}`" for k in spec.key)
+        if spec.key:  # a keyless table gets no index: its rows are identified by all their columns
+            key = ", ".join(f"`{k}`" for k in spec.key)
+            cols.append(f"PRIMARY KEY ({key})")
         t = self._table(spec.name)
         with self._conn.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {t}")
-            cur.execute(f"CREATE TABLE {t} ({', '.join(cols)}, PRIMARY KEY ({key})) ENGINE=InnoDB")
+            cur.execute(f"CREATE TABLE {t} ({', '.join(cols)}) ENGINE=InnoDB")
 
     def execute(self, statements: list[Statement], commit: bool) -> tuple[int, int] | None:
         """Run ``statements`` as one transaction; see the class contract."""
@@ -281,7 +283,7 @@ class MySqlSource(Source):
         # FLOAT comes back as text rounded to 6 digits: read it as the double it holds
         cols = ", ".join(f"CAST(`{n}` AS DOUBLE)" if native(t) == "float" else f"`{n}`"
                          for n, t in zip(names, types, strict=True))
-        order = ", ".join(f"`{k}`" for k in spec.key)
+        order = ", ".join(f"`{k}`" for k in self.key_columns(spec.name))
         with self._conn.cursor() as cur:
             cur.execute(f"SELECT {cols} FROM {self._table(spec.name)} ORDER BY {order}")
             rows = cur.fetchall()
@@ -351,7 +353,8 @@ class MySqlSource(Source):
             raise RuntimeError(f"LOAD DATA into {table} loaded {loaded} of {len(rows)} rows: {warnings}")
 
     def _where(self, table: str) -> str:
-        return " AND ".join(f"`{k}` = %s" for k in self.specs[table].key)
+        op = "=" if self.specs[table].key else "<=>"  # a keyless table's identity may hold NULLs
+        return " AND ".join(f"`{k}` {op} %s" for k in self.key_columns(table))
 
     def _insert_sql(self, table: str, cols: tuple[str, ...]) -> str:
         k = ("i", table, cols)
