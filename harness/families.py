@@ -180,6 +180,7 @@ def register_builtin(registry: FamilyRegistry) -> None:
     registry.register(Family(
         "postgres", "harness.sources.postgres:PostgresSource", ("postgres",),
         variants=(("*", ({"replica_identity": "default"}, {"replica_identity": "full"})),
+                  ("partitioned", ({"replica_identity": "default"},)),
                   ("no-key", tuple({"replica_identity": r} for r in ("default", "full", "index", "nothing"))),
                   # a walsender memory of 64 kB: the large transactions spill (or stream) at smoke size
                   ("large-txn-abort", ({"replica_identity": "default", "logical_decoding_work_mem": "64kB"},))),

@@ -50,13 +50,16 @@ class TableSpec:
     ``key=()``: a table without a key, whose identity is the whole row (every column, in column
     order) — unless a source uses ``unique`` as its identity (PostgreSQL's REPLICA IDENTITY
     USING INDEX). ``unique``: NOT NULL columns whose values are unique (PostgreSQL indexes
-    them); steps on a keyless table name their row by these values.
+    them); steps on a keyless table name their row by these values. ``partitions``: range
+    bounds on the first key column — partition ``<name>_p<i>`` holds values below bound i and
+    from bound i-1 on, the last one everything above (for engines that partition tables).
     """
 
     name: str
     columns: tuple[Column, ...]
     key: tuple[str, ...] = ("id",)
     unique: tuple[str, ...] = ()
+    partitions: tuple[int, ...] = ()
 
     def column(self, name: str) -> Column:
         """The column called ``name``."""

@@ -40,6 +40,23 @@ for _identity in ("default", "nothing"):
         "PostgreSQL to refuse the write) wal2json emits no UPDATE or DELETE, only a WARNING: every update and "
         "delete is lost, inserts arrive",
     )
+_PARTED = (("publish_via_partition_root", "off"), ("replica_identity", "default"))
+FINDINGS[("pg-pgoutput", "partitioned", _PARTED)] = (
+    frozenset({"lost", "phantom"}),
+    "pitfall 22: without publish_via_partition_root, pgoutput names every change by the leaf partition "
+    "(items_p0, ...), not by the table written to: the root's changes are lost and the leaves' are phantoms",
+)
+FINDINGS[("pg-pgoutput", "partitioned", (("publish_via_partition_root", "on"), ("replica_identity", "default")))] = (
+    frozenset({"op-mismatch"}),
+    "pitfalls 20 and 22: an update that moves its row to another partition runs, and is decoded, as a delete "
+    "from the old partition and an insert into the new one, although pgoutput sends a key change inside one "
+    "partition as one update",
+)
+FINDINGS[("pg-wal2json", "partitioned", (("replica_identity", "default"),))] = (
+    frozenset({"lost", "phantom"}),
+    "pitfall 22: wal2json has no publish_via_partition_root: every change is named by its leaf partition "
+    "(items_p0, ...), not by the table written to (wal2json #259)",
+)
 FINDINGS[("iceberg-snapshot-diff", "pk-update", ())] = (
     frozenset({"op-mismatch", "lost"}),
     "pitfall 20: a snapshot diff matches rows by key, so when one commit moves a row to a new key and a new "

@@ -344,6 +344,7 @@ class PgOutput(LogicalSlotReader):
     #: large-txn-abort runs with protocol 2 streaming off (spilled to disk) and on (streamed)
     variants: ClassVar[tuple[tuple[str, tuple[dict, ...]], ...]] = (
         ("large-txn-abort", ({"streaming": "off"}, {"streaming": "on"})),
+        ("partitioned", ({"publish_via_partition_root": "off"}, {"publish_via_partition_root": "on"})),
     )
 
     full_identity_notes = ("REPLICA IDENTITY FULL: full old rows; unchanged TOAST values filled from them",)
@@ -365,7 +366,10 @@ class PgOutput(LogicalSlotReader):
         """Create the run's publication (FOR TABLES IN SCHEMA; FOR TABLE … without superuser)."""
         from containers.postgres import create_schema_publication
 
-        create_schema_publication(admin, self.publication, self.schema)
+        via_root = str(self.ctx.settings.get("publish_via_partition_root", "off")).lower()
+        if via_root not in ("on", "off"):
+            raise EngineMisconfigured(f"publish_via_partition_root={via_root!r}; fix: give on or off")
+        create_schema_publication(admin, self.publication, self.schema, via_root=via_root == "on")
 
     def drop_extra(self, admin: Any) -> None:
         if self.publication:

@@ -128,7 +128,14 @@ class PostgresSource(Source):
             cols.append(f"PRIMARY KEY ({key})")
         t = self._table(spec.name)
         self._conn.execute(f"DROP TABLE IF EXISTS {t}")
-        self._conn.execute(f"CREATE TABLE {t} ({', '.join(cols)})")
+        if spec.partitions:  # range-partitioned on the first key column; partitions inherit the key
+            self._conn.execute(f'CREATE TABLE {t} ({", ".join(cols)}) PARTITION BY RANGE ("{spec.key[0]}")')
+            bounds = ["MINVALUE", *map(str, spec.partitions), "MAXVALUE"]
+            for i, (lo, hi) in enumerate(zip(bounds, bounds[1:], strict=False)):
+                self._conn.execute(f'CREATE TABLE {self._table(f"{spec.name}_p{i}")} PARTITION OF {t} '
+                                   f"FOR VALUES FROM ({lo}) TO ({hi})")
+        else:
+            self._conn.execute(f"CREATE TABLE {t} ({', '.join(cols)})")
         index = f"{spec.name}_pkey"
         if spec.unique:
             index = f"{spec.name}_uq"
