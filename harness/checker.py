@@ -9,24 +9,32 @@ types differ), so a collision costs time, never an anomaly. Canonical strings ar
 the rows left unmatched — the anomalies themselves — which are classified one by one, to name
 them and to keep readable examples.
 
+A key-changing update carries its old key (``old_key``, column ``okey``); under a
+``key_updates=delete+insert`` claim the ledger view splits it into delete(old key) + insert(new
+key). A table without a key is keyed by its whole row, so its updates are key changes.
+
 Matching, in order:
 1. exact: each committed change is paired with a captured event of identical
-   (table, key, op, before, after), the n-th occurrence with the n-th (commit vs capture order).
+   (table, key, old key, op, before, after), the n-th occurrence with the n-th (commit vs capture order).
    Surplus identical events are ``duplicate`` — unless delivery is at-least-once and the surplus
    is bounded redelivery: an exact repeat at the same position, delivered after a reader
    restart that came after its previous delivery, of an event whose position had not been
    acknowledged before that restart (counted as ``redelivered``, a measurement).
-2. split updates: a delete then an insert of the same key whose images equal one unpaired
-   committed update → ``op-mismatch`` (when the approach claims ``update``).
+2. split updates: a delete then an insert of the same key — or a delete of a key change's old
+   key and an insert of its new one — whose images equal one unpaired committed update →
+   ``op-mismatch`` (when the approach claims ``update``).
 3. near: remaining events and changes of the same key are paired and classified as
    ``op-mismatch``, ``schema`` (other columns or value types), ``after-mismatch``,
-   ``missing-before`` or ``before-mismatch``. Unpaired changes are ``lost``, unpaired events
-   ``phantom`` (matching a rolled-back change, or invented).
-4. order: per key, capture order must follow commit order (``reordered``); with
+   ``missing-before`` or ``before-mismatch`` (a key change without its old key, or with another:
+   ``op-mismatch``). Unpaired changes are ``lost``, unpaired events ``phantom`` (matching a
+   rolled-back change, or invented).
+4. order: per key, capture order must follow commit order (``reordered``; a key change counts on
+   its old key and its new one); with
    ``transactions`` claimed, one commit's events must share one commit position and be
    contiguous (``torn-txn``).
 5. replay: the captured events applied to the empty initial state must give the engine's final
-   state (``divergence``), counted per key that no other anomaly already explains. Against the
+   state (``divergence``; a key change ends its old key), counted per key that no other anomaly
+   already explains. Against the
    ledger's own final state the replay is implied, and skipped, when every change matched its
    event (content confirmed), nothing else is anomalous and no truncate moves whole tables.
 """
