@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.steps import Column, Delete, Insert, Scenario, TableSpec, Txn, Update
+from harness.steps import Column, Delete, Insert, InsertMany, Scenario, TableSpec, Txn, Update
 from scenarios.sizes import size
 from scenarios.tables import ITEMS, RowMaker
 
@@ -33,7 +33,7 @@ def pk_update(seed: int, scale: str, types: frozenset[str] = frozenset()) -> Sce
     new key, and inside a rolled-back transaction (which must leave no trace)."""
     maker = RowMaker(seed)
     n = max(size(scale, "rows"), 8)
-    steps: list[Any] = [Insert("items", maker.item(k)) for k in range(1, n + 1)]
+    steps: list[Any] = [InsertMany("items", tuple(maker.item(k) for k in range(1, n + 1)))]
     fresh = 1_000
     live = list(range(1, n + 1))
 
@@ -60,9 +60,8 @@ def pk_update(seed: int, scale: str, types: frozenset[str] = frozenset()) -> Sce
     rolled = 7  # untouched so far
     steps.append(Txn((Update("items", (rolled,), {"id": 9_999}), Update("items", (6,), maker.item_change())),
                      commit=False))                                       # rolled back: no trace
-    for k in list(live)[::max(len(live) // size(scale, "txns"), 1)]:
-        if k != rolled and k in live:
-            steps.append(move(k, maker.item_change()))
+    for k in [k for k in live if k != rolled][::4][:size(scale, "txns") // 2]:  # a few more, each alone
+        steps.append(move(k, maker.item_change()))
     return Scenario("pk-update", (ITEMS,), steps,
                     description="updates that change the primary key (pitfall 20)")
 
@@ -78,8 +77,8 @@ def composite_key(seed: int, scale: str, types: frozenset[str] = frozenset()) ->
     maker = RowMaker(seed)
     n = max(size(scale, "rows") // len(_REGIONS), 3)
     keys = [(r, s) for s in range(1, n + 1) for r in _REGIONS]
-    steps: list[Any] = [Insert("parts", _part(maker, r, s)) for r, s in keys]
-    steps.extend(Update("parts", k, {"qty": 1_000 + i}) for i, k in enumerate(keys[::4]))
+    steps: list[Any] = [InsertMany("parts", tuple(_part(maker, r, s) for r, s in keys))]
+    steps.append(Txn(tuple(Update("parts", k, {"qty": 1_000 + i}) for i, k in enumerate(keys[::4]))))
     steps.append(Update("parts", ("eu", 1), {"region": "sa"}))                 # first key part changes
     steps.append(Update("parts", ("us", 1), {"seq": 100}))                     # second key part changes
     steps.append(Update("parts", ("ap", 1), {"region": "af", "seq": 101, "qty": 7}))  # both, and a value

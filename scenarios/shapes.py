@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from harness.steps import Column, Delete, Insert, Scenario, TableSpec, Txn, Update
+from harness.steps import Column, Delete, Insert, InsertMany, Scenario, TableSpec, Txn, Update
 from scenarios.sizes import size
 from scenarios.tables import ITEMS, RowMaker
 
@@ -32,9 +32,10 @@ def generated_columns(seed: int, scale: str, types: frozenset[str] = frozenset()
     publishes no generated column)."""
     maker = RowMaker(seed)
     n = max(size(scale, "rows"), 6)
-    steps: list[Any] = [Insert("lines", {"id": k, "qty": maker.rng.randint(1, 50), "price": maker.rng.randint(1, 99),
-                                         "note": f"line {k}"}) for k in range(1, n + 1)]
-    steps.extend(Update("lines", (k,), {"qty": 100 + k}) for k in range(1, n + 1, 2))
+    steps: list[Any] = [InsertMany("lines", tuple(
+        {"id": k, "qty": maker.rng.randint(1, 50), "price": maker.rng.randint(1, 99), "note": f"line {k}"}
+        for k in range(1, n + 1)))]
+    steps.append(Txn(tuple(Update("lines", (k,), {"qty": 100 + k}) for k in range(1, n + 1, 2))))
     steps.extend(Update("lines", (k,), {"note": f"noted {k}"}) for k in range(2, n + 1, 3))
     steps.append(Txn((Update("lines", (1,), {"price": None}), Update("lines", (2,), {"qty": 7, "price": 6}))))
     steps.extend(Delete("lines", (k,)) for k in range(3, n + 1, 4))
@@ -61,9 +62,10 @@ def no_key(seed: int, scale: str, types: frozenset[str] = frozenset()) -> Scenar
     (pitfall 21: DEFAULT/NOTHING make PostgreSQL refuse UPDATE/DELETE on a published table)."""
     maker = RowMaker(seed)
     n = max(size(scale, "rows"), 8)
-    steps: list[Any] = [Insert("nokey", {"code": k, "name": f"n{k}", "qty": maker.rng.randint(0, 99)})
-                        for k in range(1, n + 1)]
-    steps.extend(Update("nokey", (k,), {"qty": 1_000 + k}) for k in range(1, n + 1, 3))
+    steps: list[Any] = [InsertMany("nokey", tuple({"code": k, "name": f"n{k}", "qty": maker.rng.randint(0, 99)}
+                                                  for k in range(1, n + 1)))]
+    steps.extend(Update("nokey", (k,), {"qty": 1_000 + k}) for k in range(1, n + 1, 6))
+    steps.append(Txn(tuple(Update("nokey", (k,), {"qty": 2_000 + k}) for k in range(4, n + 1, 6))))
     steps.append(Update("nokey", (2,), {"code": 500, "name": "moved"}))
     steps.append(Txn((Insert("nokey", {"code": 600, "name": "new", "qty": 1}), Update("nokey", (600,), {"qty": 2}),
                       Delete("nokey", (3,)))))
