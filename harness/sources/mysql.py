@@ -210,10 +210,15 @@ class MySqlSource(Source):
         if spec.key:  # a keyless table gets no index: its rows are identified by all their columns
             key = ", ".join(f"`{k}`" for k in spec.key)
             cols.append(f"PRIMARY KEY ({key})")
+        parts = ""
+        if spec.partitions:  # range partitions on the first key column, as PostgreSQL's
+            bounds = [*map(str, spec.partitions), "MAXVALUE"]
+            parts = f" PARTITION BY RANGE (`{spec.key[0]}`) (" + ", ".join(
+                f"PARTITION p{i} VALUES LESS THAN ({b})" for i, b in enumerate(bounds)) + ")"
         t = self._table(spec.name)
         with self._conn.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {t}")
-            cur.execute(f"CREATE TABLE {t} ({', '.join(cols)}) ENGINE=InnoDB")
+            cur.execute(f"CREATE TABLE {t} ({', '.join(cols)}) ENGINE=InnoDB{parts}")
 
     def execute(self, statements: list[Statement], commit: bool) -> tuple[int, int] | None:
         """Run ``statements`` as one transaction; see the class contract."""
