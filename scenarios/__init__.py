@@ -60,9 +60,11 @@ def register_builtin_scenarios(reg: ScenarioRegistry) -> None:
     from harness.options import HEAVY_ROLES
     from scenarios import core, faults, kafka, keys, pipeline, schema, shapes
 
-    for module in (core, schema, faults, keys):
+    for module in (core, schema, faults):
         for name, factory in module.SCENARIOS.items():
             reg.register(name, factory)
+    for name, factory in keys.SCENARIOS.items():  # on the JVM engines: Debezium's, not yet Spark's
+        reg.register(name, factory, without_roles=frozenset({"spark"}))
     for name, (factory, families) in shapes.LIGHT_SCENARIOS.items():  # not on JVM engines: the suite's time
         reg.register(name, factory, families, without_roles=HEAVY_ROLES)
     from scenarios.mysql import MYSQL_SCENARIOS, SHARED
