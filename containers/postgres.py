@@ -83,14 +83,16 @@ def drop_slot(admin: Any, slot: str, timeout_s: float = 30.0) -> None:
             admin.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
 
 
-def create_schema_publication(admin: Any, publication: str, schema: str) -> None:
+def create_schema_publication(admin: Any, publication: str, schema: str, via_root: bool = False) -> None:
     """Create ``publication`` for every table of ``schema`` (FOR TABLES IN SCHEMA: tables created
-    later are published too; without superuser, FOR TABLE on the tables that exist now)."""
+    later are published too; without superuser, FOR TABLE on the tables that exist now).
+    ``via_root``: ``publish_via_partition_root`` (changes of a partition under its root's name)."""
     if admin.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (publication,)).fetchone():
         return
     psycopg = _psycopg()
+    with_ = " WITH (publish_via_partition_root = true)" if via_root else ""
     try:
-        admin.execute(f'CREATE PUBLICATION "{publication}" FOR TABLES IN SCHEMA "{schema}"')
+        admin.execute(f'CREATE PUBLICATION "{publication}" FOR TABLES IN SCHEMA "{schema}"{with_}')
     except psycopg.errors.InsufficientPrivilege:
         tables = [r[0] for r in admin.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,)).fetchall()]
@@ -99,7 +101,7 @@ def create_schema_publication(admin: Any, publication: str, schema: str) -> None
                 f"no tables in schema {schema} to publish and no privilege for FOR TABLES IN SCHEMA; "
                 "fix: create the tables before start() or use a superuser") from None
         names = ", ".join(f'"{schema}"."{t}"' for t in tables)
-        admin.execute(f'CREATE PUBLICATION "{publication}" FOR TABLE {names}')
+        admin.execute(f'CREATE PUBLICATION "{publication}" FOR TABLE {names}{with_}')
 
 
 def require_postgres(engine: Any) -> str:

@@ -14,6 +14,9 @@ class Capabilities:
 
     ``before_image``: ``full`` (whole old row), ``key`` (key columns only) or ``none``.
     ``updates``: ``update`` (one event) or ``delete+insert`` (two events per update).
+    ``key_updates``: how an update that changes the key arrives: ``update`` (one event with the
+    new key and the old one, ``ChangeEvent.old_key``) or ``delete+insert`` (delete of the old key,
+    insert of the new one); ``updates=delete+insert`` implies it.
     ``transactions``: all changes of one commit arrive together, not interleaved.
     ``delivery``: ``exactly-once``, or ``at-least-once`` (exact repeats at the same position
     allowed, e.g. after a crash between receipt and ack).
@@ -25,10 +28,13 @@ class Capabilities:
     ``dropped``: columns the approach declares it leaves out (a projection, part of its
     settings); the net-per-commit checker leaves them out of the committed images and the final
     state too, so a dropped column still delivered, or another one missing, is a ``schema``.
+    ``settings``: case settings the approach applies to its own reader session (e.g.
+    ``logical_decoding_work_mem``); a scenario requiring ``setting:<name>`` needs it.
     """
 
     before_image: Literal["full", "key", "none"] = "full"
     updates: Literal["update", "delete+insert"] = "update"
+    key_updates: Literal["update", "delete+insert"] = "update"
     transactions: bool = True
     delivery: Literal["exactly-once", "at-least-once"] = "exactly-once"
     ddl: frozenset[str] = field(default_factory=frozenset)
@@ -37,6 +43,16 @@ class Capabilities:
     net_per_commit: bool = False
     dropped: frozenset[str] = field(default_factory=frozenset)
     notes: tuple[str, ...] = ()
+    settings: frozenset[str] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        if self.updates == "delete+insert" and self.key_updates != "delete+insert":
+            object.__setattr__(self, "key_updates", "delete+insert")  # every update is split
+
+    @property
+    def splits_updates(self) -> bool:
+        """True when some committed update arrives as delete + insert (all, or key changes)."""
+        return self.key_updates == "delete+insert"
 
     def lacks(self, requirement: str) -> str | None:
         """Return why ``requirement`` (e.g. ``ddl:rename``, ``truncate``, ``resume``) is not met."""
@@ -47,6 +63,8 @@ class Capabilities:
             return "emits no truncate event"
         if kind == "resume" and not self.resume:
             return "cannot resume from an acknowledged position"
+        if kind == "setting" and arg not in self.settings:
+            return f"does not apply the setting '{arg}' to its reader"
         if kind == "before" and self.before_image != "full":
             return f"gives before images '{self.before_image}', not full"
         return None
@@ -56,6 +74,7 @@ class Capabilities:
         return {
             "before_image": self.before_image,
             "updates": self.updates,
+            "key_updates": self.key_updates,
             "transactions": self.transactions,
             "delivery": self.delivery,
             "ddl": sorted(self.ddl),
@@ -64,4 +83,5 @@ class Capabilities:
             "net_per_commit": self.net_per_commit,
             "dropped": sorted(self.dropped),
             "notes": list(self.notes),
+            "settings": sorted(self.settings),
         }

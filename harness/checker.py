@@ -9,24 +9,32 @@ types differ), so a collision costs time, never an anomaly. Canonical strings ar
 the rows left unmatched — the anomalies themselves — which are classified one by one, to name
 them and to keep readable examples.
 
+A key-changing update carries its old key (``old_key``, column ``okey``); under a
+``key_updates=delete+insert`` claim the ledger view splits it into delete(old key) + insert(new
+key). A table without a key is keyed by its whole row, so its updates are key changes.
+
 Matching, in order:
 1. exact: each committed change is paired with a captured event of identical
-   (table, key, op, before, after), the n-th occurrence with the n-th (commit vs capture order).
+   (table, key, old key, op, before, after), the n-th occurrence with the n-th (commit vs capture order).
    Surplus identical events are ``duplicate`` — unless delivery is at-least-once and the surplus
    is bounded redelivery: an exact repeat at the same position, delivered after a reader
    restart that came after its previous delivery, of an event whose position had not been
    acknowledged before that restart (counted as ``redelivered``, a measurement).
-2. split updates: a delete then an insert of the same key whose images equal one unpaired
-   committed update → ``op-mismatch`` (when the approach claims ``update``).
+2. split updates: a delete then an insert of the same key — or a delete of a key change's old
+   key and an insert of its new one — whose images equal one unpaired committed update →
+   ``op-mismatch`` (when the approach claims ``update``).
 3. near: remaining events and changes of the same key are paired and classified as
    ``op-mismatch``, ``schema`` (other columns or value types), ``after-mismatch``,
-   ``missing-before`` or ``before-mismatch``. Unpaired changes are ``lost``, unpaired events
-   ``phantom`` (matching a rolled-back change, or invented).
-4. order: per key, capture order must follow commit order (``reordered``); with
+   ``missing-before`` or ``before-mismatch`` (a key change without its old key, or with another:
+   ``op-mismatch``). Unpaired changes are ``lost``, unpaired events ``phantom`` (matching a
+   rolled-back change, or invented).
+4. order: per key, capture order must follow commit order (``reordered``; a key change counts on
+   its old key and its new one); with
    ``transactions`` claimed, one commit's events must share one commit position and be
    contiguous (``torn-txn``).
 5. replay: the captured events applied to the empty initial state must give the engine's final
-   state (``divergence``), counted per key that no other anomaly already explains. Against the
+   state (``divergence``; a key change ends its old key), counted per key that no other anomaly
+   already explains. Against the
    ledger's own final state the replay is implied, and skipped, when every change matched its
    event (content confirmed), nothing else is anomalous and no truncate moves whole tables.
 """
@@ -52,6 +60,7 @@ from harness.columnar import (
     _row_batches,
     _TokenStruct,
     batch_len,
+    encode_keys,
     encode_parts,
     image_hash,
     rows_to_batches,
@@ -71,8 +80,9 @@ from harness.values import (
 )
 from harness.verdict import ANOMALIES, MAX_EXAMPLES, Verdict
 
-CONTENT = ["table", "key", "op", "before", "after"]
-_HEAD = ["table", "key", "op", "occ"]
+#: ``okey``: the old key of a key-changing update (canonical string), else NULL
+CONTENT = ["table", "key", "okey", "op", "before", "after"]
+_HEAD = ["table", "key", "okey", "op", "occ"]
 #: fixed seed: hashes of the ledger, the events and the final state must be comparable
 _SEED = 0x5EED
 #: engine final state: table -> {key tuple -> row}
@@ -137,7 +147,8 @@ class EncodedHistory:
     elog: Any = None
 
 
-_BASE_SCHEMA = {"table": pl.String, "key": pl.String, "op": pl.String, "rbh": pl.UInt64, "rah": pl.UInt64}
+_BASE_SCHEMA = {"table": pl.String, "key": pl.String, "okey": pl.String, "op": pl.String, "rbh": pl.UInt64,
+                "rah": pl.UInt64}
 _LEDGER_SCHEMA = {**_BASE_SCHEMA, "txid": pl.Int64, "commit_seq": pl.Int64, "issued_at": pl.Int64,
                   "rolled": pl.Boolean}
 _EVENT_SCHEMA = {**_BASE_SCHEMA, "etx": pl.String, "captured_at": pl.Int64}
@@ -151,20 +162,33 @@ def _base(part: Any, n: int, tokens: Mapping[str, frozenset[str]], runs: list | 
         if isinstance(batch, RowBatch):
             rows = part[start:stop]
             table_op = {"table": [r.table for r in rows], "op": [r.op for r in rows]}
+            okey = pl.Series([None if getattr(r, "old_key", None) is None else encode_key(r.old_key)
+                              for r in rows], dtype=pl.String)
             key, before, after, tcols = batch.key, batch.before, batch.after, tokens.get(batch.table, frozenset())
         else:
             table_op = {"table": batch.column("table"), "op": batch.column("op")}
             names = batch.schema.names
             key = batch.column("key") if "key" in names else None
+            okey = _old_keys(batch.column("old_key") if "old_key" in names else None, m)
             before = batch.column("before") if "before" in names else None
             after = batch.column("after") if "after" in names else None
             tables = pc.unique(batch.column("table")).to_pylist()
             tcols = frozenset().union(*(tokens.get(t, frozenset()) for t in tables))
         frames.append(pl.DataFrame({
-            **table_op, "key": _encode_struct_like(key, m, False), "rbh": image_hash(before, m, tcols),
+            **table_op, "key": _encode_struct_like(key, m, False), "okey": okey, "rbh": image_hash(before, m, tcols),
             "rah": image_hash(after, m, tcols)}).with_columns(pl.col("table").cast(pl.String),
                                                            pl.col("op").cast(pl.String)))
     return pl.concat(frames) if len(frames) > 1 else frames[0]
+
+
+def _old_keys(col: Any, n: int) -> pl.Series:
+    """Canonical old keys of an Arrow ``old_key`` struct column (NULL where a row has none)."""
+    if col is None or col.null_count == n:
+        return pl.Series([None] * n, dtype=pl.String)
+    out = encode_keys(col, n)
+    if col.null_count:
+        out = out.set(pl.Series(col.is_null().to_numpy(zero_copy_only=False)), None)  # type: ignore[arg-type]
+    return out
 
 
 #: consecutive Arrow parts of one schema are merged into one segment up to this many rows
@@ -542,13 +566,19 @@ class _Anomalies:
 
 
 def _event_json(e: ChangeEvent) -> dict:
-    return {"table": e.table, "op": e.op, "key": jsonable(e.key), "before": jsonable(e.before),
-            "after": jsonable(e.after), "position": list(e.position), "txid": jsonable(e.txid)}
+    out = {"table": e.table, "op": e.op, "key": jsonable(e.key), "before": jsonable(e.before),
+           "after": jsonable(e.after), "position": list(e.position), "txid": jsonable(e.txid)}
+    if getattr(e, "old_key", None) is not None:
+        out["old_key"] = jsonable(e.old_key)
+    return out
 
 
 def _change_json(c: LedgerChange) -> dict:
-    return {"table": c.table, "op": c.op, "key": jsonable(c.key), "before": jsonable(c.before),
-            "after": jsonable(c.after), "txid": c.txid, "commit_seq": c.commit_seq}
+    out = {"table": c.table, "op": c.op, "key": jsonable(c.key), "before": jsonable(c.before),
+           "after": jsonable(c.after), "txid": c.txid, "commit_seq": c.commit_seq}
+    if c.old_key is not None:
+        out["old_key"] = jsonable(c.old_key)
+    return out
 
 
 def _content(df: pl.DataFrame, order_col: str, log: RowLog) -> pl.DataFrame:
@@ -556,7 +586,7 @@ def _content(df: pl.DataFrame, order_col: str, log: RowLog) -> pl.DataFrame:
     occurrence number of that exact content (n-th pairs with n-th), and ``h``: ``h0`` for a
     first occurrence, else ``h0`` folded with ``occ``. Occurrences are counted on the content
     itself (canonical strings of the rows whose ``h0`` repeats), never on the hash alone."""
-    df = df.with_columns(_hash(pl.struct("kh", "op", "bh", "ah")).alias("h0"))
+    df = df.with_columns(_hash(pl.struct("kh", "okey", "op", "bh", "ah")).alias("h0"))
     if df["h0"].n_unique() == df.height:
         return df.with_columns(pl.col("h0").alias("h"), pl.lit(1, pl.UInt32).alias("occ"), _UNIQUE)
     occ = pl.col(order_col).rank("ordinal").over(CONTENT).cast(pl.UInt32)
@@ -595,9 +625,10 @@ def _without(df: pl.DataFrame, col: str, used: pl.Series) -> pl.DataFrame:
 
 
 def _capability_view(df: pl.DataFrame, capabilities: Capabilities) -> pl.DataFrame:
-    """Ledger rows as the approach can give them: split updates, no before image unless full."""
-    if capabilities.updates == "delete+insert":
-        df = _split_ledger_updates(df)
+    """Ledger rows as the approach can give them: split updates (all, or only key-changing
+    ones), no before image unless full."""
+    if capabilities.splits_updates:
+        df = _split_ledger_updates(df, only_key_changes=capabilities.updates != "delete+insert")
     if capabilities.before_image != "full":
         df = _no_before(df)
     return df
@@ -681,17 +712,17 @@ def check(
         _check_partial_before(found, matched, history, capabilities)
 
     # 4. order and transaction boundaries
-    pairs = matched.select("kh", "lseq", "eidx", "txid", "etx")
+    pairs = matched.select("kh", "table", "key", "okey", "lseq", "eidx", "txid", "etx")
     if paired.height:
         paired = paired.select(_hash(pl.struct("table", "key")).alias("kh"),
-                               "lseq", "eidx", "txid", "etx")
+                               "table", "key", "okey", "lseq", "eidx", "txid", "etx")
         pairs = pl.concat([pairs, paired]).sort("lseq")
     _check_order(found, pairs, history)
     if capabilities.transactions:
         _check_transactions(found, pairs, history)
 
     # 5. replay
-    split = capabilities.updates == "delete+insert"
+    split = capabilities.splits_updates
     confirmed = matched.filter("va").select(
         (pl.col("lseq") // 2 if split else pl.col("lseq")).cast(pl.UInt32).alias("lseq"), "eidx")
     ops = pl.col("op") == "truncate"
@@ -781,16 +812,22 @@ def _add_events(found: _Anomalies, kind: str, df: pl.DataFrame, history: Encoded
     found.add(kind, df.height, examples, list(zip(df["table"].to_list(), df["key"].to_list(), strict=False)))
 
 
-def _split_ledger_updates(L: pl.DataFrame) -> pl.DataFrame:
-    """Expand committed updates into delete(before) + insert(after) for delete+insert approaches."""
-    upd = L.filter(pl.col("op") == "update")
-    if not upd.height:
-        return L
+def _split_ledger_updates(L: pl.DataFrame, only_key_changes: bool = False) -> pl.DataFrame:
+    """Expand committed updates into delete(before) + insert(after) for delete+insert approaches
+    (``only_key_changes``: only updates that changed the key; their delete is of the old key).
+    Ledger positions are doubled (``lseq`` 2n: the change or its delete, 2n+1: its insert)."""
+    is_split = pl.col("op") == "update"
+    if only_key_changes:
+        is_split = is_split & pl.col("okey").is_not_null()
+    upd = L.filter(is_split)
+    old = pl.col("okey").is_not_null()
     dels = upd.with_columns(pl.lit("delete").alias("op"), pl.lit(False).alias("va"),
-                            (pl.col("lseq") * 2).alias("lseq2"))
+                            (pl.col("lseq") * 2).alias("lseq2"),
+                            pl.when(old).then(pl.col("okey")).otherwise(pl.col("key")).alias("key"),
+                            pl.lit(None, pl.String).alias("okey")).with_columns(_key_hash())
     ins = upd.with_columns(pl.lit("insert").alias("op"), pl.lit(False).alias("vb"),
-                           (pl.col("lseq") * 2 + 1).alias("lseq2"))
-    keep = L.filter(pl.col("op") != "update").with_columns((pl.col("lseq") * 2).alias("lseq2"))
+                           (pl.col("lseq") * 2 + 1).alias("lseq2"), pl.lit(None, pl.String).alias("okey"))
+    keep = L.filter(~is_split).with_columns((pl.col("lseq") * 2).alias("lseq2"))
     out = pl.concat([keep, dels, ins]).sort("lseq2")
     return out.drop("lseq").rename({"lseq2": "lseq"}).with_columns(
         pl.col("lseq").cast(pl.UInt32), *_view_hashes())
@@ -808,17 +845,27 @@ def _split_updates(found: _Anomalies, rest: pl.DataFrame, l_un: pl.DataFrame,
     combos = s.filter((pl.col("op") == "delete") & (pl.col("n_op") == "insert")).select(
         "table", "key", pl.col("before"), pl.col("n_after").alias("after"),
         pl.col("eidx").alias("d_eidx"), pl.col("n_eidx").alias("i_eidx"))
-    updates = l_un.filter(pl.col("op") == "update").select("table", "key", "before", "after", "lseq")
-    hit = combos.join(updates, on=["table", "key", "before", "after"], how="inner", nulls_equal=True)
-    hit = hit.unique("lseq", keep="first").unique("d_eidx", keep="first")
+    updates = l_un.filter(pl.col("op") == "update").select("table", "key", "okey", "before", "after", "lseq")
+    hit = combos.join(updates.filter(pl.col("okey").is_null()).drop("okey"),
+                      on=["table", "key", "before", "after"], how="inner", nulls_equal=True)
+    moved = updates.filter(pl.col("okey").is_not_null())
+    if moved.height:  # a key change: delete of the old key, insert of the new one
+        dels = rest.filter(pl.col("op") == "delete").select(
+            "table", pl.col("key").alias("okey"), "before", pl.col("eidx").alias("d_eidx"))
+        ins = rest.filter(pl.col("op") == "insert").select("table", "key", "after", pl.col("eidx").alias("i_eidx"))
+        both = moved.join(dels, on=["table", "okey", "before"], how="inner", nulls_equal=True).join(
+            ins, on=["table", "key", "after"], how="inner", nulls_equal=True)
+        hit = pl.concat([hit, both.select(hit.columns)])
+    hit = hit.unique("lseq", keep="first").unique("d_eidx", keep="first").unique("i_eidx", keep="first")
     if not hit.height:
         return rest, l_un
     examples = [{"why": "update captured as delete + insert",
                  "committed": _change_json(history.ledger_rows[r]),
                  "captured": [_event_json(history.event_rows[r2]) for r2 in (d, i)]}
                 for r, d, i in hit.select("lseq", "d_eidx", "i_eidx").head(MAX_EXAMPLES).iter_rows()]
-    found.add("op-mismatch", hit.height, examples,
-              list(zip(hit["table"].to_list(), hit["key"].to_list(), strict=False)))
+    touched = list(zip(hit["table"].to_list(), hit["key"].to_list(), strict=False))
+    touched += [(history.event_rows[d].table, encode_key(history.event_rows[d].key)) for d in hit["d_eidx"].to_list()]
+    found.add("op-mismatch", hit.height, examples, touched)
     used = pl.concat([hit["d_eidx"], hit["i_eidx"]]).to_frame("eidx")
     return rest.join(used, on="eidx", how="anti"), l_un.join(hit.select("lseq"), on="lseq", how="anti")
 
@@ -830,10 +877,12 @@ def _ledger_row(history: EncodedHistory, lseq: int, split: bool) -> LedgerChange
 def _classify_leftovers(found: _Anomalies, rest: pl.DataFrame, l_un: pl.DataFrame,
                         history: EncodedHistory, caps: Capabilities) -> pl.DataFrame:
     """Pair leftover events and changes per key and name each anomaly; return the pairs."""
-    split = caps.updates == "delete+insert"
+    split = caps.splits_updates
     by_key: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for row in l_un.select("table", "key", "op", "lseq", "txid").iter_rows(named=True):
+    key_at: dict[int, tuple[str, str]] = {}
+    for row in l_un.select("table", "key", "okey", "op", "lseq", "txid").iter_rows(named=True):
         by_key[(row["table"], row["key"])].append(row)
+        key_at[row["lseq"]] = (row["table"], row["key"])
     rolled_view: set | None = None
     pairs: list[tuple] = []
     for row in rest.select(*CONTENT, "eidx", "etx").iter_rows(named=True):
@@ -851,24 +900,33 @@ def _classify_leftovers(found: _Anomalies, rest: pl.DataFrame, l_un: pl.DataFram
         # prefer the earliest change of the same op; else the earliest change
         pick = next((c for c in cands if c["op"] == row["op"]), cands[0])
         cands.remove(pick)
-        if split and row["op"] == "update" and pick["op"] == "delete" and pick["lseq"] % 2 == 0:
+        if split and row["op"] == "update" and pick["op"] in ("delete", "insert"):
             # one committed update, split into delete + insert for a delete+insert approach, was
-            # captured as an update: one op-mismatch, its insert half is not also lost
-            half = next((c for c in cands if c["lseq"] == pick["lseq"] + 1 and c["op"] == "insert"), None)
+            # captured as an update: one op-mismatch, its other half (under the old key when the
+            # update changed the key) is not also lost
+            other = pick["lseq"] + 1 if pick["op"] == "delete" else pick["lseq"] - 1
+            other_op = "insert" if pick["op"] == "delete" else "delete"
+            others = by_key.get(key_at.get(other, k), [])
+            half = next((c for c in others if c["lseq"] == other and c["op"] == other_op), None)
             if half is not None:
-                cands.remove(half)
+                others.remove(half)
         c = _ledger_row(history, pick["lseq"], split)
-        pairs.append((row["table"], row["key"], pick["lseq"], row["eidx"], pick["txid"], row["etx"]))
+        pairs.append((row["table"], row["key"], pick["okey"], pick["lseq"], row["eidx"], pick["txid"], row["etx"]))
+        # a key change also touches its old key (the committed one, and the one captured)
+        touched = [k, *((row["table"], encode_key(o)) for o in (c.old_key, getattr(e, "old_key", None))
+                        if o is not None)]
         for kind, why in _pair_kinds(c, e, pick["op"], caps):
             found.add(kind, 1, [{"why": why, "committed": _change_json(c), "captured": _event_json(e),
-                                 "difference": jsonable(_diff_for(kind, c, e))}], [k])
+                                 "difference": jsonable(_diff_for(kind, c, e))}], touched)
     for cands in by_key.values():
         for pick in cands:
             c = _ledger_row(history, pick["lseq"], split)
-            found.add("lost", 1, [{"why": "committed, never captured", "committed": _change_json(c)}],
-                      [(pick["table"], pick["key"])])
-    return pl.DataFrame(pairs, schema={"table": pl.String, "key": pl.String, "lseq": pl.UInt32,
-                                       "eidx": pl.UInt32, "txid": pl.Int64, "etx": pl.String},
+            lost_keys = [(pick["table"], pick["key"])]
+            if pick["op"] == "update" and c.old_key is not None:  # a lost key change leaves its old key
+                lost_keys.append((pick["table"], encode_key(c.old_key)))
+            found.add("lost", 1, [{"why": "committed, never captured", "committed": _change_json(c)}], lost_keys)
+    return pl.DataFrame(pairs, schema={"table": pl.String, "key": pl.String, "okey": pl.String,
+                                       "lseq": pl.UInt32, "eidx": pl.UInt32, "txid": pl.Int64, "etx": pl.String},
                         orient="row")
 
 
@@ -883,6 +941,10 @@ def _pair_kinds(c: LedgerChange, e: ChangeEvent, expected_op: str,
     """Name what differs between a committed change and the captured event paired with it."""
     if e.op != expected_op:
         return [("op-mismatch", f"committed {expected_op}, captured {e.op}")]
+    if expected_op == "update" and c.old_key != e.old_key:
+        old = "no key change" if c.old_key is None else f"a key change from {jsonable(c.old_key)}"
+        got = "none" if e.old_key is None else f"one from {jsonable(e.old_key)}"
+        return [("op-mismatch", f"committed {old}, captured {got}")]
     exp_after = c.after if expected_op != "delete" else None
     exp_before = c.before if expected_op != "insert" else None
     kinds: list[tuple[str, str]] = []
@@ -906,7 +968,7 @@ def _check_partial_before(found: _Anomalies, matched: pl.DataFrame, history: Enc
     """Under a ``key`` before-image claim, a before image need only hold the key, but every other
     value it does hold (not NULL) must be the committed one: a value made up in place of the
     old one (a type default, a placeholder) is a ``before-mismatch``, not a silent pass."""
-    split = caps.updates == "delete+insert"
+    split = caps.splits_updates
     ops = history.events.select("eidx", "op").filter(pl.col("op").is_in(["update", "delete"]))
     rows = matched.select("lseq", "eidx").join(ops.select("eidx"), on="eidx", how="semi")
     for lseq, eidx in rows.iter_rows():
@@ -927,18 +989,22 @@ def _check_partial_before(found: _Anomalies, matched: pl.DataFrame, history: Enc
 
 
 def _check_order(found: _Anomalies, pairs: pl.DataFrame, history: EncodedHistory) -> None:
-    """Per key, capture order must follow commit order."""
+    """Per key, capture order must follow commit order; a key-changing update stands in the
+    order of its old key and of its new one (the key is followed across its change)."""
     if pairs["eidx"].is_sorted():
         return  # captured in commit order: on every key too
+    moved = pairs.filter(pl.col("okey").is_not_null())
+    if moved.height:
+        moved = moved.with_columns(pl.col("okey").alias("key")).with_columns(_key_hash())
+        pairs = pl.concat([pairs, moved.select(pairs.columns)]).sort("lseq", maintain_order=True)
     s = pairs.select("kh", "eidx").sort("kh", maintain_order=True)  # pairs are in lseq order
     same_key = pl.col("kh") == pl.col("kh").shift(1)
     if not s.select((same_key & (pl.col("eidx") < pl.col("eidx").shift(1))).any()).item():
         return  # capture order increases along commit order on every key
     # a hash collision can only merge two keys here: look again on the keys themselves
-    s = pairs.select("eidx").join(history.events.select("eidx", "table", "key"), on="eidx",
-                                  how="left", maintain_order="left")
+    s = pairs.select("eidx", "table", "key")
     s = s.with_columns(pl.col("eidx").cum_max().shift(1).over(["table", "key"]).alias("prev_max"))
-    bad = s.filter(pl.col("eidx") < pl.col("prev_max")).select("eidx").sort("eidx")
+    bad = s.filter(pl.col("eidx") < pl.col("prev_max")).select("eidx").unique().sort("eidx")
     _add_events(found, "reordered", _event_rows(history, bad["eidx"]), history,
                 "captured before a change committed earlier on this key")
 
@@ -972,8 +1038,13 @@ def _check_transactions(found: _Anomalies, pairs: pl.DataFrame, history: Encoded
 
 
 def _alive(df: pl.DataFrame, order_col: str) -> pl.DataFrame:
-    """The last change per key after the table's last truncate, unless it is a delete."""
-    df = df.select("table", "key", "op", order_col, "kh", "ridx")
+    """The last change per key after the table's last truncate, unless it is a delete; a
+    key-changing update also ends its old key (as a delete would)."""
+    df = df.select("table", "key", "okey", "op", order_col, "kh", "ridx")
+    moved = df.filter(pl.col("okey").is_not_null() & (pl.col("op") == "update"))
+    if moved.height:
+        gone = moved.with_columns(pl.col("okey").alias("key"), pl.lit("delete").alias("op")).with_columns(_key_hash())
+        df = pl.concat([df, gone.select(df.columns)]).sort(order_col, maintain_order=True)
     truncs = df.filter(pl.col("op") == "truncate")
     rows = df.filter(pl.col("op") != "truncate") if truncs.height else df
     if truncs.height:

@@ -8,6 +8,7 @@ table and share one image shape::
     before: struct<...>  after: struct<...>   (a NULL struct is "no image"; its fields are the
                                                image's columns, so a column's absence is kept)
     position: list<int64>   txid: any (optional)   captured_at: int64 (optional)
+    old_key: struct<key columns> (optional: a key-changing update's old key, NULL elsewhere)
 
 A **ledger batch** has the same ``table/op/key/before/after`` columns; the ledger adds txid,
 commit order and commit times (``Ledger.stage_batch``).
@@ -387,6 +388,8 @@ def arrow_row(batch: pa.RecordBatch | pa.Table, i: int) -> dict[str, Any]:
     schema = batch.schema
     key = row.get("key")
     row["key"] = tuple(key.values()) if key else ()
+    if row.get("old_key") is not None:
+        row["old_key"] = tuple(row["old_key"].values())
     for side in ("before", "after"):
         t = schema.field(side).type if side in schema.names else None
         row[side] = _image(row.get(side), t)
@@ -401,7 +404,7 @@ def event_from_arrow(batch: pa.RecordBatch | pa.Table, i: int) -> Any:
 
     r = arrow_row(batch, i)
     return ChangeEvent(r["table"], r["op"], r["key"], r["before"], r["after"], r.get("position") or (),
-                       r.get("txid"), r.get("commit_ts"), r.get("captured_at") or 0)
+                       r.get("txid"), r.get("commit_ts"), r.get("captured_at") or 0, r.get("old_key"))
 
 
 class RowLog(Sequence):

@@ -22,7 +22,8 @@ class ChangeEvent:
     (``()`` for a truncate); ``before``/``after`` map column name to a Python value (Decimal,
     aware datetime, bytes, ...) or are None when the approach gives no image; ``position``
     is totally ordered within one approach; ``captured_at`` is ``time.time_ns()`` taken by
-    the reader when it received the record, before decoding.
+    the reader when it received the record, before decoding. ``old_key``: for an update that
+    changed the key (``key`` is then the new one), the key before it; None otherwise.
     """
 
     table: str
@@ -34,3 +35,4 @@ class ChangeEvent:
     txid: Any = None
     commit_ts: int | None = None
     captured_at: int = 0
+    old_key: tuple | None = None

@@ -179,7 +179,11 @@ def register_builtin(registry: FamilyRegistry) -> None:
                              writers=(("spark", "harness.sources.spark_iceberg:SparkIcebergSource", ("spark",)),)))
     registry.register(Family(
         "postgres", "harness.sources.postgres:PostgresSource", ("postgres",),
-        variants=(("*", ({"replica_identity": "default"}, {"replica_identity": "full"})),),
+        variants=(("*", ({"replica_identity": "default"}, {"replica_identity": "full"})),
+                  ("partitioned", ({"replica_identity": "default"},)),
+                  ("no-key", tuple({"replica_identity": r} for r in ("default", "full", "index", "nothing"))),
+                  # a walsender memory of 64 kB: the large transactions spill (or stream) at smoke size
+                  ("large-txn-abort", ({"replica_identity": "default", "logical_decoding_work_mem": "64kB"},))),
     ))
     registry.register(Family("mysql", "harness.sources.mysql:MySqlSource", ("mysql",), variants=MYSQL_VARIANTS))
 
@@ -212,7 +216,7 @@ MYSQL_VARIANTS: tuple[tuple[str, tuple[dict, ...]], ...] = (
     ("*", _IMAGES),
     *((name, (*_IMAGES, _binlog("full", "minimal"))) for name in ("crud", "schema-rename")),
     *((name, (_binlog("full", "full"),)) for name in ("bulk", "bulk-copy", "long-txn", "source-restart",
-                                                       "net-drop")),
+                                                       "net-drop", "partitioned")),
 )
 
 

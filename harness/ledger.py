@@ -9,7 +9,8 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class LedgerChange:
-    """One committed (or rolled-back) change with the times around its COMMIT."""
+    """One committed (or rolled-back) change with the times around its COMMIT. ``old_key``: for
+    an update that changed the key (``key`` is the new one), the key before it; else None."""
 
     table: str
     op: str
@@ -21,6 +22,7 @@ class LedgerChange:
     commit_issued_at: int
     committed_at: int
     rolled_back: bool = False
+    old_key: tuple | None = None
 
 
 @dataclass
@@ -49,7 +51,8 @@ class LedgerBatch:
 
         r = arrow_row(self.data, i)
         return LedgerChange(r["table"], r["op"], r["key"], r["before"], r["after"], self.txid,
-                            self.commit_seq, self.commit_issued_at, self.committed_at, self.rolled_back)
+                            self.commit_seq, self.commit_issued_at, self.committed_at, self.rolled_back,
+                            r.get("old_key"))
 
 
 def _ledger_row(part: LedgerBatch, i: int) -> LedgerChange:
@@ -83,9 +86,12 @@ class Ledger:
         return txid
 
     def stage(self, txid: int, table: str, op: str, key: tuple,
-              before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> None:
-        """Record one change of an open transaction (not yet committed)."""
-        self._pending[txid].changes.append((table, op, key, before, after))
+              before: Mapping[str, Any] | None, after: Mapping[str, Any] | None,
+              old_key: tuple | None = None) -> None:
+        """Record one change of an open transaction (not yet committed); ``old_key``: an update
+        that changed the key from ``old_key`` to ``key``."""
+        self._pending[txid].changes.append((table, op, key, before, after,
+                                            old_key if old_key != key else None))
 
     def stage_batch(self, txid: int, batch: Any) -> None:
         """Record many changes of an open transaction at once, as an Arrow batch (see
@@ -121,8 +127,8 @@ class Ledger:
         rows: list[LedgerChange] = []
         for ch in changes:
             if isinstance(ch, tuple):
-                t, op, k, b, a = ch
-                rows.append(LedgerChange(t, op, k, b, a, txid, seq, issued_at, committed_at, rolled_back))
+                t, op, k, b, a, ok = ch if len(ch) == 6 else (*ch, None)
+                rows.append(LedgerChange(t, op, k, b, a, txid, seq, issued_at, committed_at, rolled_back, ok))
                 continue
             self.log.append_part(rows)
             rows = []
@@ -164,6 +170,11 @@ class Ledger:
                 if part.commit_issued_at and (not first or part.commit_issued_at < first):
                     first = part.commit_issued_at
         return rows, updates, first
+
+    def key_changes(self) -> int:
+        """Committed updates that changed their row's key (``old_key`` set)."""
+        return sum(1 for part in self.log.parts if isinstance(part, list)
+                   for c in part if c.old_key is not None and not c.rolled_back)
 
     def __len__(self) -> int:
         return len(self.log)

@@ -8,8 +8,9 @@ Format (``schema`` 1; fields may be added, never renamed or removed without a ne
     {"schema": 1,
      "run": {"run_id", "started_at", "finished_at", "seed", "scale", "engines", "host",
              "harness_version", "interrupted", "interrupted_reason"},
-     "capabilities": {label: {"before_image", "updates", "transactions", "delivery", "ddl",
-                              "truncate", "resume", "net_per_commit", "dropped", "notes"}},
+     "capabilities": {label: {"before_image", "updates", "key_updates", "transactions", "delivery",
+                              "ddl", "truncate", "resume", "net_per_commit", "dropped", "notes",
+                              "settings"}},
      "results": [{"approach", "scenario", "engine", "settings", "verdict", "reason",
                   "anomalies": {kind: n}, "examples": {kind: [...]}, "events", "events_per_s",
                   "lag_ms": {"p50", "p95", "p99", "max"}, "duration_s", "lag_cdf": [[ms, frac]],
@@ -265,6 +266,8 @@ def _check_capabilities(caps: Any, errors: list[str]) -> None:
         _check(cap.get("before_image") in ("full", "key", "none"), f"{where}.before_image",
                "must be full|key|none", errors)
         _check(cap.get("updates") in ("update", "delete+insert"), f"{where}.updates",
+               "must be update|delete+insert", errors)
+        _check(cap.get("key_updates", "update") in ("update", "delete+insert"), f"{where}.key_updates",
                "must be update|delete+insert", errors)
         _check(cap.get("delivery") in ("exactly-once", "at-least-once"), f"{where}.delivery",
                "must be exactly-once|at-least-once", errors)

@@ -146,7 +146,9 @@ def _faults(steps: Iterable[Any]) -> list[Fault]:
 def expected_events(ledger: Ledger, caps: Capabilities) -> int:
     """How many events a correct approach delivers for this ledger (drain target)."""
     rows, updates, _ = ledger.counts()
-    return rows + updates if caps.updates == "delete+insert" else rows
+    if caps.updates == "delete+insert":
+        return rows + updates
+    return rows + ledger.key_changes() if caps.key_updates == "delete+insert" else rows
 
 
 class FaultInjector:

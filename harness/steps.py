@@ -14,20 +14,52 @@ LOGICAL_TYPES = (
 
 @dataclass(frozen=True)
 class Column:
-    """A column: name, logical type (see ``LOGICAL_TYPES``), nullability."""
+    """A column: name, logical type (see ``LOGICAL_TYPES``), nullability, and ``generated``: an
+    arithmetic expression over other columns (``+ - *``, integers, column names; valid SQL and
+    computed by the source's model with ``generated_value``) for a STORED generated column."""
 
     name: str
     type: str
     nullable: bool = True
+    generated: str = ""
+
+
+def generated_value(expr: str, row: dict[str, Any]) -> Any:
+    """The value of a generated column's expression on ``row`` (NULL when an operand is NULL)."""
+    import ast
+    import operator
+
+    ops = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}
+
+    def ev(node: ast.AST) -> Any:
+        if isinstance(node, ast.BinOp) and type(node.op) in ops:
+            a, b = ev(node.left), ev(node.right)
+            return None if a is None or b is None else ops[type(node.op)](a, b)
+        if isinstance(node, ast.Name):
+            return row[node.id]
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            return node.value
+        raise ValueError(f"generated expression {expr!r}: only + - * of columns and integers; fix the expression")
+    return ev(ast.parse(expr, mode="eval").body)
 
 
 @dataclass(frozen=True)
 class TableSpec:
-    """A table a scenario creates: columns and the key columns (identifier fields)."""
+    """A table a scenario creates: columns and the key columns (identifier fields).
+
+    ``key=()``: a table without a key, whose identity is the whole row (every column, in column
+    order) — unless a source uses ``unique`` as its identity (PostgreSQL's REPLICA IDENTITY
+    USING INDEX). ``unique``: NOT NULL columns whose values are unique (PostgreSQL indexes
+    them); steps on a keyless table name their row by these values. ``partitions``: range
+    bounds on the first key column — partition ``<name>_p<i>`` holds values below bound i and
+    from bound i-1 on, the last one everything above (for engines that partition tables).
+    """
 
     name: str
     columns: tuple[Column, ...]
     key: tuple[str, ...] = ("id",)
+    unique: tuple[str, ...] = ()
+    partitions: tuple[int, ...] = ()
 
     def column(self, name: str) -> Column:
         """The column called ``name``."""

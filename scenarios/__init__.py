@@ -19,23 +19,29 @@ class ScenarioRegistry:
         self._by_name: dict[str, Factory] = {}
         self._families: dict[str, frozenset[str] | None] = {}
         self._roles: dict[str, frozenset[str]] = {}
+        self._without: dict[str, frozenset[str]] = {}
 
     def register(self, name: str, factory: Factory, families: frozenset[str] | None = None,
-                 roles: frozenset[str] = frozenset()) -> None:
+                 roles: frozenset[str] = frozenset(), without_roles: frozenset[str] = frozenset()) -> None:
         """Add a scenario factory under a stable lowercase id (``families``: only these engines;
-        ``roles``: only for approaches whose cases run these engine roles, e.g. ``connect``)."""
+        ``roles``: only for approaches whose cases run these engine roles, e.g. ``connect``;
+        ``without_roles``: not for approaches whose cases run one of these, e.g. the heavy ones)."""
         if not isinstance(name, str) or not name or name != name.lower() or " " in name or not callable(factory):
             raise InvalidPlugin(f"scenario registration wants a lowercase id and a factory, got {name!r}, {factory!r}")
         self._by_name[name] = factory
         self._families[name] = families
         self._roles[name] = frozenset(roles)
+        self._without[name] = frozenset(without_roles)
 
     def applies(self, name: str, family: str, roles: tuple[str, ...] | None = None) -> bool:
         """True when scenario ``name`` runs on engine ``family`` with a case's ``roles``."""
         allowed = self._families.get(name)
         if allowed is not None and family not in allowed:
             return False
-        return roles is None or self._roles.get(name, frozenset()) <= set(roles)
+        if roles is None:
+            return True
+        have = set(roles)
+        return self._roles.get(name, frozenset()) <= have and not self._without.get(name, frozenset()) & have
 
     def get(self, name: str) -> Factory:
         """The factory for ``name``; unknown ids raise with the list of valid ones."""
@@ -51,16 +57,22 @@ class ScenarioRegistry:
 
 def register_builtin_scenarios(reg: ScenarioRegistry) -> None:
     """Add the built-in scenarios to ``reg`` (the plugin's ``pytest_cdc_scenarios``)."""
-    from scenarios import core, faults, kafka, pipeline, schema
+    from harness.options import HEAVY_ROLES
+    from scenarios import core, faults, kafka, keys, pipeline, schema, shapes
 
     for module in (core, schema, faults):
         for name, factory in module.SCENARIOS.items():
             reg.register(name, factory)
+    for name, factory in keys.SCENARIOS.items():  # on the JVM engines: Debezium's, not yet Spark's
+        reg.register(name, factory, without_roles=frozenset({"spark"}))
+    for name, (factory, families) in shapes.LIGHT_SCENARIOS.items():  # not on JVM engines: the suite's time
+        reg.register(name, factory, families, without_roles=HEAVY_ROLES)
     from scenarios.mysql import MYSQL_SCENARIOS, SHARED
-    from scenarios.postgres import POSTGRES_SCENARIOS
+    from scenarios.postgres import LIGHT, POSTGRES_SCENARIOS
 
     for name, factory in POSTGRES_SCENARIOS.items():
-        reg.register(name, _adapt(factory), frozenset({"postgres", "mysql"} if name in SHARED else {"postgres"}))
+        reg.register(name, _adapt(factory), frozenset({"postgres", "mysql"} if name in SHARED else {"postgres"}),
+                     without_roles=HEAVY_ROLES if name in LIGHT else frozenset())
     for name, factory in MYSQL_SCENARIOS.items():
         reg.register(name, _adapt(factory), frozenset({"mysql"}))
     for name, (factory, roles) in (*kafka.SCENARIOS.items(), *pipeline.SCENARIOS.items()):

@@ -205,6 +205,31 @@ def net_drop(seed: int, scale: str) -> Scenario:
                     description="connections terminated under the reader (and the writer)")
 
 
+#: rows in each large transaction of ``large-txn-abort`` per scale (~150 bytes each: far past 64 kB)
+LARGE_TXN = {"smoke": 3_000, "default": 6_000, "large": 200_000}
+
+
+def large_txn_abort(seed: int, scale: str) -> Scenario:
+    """Transactions beyond ``logical_decoding_work_mem`` (64 kB in this case's settings): one
+    rolled back after its changes were spilled or streamed, one committed with a large savepoint
+    rolled back inside it; none of the rolled-back changes may be delivered (pitfall 23)."""
+    maker = RowMaker(seed)
+    n = LARGE_TXN[scale]
+    steps: list[Any] = [Insert("items", maker.item(k)) for k in range(1, 6)]
+
+    def rows(start: int) -> tuple[dict[str, Any], ...]:
+        return tuple(maker.item(k) for k in range(start, start + n))
+
+    steps.append(Txn((InsertMany("items", rows(100)), *(Update("items", (k,), maker.item_change()) for k in (1, 2)),
+                      Delete("items", (3,))), commit=False))
+    steps.append(Txn((Update("items", (1,), maker.item_change()),
+                      Savepoint((InsertMany("items", rows(100 + n)), Update("items", (2,), maker.item_change()))),
+                      InsertMany("items", rows(100 + 2 * n)), Delete("items", (4,)))))
+    steps.append(Update("items", (5,), maker.item_change()))
+    return Scenario("large-txn-abort", (ITEMS,), steps, requires=("setting:logical_decoding_work_mem",),
+                    description=f"transactions of {n}+ changes past logical_decoding_work_mem, one rolled back")
+
+
 POSTGRES_SCENARIOS: dict[str, Callable[[int, str], Scenario]] = {
     "toast": toast,
     "bulk-copy": bulk_copy,
@@ -213,4 +238,7 @@ POSTGRES_SCENARIOS: dict[str, Callable[[int, str], Scenario]] = {
     "multi-table-txn": multi_table_txn,
     "source-restart": source_restart,
     "net-drop": net_drop,
+    "large-txn-abort": large_txn_abort,
 }
+#: not generated for approaches on JVM engines (Debezium): they run at smoke scale in one group
+LIGHT = frozenset({"large-txn-abort"})

@@ -27,10 +27,48 @@ FINDINGS: dict[tuple[str, str, tuple[tuple[str, str], ...]], tuple[frozenset[str
     ),
 }
 
+for _identity in ("default", "full"):
+    FINDINGS[("pg-pgoutput", "generated-columns", (("replica_identity", _identity),))] = (
+        frozenset({"schema"}),
+        "pitfall 24: pgoutput publishes no generated column before PostgreSQL 18 (publish_generated_columns): "
+        "insert and update images lack the stored column the engine computed",
+    )
+for _identity in ("default", "nothing"):
+    FINDINGS[("pg-wal2json", "no-key", (("replica_identity", _identity),))] = (
+        frozenset({"lost"}),
+        f"pitfall 21: on a table without a key under REPLICA IDENTITY {_identity.upper()} (no publication asks "
+        "PostgreSQL to refuse the write) wal2json emits no UPDATE or DELETE, only a WARNING: every update and "
+        "delete is lost, inserts arrive",
+    )
+_PARTED = (("publish_via_partition_root", "off"), ("replica_identity", "default"))
+FINDINGS[("pg-pgoutput", "partitioned", _PARTED)] = (
+    frozenset({"lost", "phantom"}),
+    "pitfall 22: without publish_via_partition_root, pgoutput names every change by the leaf partition "
+    "(items_p0, ...), not by the table written to: the root's changes are lost and the leaves' are phantoms",
+)
+FINDINGS[("pg-pgoutput", "partitioned", (("publish_via_partition_root", "on"), ("replica_identity", "default")))] = (
+    frozenset({"op-mismatch"}),
+    "pitfalls 20 and 22: an update that moves its row to another partition runs, and is decoded, as a delete "
+    "from the old partition and an insert into the new one, although pgoutput sends a key change inside one "
+    "partition as one update",
+)
+FINDINGS[("pg-wal2json", "partitioned", (("replica_identity", "default"),))] = (
+    frozenset({"lost", "phantom"}),
+    "pitfall 22: wal2json has no publish_via_partition_root: every change is named by its leaf partition "
+    "(items_p0, ...), not by the table written to (wal2json #259)",
+)
+FINDINGS[("iceberg-snapshot-diff", "pk-update", ())] = (
+    frozenset({"op-mismatch", "lost"}),
+    "pitfall 20: a snapshot diff matches rows by key, so when one commit moves a row to a new key and a new "
+    "row takes the old key, the diff sees an update of the old key (op-mismatch: the move's delete) and the "
+    "new row's insert is never emitted (lost); the replayed state is still right",
+)
+
 
 #: mysql-binlog under binlog_row_image MINIMAL / NOBLOB: partial images, left partial (pitfall 3)
 _MYSQL_PARTIAL = ("crud", "txn", "types", "truncate", "reader-crash", "schema-add", "schema-drop", "schema-rename",
-                  "schema-type", "schema-offline", "toast", "savepoint", "multi-table-txn", "mysql-types")
+                  "schema-type", "schema-offline", "toast", "savepoint", "multi-table-txn", "mysql-types",
+                  "pk-update", "composite-key", "generated-columns")
 for _scenario in _MYSQL_PARTIAL:
     FINDINGS[("mysql-binlog", _scenario, (("binlog_row_image", "minimal"), ("binlog_row_metadata", "full")))] = (
         frozenset({"schema"}),

@@ -356,6 +356,13 @@ def test_old_images_key_only_or_full() -> None:
     assert txns[6][0].before["n"] == 2 and len(txns[6][0].before) == 3  # FULL: whole row
 
 
+def test_key_change_carries_its_old_key() -> None:
+    txns = _decode("v1")
+    moved = txns[2][0]  # UPDATE ... SET id = 3 WHERE id = 2: old key tuple 'K'
+    assert (moved.op, moved.key, moved.old_key) == ("update", (3,), (2,))
+    assert all(e.old_key is None for t in txns for e in t if e is not moved)
+
+
 def test_relation_after_ddl_carries_new_column() -> None:
     last = _decode("v1")[-1][0]
     assert last.after["extra"] == 7 and last.after["name"] is None
@@ -500,6 +507,23 @@ def test_wal2json_fills_toast_only_from_full_identity() -> None:
     plain, full = dec.feed(_w2j("C", nextlsn="0/2"), 0)
     assert "big" not in plain.after and plain.before is None
     assert full.after["big"] == "x" * 9000 and full.after["n"] == 2 and full.before["n"] == 1
+
+
+def test_wal2json_key_change_and_composite_key_order() -> None:
+    """wal2json lists a composite primary key in column order: the key comes in the catalog's
+    (key) order; the identity's old key marks a key change (pitfalls 20, 25)."""
+    dec = Wal2JsonDecoder("s", lambda ns, rel: ("region", "seq"))
+    dec.feed(_w2j("B", nextlsn="0/2"), 0)
+    pk = [{"name": "seq"}, {"name": "region"}]
+    new = [{"name": "seq", "typeoid": 23, "value": 1}, {"name": "region", "typeoid": 25, "value": "sa"}]
+    old = [{"name": "seq", "typeoid": 23, "value": 1}, {"name": "region", "typeoid": 25, "value": "eu"}]
+    dec.feed(_w2j("I", schema="s", table="p", columns=old, pk=pk), 0)
+    dec.feed(_w2j("U", schema="s", table="p", columns=new, identity=old, pk=pk), 0)
+    dec.feed(_w2j("U", schema="s", table="p", columns=new, identity=new, pk=pk), 0)
+    ins, moved, same = dec.feed(_w2j("C", nextlsn="0/2"), 0)
+    assert ins.key == ("eu", 1) and ins.old_key is None
+    assert (moved.key, moved.old_key) == (("sa", 1), ("eu", 1))
+    assert same.old_key is None
 
 
 def test_w2j_converter_numbers() -> None:

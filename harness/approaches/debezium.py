@@ -66,8 +66,9 @@ class DebeziumApproach(BaseApproach):
     #: Debezium delivers at least once: after a crash of Connect or of the consumer, records
     #: after the last committed offset come again
     capabilities: ClassVar[Capabilities] = Capabilities(
-        before_image="full", updates="update", transactions=True, delivery="at-least-once",
-        ddl=frozenset({"add", "drop", "rename", "type"}), truncate=True, resume=True)
+        before_image="full", updates="update", key_updates="delete+insert", transactions=True,
+        delivery="at-least-once", ddl=frozenset({"add", "drop", "rename", "type"}), truncate=True, resume=True,
+        notes=("a primary-key change arrives as delete (old key, + tombstone) and create (new key)",))
     #: per scenario: the Debezium settings variants run beside the family's
     variants: ClassVar[tuple[tuple[str, tuple[dict, ...]], ...]] = (
         ("*", ({"connector": "tuned", "delivery": "at-least-once"},)),

@@ -32,19 +32,23 @@ class DeltaCdf(BaseApproach):
     capabilities = Capabilities(
         before_image="full",
         updates="update",
+        key_updates="delete+insert",
         transactions=True,
         delivery="at-least-once",
         ddl=frozenset({"add"}),
         truncate=False,
         resume=True,
         notes=("delta-rs has no column mapping: drop/rename/type change unsupported",
+               "CDF links an update's pre- and post-image only by key: a key change arrives as delete + insert",
                "truncate arrives as per-row deletes"),
     )
 
     def start(self, ctx: RunContext, resume: bool = False) -> None:
         super().start(ctx, resume)
         self.tables = sorted(ctx.tables)
-        self.keys = {t: tuple(ctx.tables[t].key) for t in self.tables}
+        # a table without a key: its rows are identified by all their columns
+        self.keys = {t: tuple(ctx.tables[t].key) or tuple(c.name for c in ctx.tables[t].columns)
+                     for t in self.tables}
         self.paths = {t: str(ctx.engine.table_path(t)) for t in self.tables}
         self.handles = {t: self._open(t) for t in self.tables}
         state = self.load_checkpoint() if resume else None
@@ -124,26 +128,41 @@ class DeltaCdf(BaseApproach):
         versions = data.column("_commit_version").to_pylist()
         stamps = data.column("_commit_timestamp").cast(pa.int64()).to_pylist()
         key_cols = self.keys[table]
-        pre: dict[tuple, dict] = {}
+        pre: dict[tuple, tuple[int, dict]] = {}
         ordinal: dict[int, int] = {}
         out: list[ChangeEvent] = []
-        order = sorted(range(len(rows)), key=lambda i: (versions[i], kinds[i] != "update_preimage"))
-        for i in order:
-            row, kind, version = rows[i], kinds[i], versions[i]
-            key = tuple(row[k] for k in key_cols)
-            if kind == "update_preimage":
-                pre[(version, key)] = row
-                continue
-            before = pre.pop((version, key), None) if kind == "update_postimage" else None
-            op = {"insert": "insert", "update_postimage": "update", "delete": "delete"}[kind]
+
+        def emit(i: int, op: str, key: tuple, before: dict | None, after: dict | None) -> None:
+            version = versions[i]
             n = ordinal[version] = ordinal.get(version, -1) + 1
             out.append(ChangeEvent(
-                table=table, op=op, key=key,
-                before=row if op == "delete" else before,
-                after=None if op == "delete" else row,
-                position=(stamps[i], idx, version, n),
+                table=table, op=op, key=key, before=before, after=after, position=(stamps[i], idx, version, n),
                 txid=(table, version), commit_ts=stamps[i] * 1_000_000, captured_at=captured_at,
             ))
+
+        keys = [tuple(row[k] for k in key_cols) for row in rows]
+        posts = {(versions[i], keys[i]) for i in range(len(rows)) if kinds[i] == "update_postimage"}
+        # a pre-image with no post-image of its key: the key changed (the post-image is then an
+        # insert of the new key), so the old key is deleted — first in its version, as the old
+        # key may be taken again in the same commit
+        moved = [i for i in range(len(rows)) if kinds[i] == "update_preimage" and (versions[i], keys[i]) not in posts]
+        rank = {"update_preimage": 1}
+        moved_set = set(moved)
+        order = sorted(range(len(rows)), key=lambda i: (versions[i], 0 if i in moved_set else rank.get(kinds[i], 2)))
+        for i in order:
+            row, kind, version, key = rows[i], kinds[i], versions[i], keys[i]
+            if i in moved_set:
+                emit(i, "delete", key, row, None)
+            elif kind == "update_preimage":
+                pre[(version, key)] = (i, row)
+            elif kind == "update_postimage":
+                old = pre.pop((version, key), None)
+                if old is None:  # the key changed: no pre-image under this key
+                    emit(i, "insert", key, None, row)
+                else:
+                    emit(i, "update", key, old[1], row)
+            else:
+                emit(i, kind, key, row if kind == "delete" else None, None if kind == "delete" else row)
         return out
 
     def ack(self, position: Position) -> None:

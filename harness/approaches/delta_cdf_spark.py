@@ -32,13 +32,15 @@ class DeltaCdfSpark(DeltaCdf):
     capabilities = Capabilities(
         before_image="full",
         updates="update",
+        key_updates="delete+insert",
         transactions=True,
         delivery="at-least-once",
         ddl=frozenset({"add"}),
         truncate=False,
         resume=True,
         notes=("drop/rename/type change need column mapping (column_mapping=name, Spark-written tables)",
-               "truncate arrives as per-row deletes"),
+               "truncate arrives as per-row deletes",
+               "CDF links an update's pre- and post-image only by key: a key change arrives as delete + insert"),
     )
 
     @classmethod
@@ -46,7 +48,7 @@ class DeltaCdfSpark(DeltaCdf):
         """Column-mapped tables (``column_mapping=name``) are read through drop, rename and widening."""
         if settings.get("column_mapping") == "name":
             return replace(cls.capabilities, ddl=frozenset({"add", "drop", "rename", "type"}),
-                           notes=("truncate arrives as per-row deletes",))
+                           notes=("truncate arrives as per-row deletes", cls.capabilities.notes[-1]))
         return cls.capabilities
 
     def start(self, ctx: RunContext, resume: bool = False) -> None:

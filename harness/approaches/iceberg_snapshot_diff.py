@@ -39,12 +39,14 @@ class IcebergSnapshotDiff(BaseApproach):
     capabilities = Capabilities(
         before_image="full",
         updates="update",
+        key_updates="delete+insert",
         transactions=True,
         delivery="at-least-once",
         ddl=frozenset({"add", "drop", "rename", "type"}),
         truncate=False,
         resume=True,
         notes=("copy-on-write only: merge-on-read delete files are refused",
+               "a diff by key: a key change arrives as delete (old key) + insert (new key)",
                "truncate arrives as per-row deletes"),
     )
 
@@ -148,8 +150,12 @@ class IcebergSnapshotDiff(BaseApproach):
         after_rows = self._read(table, cur, list(added.values()))
         captured_at = time.time_ns()
         commit_ms = cur.last_updated_ms
-        key_cols = [cur.schema().find_field(i).name for i in cur.schema().identifier_field_ids]
-        old_key_cols = [prev.schema().find_field(i).name for i in cur.schema().identifier_field_ids]
+        ids = list(cur.schema().identifier_field_ids)
+        if not ids:  # no identifier fields: a row is identified by all its columns
+            kept = {f.field_id for f in prev.schema().fields}
+            ids = [f.field_id for f in cur.schema().fields if f.field_id in kept]
+        key_cols = [cur.schema().find_field(i).name for i in ids]
+        old_key_cols = [prev.schema().find_field(i).name for i in ids]
         before = {tuple(r[c] for c in old_key_cols): r for r in before_rows}
         out: list[ChangeEvent] = []
 

@@ -110,8 +110,11 @@ def _constructor(cls: type) -> Any:
     if (hasattr(cls, "__post_init__") or any(not hasattr(d, "__set__") for d in slots)
             or any(not f.init for f in fields)):
         return cls
-    args = ", ".join(f"a{i}" for i in range(len(fields)))
+    if any(f.default_factory is not dataclasses.MISSING for f in fields):
+        return cls
     ns: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    ns.update({f"_d{i}": f.default for i, f in enumerate(fields) if f.default is not dataclasses.MISSING})
+    args = ", ".join(f"a{i}=_d{i}" if f"_d{i}" in ns else f"a{i}" for i in range(len(fields)))
     body = [f"def make({args}):", "    o = _new(_cls)"]
     for i, d in enumerate(slots):
         ns[f"_s{i}"] = d.__set__
@@ -393,7 +396,8 @@ class MySqlBinlog(BaseApproach):
         return None
 
     def _table_info(self, table: str) -> tuple[tuple[str, ...], frozenset[str]]:
-        """Key columns and JSON columns of a table of the run's database (information_schema).
+        """Key columns (all columns, in order, for a table without a primary key) and JSON
+        columns of a table of the run's database (information_schema).
 
         MariaDB's JSON is LONGTEXT with a ``json_valid`` CHECK: the binlog carries text, so JSON
         columns are known from the catalog and parsed; read again after each DDL on the table."""
@@ -408,6 +412,10 @@ class MySqlBinlog(BaseApproach):
                                 "AND TABLE_NAME = %s AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION",
                                 (self.database, table))
                     key = tuple(r[0] for r in cur.fetchall())
+                    if not key:  # no primary key: a row is identified by all its columns
+                        cur.execute("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+                                    "AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION", (self.database, table))
+                        key = tuple(r[0] for r in cur.fetchall())
                     cur.execute("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
                                 "AND TABLE_NAME = %s AND DATA_TYPE = 'json'", (self.database, table))
                     js = {r[0] for r in cur.fetchall()}
@@ -475,12 +483,15 @@ class MySqlBinlog(BaseApproach):
         base, domain, seq, gtid, ts = len(events), txn.domain, txn.seq, txn.gtid, txn.commit_ts
         single = key_cols[0] if len(key_cols) == 1 else None
         if kind == "update":
-            # the key from the before image when it holds every key column (the bitmap decides: the
-            # same for every row of the event), else from the after image
-            src = 0 if all(k in images[0][0] for k in key_cols) else 1
-            events += [_event(table, "update", (im[src].get(single),) if single is not None else
-                              tuple(im[src].get(k) for k in key_cols), im[0], im[1], (domain, seq, base + i),
-                              gtid, ts, captured) for i, im in enumerate(images)]
+            # the key: each key column from the after image when it holds it (binlog_row_image
+            # MINIMAL logs only the columns set), else from the before image; a key that differs
+            # from the before image's is a key change (old_key)
+            old_src = all(k in images[0][0] for k in key_cols)
+            for i, (b, a) in enumerate(images):
+                key = tuple(a[k] if k in a else b.get(k) for k in key_cols)
+                old = tuple(b.get(k) for k in key_cols) if old_src else key
+                events.append(_event(table, "update", key, b, a, (domain, seq, base + i), gtid, ts, captured,
+                                     old if old != key else None))
         elif kind == "insert":
             if single is not None:
                 events += [_event(table, "insert", (im.get(single),), None, im, (domain, seq, base + i), gtid, ts,

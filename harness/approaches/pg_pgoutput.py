@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import select
 import socket
 import time
@@ -26,6 +27,19 @@ from harness.events import ChangeEvent, Position
 #: Session settings for the walsender: they fix the text format the converters parse.
 SESSION_OPTIONS = "-c timezone=UTC -c datestyle=ISO,MDY -c bytea_output=hex -c extra_float_digits=1"
 ALL_DDL = frozenset({"add", "drop", "rename", "type"})
+#: case settings a slot reader applies to its walsender session
+READER_SETTINGS = frozenset({"logical_decoding_work_mem"})
+
+
+def session_options(settings: dict[str, Any]) -> str:
+    """The walsender's options: ``SESSION_OPTIONS`` plus ``logical_decoding_work_mem`` when the
+    case sets it (a large transaction then spills, or streams, at a small size)."""
+    mem = settings.get("logical_decoding_work_mem")
+    if mem is None:
+        return SESSION_OPTIONS
+    if not re.fullmatch(r"\d+(kB|MB|GB)?", str(mem)):
+        raise EngineMisconfigured(f"logical_decoding_work_mem={mem!r} is not a size; fix: give e.g. 64kB or 4MB")
+    return f"{SESSION_OPTIONS} -c logical_decoding_work_mem={mem}"
 
 
 def _psycopg2() -> Any:
@@ -132,7 +146,7 @@ publication (the run is over). Every wait is bounded by ``ctx.timeout_s``.
 
         try:
             self._conn = psycopg2.connect(self.url, connection_factory=LogicalReplicationConnection,
-                                          connect_timeout=5, options=SESSION_OPTIONS,
+                                          connect_timeout=5, options=session_options(self.ctx.settings),
                                           application_name=f"{self.slot}"[:63])
         except psycopg2.OperationalError as exc:
             raise EngineUnavailable(f"replication connection failed: {_one_line(exc)}; fix: the role "
@@ -325,6 +339,12 @@ class PgOutput(LogicalSlotReader):
             "before images: key-only (REPLICA IDENTITY DEFAULT); full with REPLICA IDENTITY FULL",
             "unchanged TOAST values are absent from update after-images unless REPLICA IDENTITY FULL",
         ),
+        settings=READER_SETTINGS,
+    )
+    #: large-txn-abort runs with protocol 2 streaming off (spilled to disk) and on (streamed)
+    variants: ClassVar[tuple[tuple[str, tuple[dict, ...]], ...]] = (
+        ("large-txn-abort", ({"streaming": "off"}, {"streaming": "on"})),
+        ("partitioned", ({"publish_via_partition_root": "off"}, {"publish_via_partition_root": "on"})),
     )
 
     full_identity_notes = ("REPLICA IDENTITY FULL: full old rows; unchanged TOAST values filled from them",)
@@ -335,13 +355,21 @@ class PgOutput(LogicalSlotReader):
 
     def start(self, ctx: RunContext, resume: bool = False) -> None:
         self.publication = pg_name(f"{ctx.name_prefix}_pub")
+        streaming = str(ctx.settings.get("streaming", "off")).lower()
+        if streaming not in ("on", "off"):
+            raise EngineMisconfigured(f"streaming={streaming!r}; fix: give streaming=on or streaming=off")
+        if streaming == "on":  # protocol 2: large transactions arrive in chunks before their commit
+            self.streaming, self.proto_version = True, 2
         super().start(ctx, resume)
 
     def prepare(self, admin: Any, fresh: bool) -> None:
         """Create the run's publication (FOR TABLES IN SCHEMA; FOR TABLE … without superuser)."""
         from containers.postgres import create_schema_publication
 
-        create_schema_publication(admin, self.publication, self.schema)
+        via_root = str(self.ctx.settings.get("publish_via_partition_root", "off")).lower()
+        if via_root not in ("on", "off"):
+            raise EngineMisconfigured(f"publish_via_partition_root={via_root!r}; fix: give on or off")
+        create_schema_publication(admin, self.publication, self.schema, via_root=via_root == "on")
 
     def drop_extra(self, admin: Any) -> None:
         if self.publication:
@@ -361,7 +389,9 @@ class PgOutput(LogicalSlotReader):
 
 
 def _key_lookup(url: str) -> Any:
-    """``(namespace, table) -> primary key column names`` read from the catalog (cached)."""
+    """``(namespace, table) -> key column names`` read from the catalog (cached): the primary
+    key's in index order, else the replica identity index's (a table without a primary key),
+    else None (the relation's identity columns then: every column under REPLICA IDENTITY FULL)."""
     cache: dict[tuple[str, str], tuple[str, ...] | None] = {}
 
     def lookup(namespace: str, name: str) -> tuple[str, ...] | None:
@@ -371,13 +401,14 @@ def _key_lookup(url: str) -> Any:
 
             with connect(url) as conn:
                 rows = conn.execute(
-                    "SELECT a.attname FROM pg_index i "
+                    "SELECT a.attname, i.indexrelid FROM pg_index i "
                     "JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
                     "JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true "
                     "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum "
-                    "WHERE i.indisprimary AND n.nspname = %s AND c.relname = %s ORDER BY k.ord",
+                    "WHERE (i.indisprimary OR i.indisreplident) AND n.nspname = %s AND c.relname = %s "
+                    "ORDER BY i.indisprimary DESC, i.indexrelid, k.ord",
                     (namespace, name)).fetchall()
-            cache[k] = tuple(r[0] for r in rows) or None
+            cache[k] = tuple(r[0] for r in rows if r[1] == rows[0][1]) or None
         return cache[k]
 
     return lookup

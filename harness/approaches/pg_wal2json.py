@@ -8,7 +8,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from harness.approaches.pg_pgoutput import ALL_DDL, LogicalSlotReader, _key_lookup
+from harness.approaches.pg_pgoutput import ALL_DDL, READER_SETTINGS, LogicalSlotReader, _key_lookup
 from harness.approaches.pgoutput import converter
 from harness.capabilities import Capabilities
 from harness.errors import EngineMisconfigured
@@ -122,25 +122,33 @@ class Wal2JsonDecoder:
         old = _image(m.get("identity"))
         full = self._is_full(ns, name, m)
         before = old if old is not None and (full or action == "D") else None
+        moved = None
         if action == "I":
             op, key, before = "insert", tuple(after[k] for k in keys), None
         elif action == "U":
             op, key = "update", tuple(after[k] for k in keys)
+            if old is not None and all(k in old for k in keys):  # the identity names the old key
+                old_key = tuple(old[k] for k in keys)
+                moved = old_key if old_key != key else None
             if full and old is not None:
                 for k, v in old.items():
                     after.setdefault(k, v)  # unchanged TOAST: fill from the full old row only
         else:
             op, key, after = "delete", tuple(old[k] for k in keys), None
-        events.append(ChangeEvent(table, op, key, before, after, pos, self._xid, self._cts, captured_at))
+        events.append(ChangeEvent(table, op, key, before, after, pos, self._xid, self._cts, captured_at, moved))
         return None
 
     def _keys(self, ns: str, name: str, m: dict) -> tuple[str, ...]:
+        """Key columns in key order: wal2json's ``pk`` lists them in column order (pitfall 25),
+        so the catalog's order comes first when the table has a primary key."""
         pk = m.get("pk")
-        if pk:
-            return tuple(c["name"] for c in pk)
+        if pk and len(pk) == 1:
+            return (pk[0]["name"],)
         found = self.key_columns(ns, name)
         if found:
             return found
+        if pk:
+            return tuple(c["name"] for c in pk)
         return tuple(c["name"] for c in m.get("identity") or m.get("columns") or [])
 
     def _is_full(self, ns: str, name: str, m: dict) -> bool:
@@ -183,6 +191,7 @@ class Wal2Json(LogicalSlotReader):
             "drops unchanged TOAST columns from updates unless REPLICA IDENTITY FULL",
             "NaN and ±Infinity (float, numeric) arrive as JSON null",
         ),
+        settings=READER_SETTINGS,
     )
 
     full_identity_notes = (

@@ -350,7 +350,7 @@ class PgOutputDecoder:
         self._events: list[ChangeEvent] = []
         self._in_stream = False
         self._stream_xid = 0
-        #: streamed (protocol 2) transactions: xid -> [(table, op, key, before, after, subxid)]
+        #: streamed (protocol 2) transactions: xid -> [(table, op, key, before, after, subxid, old key)]
         self._streams: dict[int, list[tuple]] = {}
 
     def reset(self) -> None:
@@ -367,10 +367,10 @@ class PgOutputDecoder:
                 self._streamed_dml(payload, kind)
                 return None
             rel = self.relations[_U32.unpack_from(payload, 1)[0]]
-            op, key, before, after = _change(payload, 5, kind, rel)
+            op, key, before, after, old_key = _change(payload, 5, kind, rel)
             events = self._events
             events.append(ChangeEvent(rel.table, op, key, before, after, (self._lsn, len(events)),
-                                      self._xid, self._cts, captured_at))
+                                      self._xid, self._cts, captured_at, old_key))
             return None
         if kind == 0x42:  # B
             self._lsn, ts, self._xid = _BEGIN.unpack_from(payload, 1)
@@ -401,8 +401,8 @@ class PgOutputDecoder:
             self.last_commit = (commit_lsn, end_lsn)
             rows = self._streams.pop(xid, [])
             cts = (ts + PG_EPOCH_US) * 1000
-            return [ChangeEvent(t, op, key, before, after, (commit_lsn, i), xid, cts, captured_at)
-                    for i, (t, op, key, before, after, _sub) in enumerate(rows)]
+            return [ChangeEvent(t, op, key, before, after, (commit_lsn, i), xid, cts, captured_at, old_key)
+                    for i, (t, op, key, before, after, _sub, old_key) in enumerate(rows)]
         if kind == 0x41:  # A stream abort
             xid, subxid = _U32.unpack_from(payload, 1)[0], _U32.unpack_from(payload, 5)[0]
             if xid == subxid:
@@ -429,8 +429,8 @@ class PgOutputDecoder:
     def _streamed_dml(self, buf: bytes, kind: int) -> None:
         subxid, relid = _U32.unpack_from(buf, 1)[0], _U32.unpack_from(buf, 5)[0]
         rel = self.relations[relid]
-        op, key, before, after = _change(buf, 9, kind, rel)
-        self._streams[self._stream_xid].append((rel.table, op, key, before, after, subxid))
+        op, key, before, after, old_key = _change(buf, 9, kind, rel)
+        self._streams[self._stream_xid].append((rel.table, op, key, before, after, subxid, old_key))
 
     def _truncate(self, buf: bytes, captured_at: int) -> None:
         off = 1
@@ -445,30 +445,31 @@ class PgOutputDecoder:
             rel = self.relations.get(relid)
             table = rel.table if rel else str(relid)
             if self._in_stream:
-                self._streams[self._stream_xid].append((table, "truncate", (), None, None, subxid))
+                self._streams[self._stream_xid].append((table, "truncate", (), None, None, subxid, None))
             else:
                 ev = self._events
                 ev.append(ChangeEvent(table, "truncate", (), None, None, (self._lsn, len(ev)),
                                       self._xid, self._cts, captured_at))
 
 
-def _change(buf: bytes, off: int, kind: int, rel: Relation) -> tuple[str, tuple, Any, Any]:
-    """Decode the body of an Insert/Update/Delete after its relation id: (op, key, before, after)."""
+def _change(buf: bytes, off: int, kind: int, rel: Relation) -> tuple[str, tuple, Any, Any, tuple | None]:
+    """Decode the body of an Insert/Update/Delete after its relation id: (op, key, before, after,
+    old key) — the old key only for an update whose old tuple holds a different key."""
     sub = buf[off]
     if kind == 0x49:  # insert: 'N' tuple
         key, after, _, _ = rel.row(buf, off + 1)
-        return "insert", key, None, after
-    before = None
+        return "insert", key, None, after, None
+    before = old_key = None
     old_full = sub == 0x4F
     if sub == 0x4B or old_full:  # K / O
         old_key, old, _, off = rel.row(buf, off + 1)
         before = _image(old, rel, old_full)
         if kind == 0x44:
-            return "delete", old_key, before, None
+            return "delete", old_key, before, None, None
     key, after, unchanged, _ = rel.row(buf, off + 1)
     if unchanged:
         after = _fill_unchanged(after, before if old_full else None)
-    return "update", key, before, after
+    return "update", key, before, after, (old_key if old_key is not None and old_key != key else None)
 
 
 def _compile_row(rel: Relation) -> Callable[[bytes, int], tuple[tuple, dict[str, Any], bool, int]]:

@@ -35,16 +35,20 @@ def arrow_schema(spec: TableSpec) -> pa.Schema:
     return pa.schema([arrow_field(c) for c in spec.columns])
 
 
-def rows_to_table(spec: TableSpec, rows: Iterable[dict[str, Any]], extra: dict[str, list] | None = None) -> pa.Table:
-    """Build an Arrow table of ``rows`` in the spec's schema (plus ``extra`` string columns)."""
+def rows_to_table(spec: TableSpec, rows: Iterable[dict[str, Any]], extra: dict[str, list] | None = None,
+                  match: dict[str, tuple[str, list]] | None = None) -> pa.Table:
+    """Build an Arrow table of ``rows`` in the spec's schema, plus ``extra`` string columns and
+    ``match`` columns (``name -> (spec column, values)``: values typed as that column)."""
     rows = list(rows)
     arrays = [pa.array([r.get(c.name) for r in rows], type=ARROW_TYPES[c.type]) for c in spec.columns]
-    names = [c.name for c in spec.columns]
     schema = arrow_schema(spec)
     for name, values in (extra or {}).items():
         arrays.append(pa.array(values, type=pa.string()))
-        names.append(name)
         schema = schema.append(pa.field(name, pa.string()))
+    for name, (column, values) in (match or {}).items():
+        field = arrow_field(spec.column(column))
+        arrays.append(pa.array(values, type=field.type))
+        schema = schema.append(pa.field(name, field.type))
     return pa.Table.from_arrays(arrays, schema=schema)
 
 

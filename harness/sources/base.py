@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from harness.context import RunContext
@@ -24,6 +24,7 @@ from harness.steps import (
     Truncate,
     Txn,
     Update,
+    generated_value,
 )
 
 Row = dict[str, Any]
@@ -31,7 +32,8 @@ Row = dict[str, Any]
 
 @dataclass
 class RowChange:
-    """One row-level change with its images, derived from the source's model of the table."""
+    """One row-level change with its images, derived from the source's model of the table;
+    ``old_key``: an update that changed the key from ``old_key`` to ``key`` (else None)."""
 
     table: str
     op: str  # insert | update | delete | truncate
@@ -39,6 +41,12 @@ class RowChange:
     before: Row | None
     after: Row | None
     set_cols: tuple[str, ...] = ()
+    old_key: tuple | None = None
+
+    @property
+    def where_key(self) -> tuple:
+        """The key the statement finds its row by (the old one for a key-changing update)."""
+        return self.old_key if self.old_key is not None else self.key
 
 
 @dataclass
@@ -114,9 +122,26 @@ class Source:
         else:
             raise Unsupported(f"{type(self).__name__} cannot apply {type(step).__name__}")
 
+    def key_columns(self, table: str) -> tuple[str, ...]:
+        """The columns that identify a row of ``table``: its key, or every column when it has
+        none (a keyless table's identity is the whole row)."""
+        spec = self.specs[table]
+        return spec.key or tuple(c.name for c in spec.columns)
+
+    def locate(self, table: str, step_key: tuple, rows: Mapping[tuple, Row]) -> tuple:
+        """The identity of the row a step names: its key, or for a keyless table the identity
+        of the row whose ``unique`` columns hold ``step_key``."""
+        spec = self.specs[table]
+        if spec.key or self.key_columns(table) == spec.unique:
+            return step_key
+        for key, row in rows.items():
+            if tuple(row[c] for c in spec.unique) == step_key:
+                return key
+        raise KeyError(f"{table} has no row with {spec.unique} = {step_key}")
+
     def key_of(self, table: str, row: Mapping[str, Any]) -> tuple:
-        """The key tuple of a row of ``table``."""
-        return tuple(row[k] for k in self.specs[table].key)
+        """The key tuple of a row of ``table`` (``key_columns`` order)."""
+        return tuple(row[k] for k in self.key_columns(table))
 
     def final_state(self) -> dict[str, dict[tuple, Row]]:
         """The engine's rows now, by key — what a replay of the captured events must give."""
@@ -142,7 +167,7 @@ class Source:
                 self.ledger.discard_last(txid, len(st.changes))
                 continue
             for ch in st.changes:
-                self.ledger.stage(txid, ch.table, ch.op, ch.key, ch.before, ch.after)
+                self.ledger.stage(txid, ch.table, ch.op, ch.key, ch.before, ch.after, ch.old_key)
         times = self.execute(statements, commit)
         if commit and times is not None:
             self.ledger.commit(txid, *times)
@@ -158,7 +183,7 @@ class Source:
         for table, group in by_table.items():
             txid = self.ledger.begin()
             for ch in group:
-                self.ledger.stage(txid, ch.table, ch.op, ch.key, ch.before, ch.after)
+                self.ledger.stage(txid, ch.table, ch.op, ch.key, ch.before, ch.after, ch.old_key)
             times = self.commit_table(table, group, commit)
             if commit and times is not None:
                 self.ledger.commit(txid, *times)
@@ -203,12 +228,20 @@ class Source:
             return Statement("insert", step.table, [self._insert(step.table, step.row, rows)])
         if isinstance(step, InsertMany):
             return Statement("insert_many", step.table, [self._insert(step.table, r, rows) for r in step.rows])
+        if isinstance(step, (Update, Delete)) and not self.specs[step.table].key:
+            step = replace(step, key=self.locate(step.table, step.key, rows))
         if isinstance(step, Update):
             before = rows[step.key]
-            after = {**before, **step.changes}
-            rows[step.key] = after
-            return Statement("update", step.table,
-                             [RowChange(step.table, "update", step.key, before, after, tuple(step.changes))])
+            after = self._generate(step.table, {**before, **step.changes})
+            key = self.key_of(step.table, after)
+            if key != step.key:  # a key-changing update: the row moves to its new key
+                if key in rows:
+                    raise Unsupported(f"update of {step.table} {step.key} to key {key}, which exists")
+                del rows[step.key]
+            rows[key] = after
+            return Statement("update", step.table, [RowChange(
+                step.table, "update", key, before, after, tuple(step.changes),
+                step.key if key != step.key else None)])
         if isinstance(step, Delete):
             before = rows.pop(step.key)
             return Statement("delete", step.table, [RowChange(step.table, "delete", step.key, before, None)])
@@ -221,8 +254,20 @@ class Source:
             return Statement("truncate", step.table, changes)
         raise Unsupported(f"{type(self).__name__} cannot apply {type(step).__name__} inside a transaction")
 
+    def _generate(self, table: str, row: Row) -> Row:
+        """Fill the table's generated columns from the row's other values (as the engine does)."""
+        for c in self.specs[table].columns:
+            if c.generated:
+                row[c.name] = generated_value(c.generated, row)
+        return row
+
+    def written_columns(self, table: str, cols: Iterable[str]) -> tuple[str, ...]:
+        """``cols`` without the table's generated columns (the engine computes those)."""
+        gen = {c.name for c in self.specs[table].columns if c.generated}
+        return tuple(c for c in cols if c not in gen)
+
     def _insert(self, table: str, row: Row, rows: dict[tuple, Row]) -> RowChange:
-        full = {c.name: row.get(c.name) for c in self.specs[table].columns}
+        full = self._generate(table, {c.name: row.get(c.name) for c in self.specs[table].columns})
         key = self.key_of(table, full)
         rows[key] = full
         return RowChange(table, "insert", key, None, full)
@@ -252,7 +297,7 @@ class Source:
         else:
             cols = [Column(c.name, step.new_type, c.nullable) if c.name == step.name else c for c in cols]
             info = {"kind": "type", "column": step.name, "type": step.new_type}
-        self.specs[step.table] = TableSpec(spec.name, tuple(cols), spec.key)
+        self.specs[step.table] = replace(spec, columns=tuple(cols))
         txid = self.ledger.begin()
         self.ledger.stage(txid, step.table, "ddl", (), None, info)
         self.ledger.commit(txid, issued_at, committed_at)
@@ -263,6 +308,8 @@ def net_changes(statements: list[Statement]) -> list[RowChange]:
 
     insert+update → insert, insert+delete → nothing, update+update → update (first before, last
     after), update+delete → delete, delete+insert → update. Rolled-back savepoints are removed.
+    A key-changing update follows its row: the net change of the row's first key becomes the
+    row's under its new key (an update from the first key, or an insert of the new one).
     """
     flat: list[RowChange] = []
     for st in statements:
@@ -274,22 +321,30 @@ def net_changes(statements: list[Statement]) -> list[RowChange]:
     net: dict[tuple[str, tuple], RowChange] = {}
     for ch in flat:
         k = (ch.table, ch.key)
-        prev = net.get(k)
+        if ch.old_key is not None:
+            if k in net:
+                raise Unsupported(f"a key change onto {ch.key} of {ch.table}, changed earlier in the same commit")
+            prev = net.pop((ch.table, ch.old_key), None)
+        else:
+            prev = net.get(k)
         if prev is None:
-            net[k] = RowChange(ch.table, ch.op, ch.key, ch.before, ch.after)
+            net[k] = RowChange(ch.table, ch.op, ch.key, ch.before, ch.after, old_key=ch.old_key)
             continue
         before = prev.before
+        origin = prev.old_key if prev.old_key is not None else (prev.key if prev.op != "insert" else None)
         if prev.op == "insert":
             op = "insert" if ch.op != "delete" else None
         elif ch.op == "delete":
             op = "delete"
         else:
             op = "update"
-        if op is None:
-            del net[k]
-        else:
+        net.pop(k, None)
+        if op == "delete" and origin is not None:
+            net[(ch.table, origin)] = RowChange(ch.table, "delete", origin, before, None)
+        elif op is not None:
+            old = origin if op == "update" and origin != ch.key else None
             net[k] = RowChange(ch.table, op, ch.key, before if op != "insert" else None,
-                               ch.after if op != "delete" else None)
+                               ch.after if op != "delete" else None, old_key=old)
     return list(net.values())
 
 

@@ -24,7 +24,9 @@ DELTA_TYPES = frozenset(ARROW_TYPES)
 
 
 class DeltaSource(Source):
-    """Writes through delta-rs: inserts append, every other change is one MERGE per table commit.
+    """Writes through delta-rs: inserts append, every other change is one MERGE per table commit
+    (rows matched on their old key, so a key-changing update is one MERGE update). A generated
+    column is declared with its ``delta.generationExpression``: delta-rs checks every written value.
 
     A failed commit is a write that raises before committing (a schema mismatch detected by
     delta-rs), so nothing reaches the log. Truncate is a DELETE of every row (CDF: per-row
@@ -49,8 +51,12 @@ class DeltaSource(Source):
         for c in spec.columns:
             if c.type not in DELTA_TYPES:
                 raise Unsupported(f"Delta has no column type {c.type!r}")
+        schema = arrow_schema(spec)
+        for i, c in enumerate(spec.columns):  # generated columns: delta-rs checks every written value
+            if c.generated:
+                schema = schema.set(i, schema.field(i).with_metadata({"delta.generationExpression": c.generated}))
         Path(self.path(spec.name)).parent.mkdir(parents=True, exist_ok=True)
-        DeltaTable.create(self.path(spec.name), schema=arrow_schema(spec), name=spec.name,
+        DeltaTable.create(self.path(spec.name), schema=schema, name=spec.name,
                           configuration={"delta.enableChangeDataFeed": "true"})
 
     def commit_table(self, table: str, changes: list[RowChange], commit: bool) -> tuple[int, int] | None:
@@ -72,8 +78,11 @@ class DeltaSource(Source):
             DeltaTable(self.path(table)).delete()
             return issued, now_ns()
         rows = [c.after if c.after is not None else c.before for c in changes]
-        data = rows_to_table(spec, rows, extra={"_op": [c.op for c in changes]})
-        on = " AND ".join(f"t.{k} = s.{k}" for k in spec.key)
+        keys = self.key_columns(table)  # a row is found by its old key when an update changes it
+        match = {f"_k{i}": (k, [c.where_key[i] if c.op != "insert" else None for c in changes])
+                 for i, k in enumerate(keys)}  # an insert matches nothing (its key may be vacated now)
+        data = rows_to_table(spec, rows, extra={"_op": [c.op for c in changes]}, match=match)
+        on = " AND ".join(f"t.{k} = s._k{i}" for i, k in enumerate(keys))
         cols = {c.name: f"s.{c.name}" for c in spec.columns}
         issued = now_ns()
         (DeltaTable(self.path(table))

@@ -60,17 +60,21 @@ class IcebergSource(Source):
         return self.catalog.load_table(self.ctx.engine.identifier(name))
 
     def create_table(self, spec: TableSpec) -> None:
+        if any(c.generated for c in spec.columns):
+            raise Unsupported("Iceberg has no generated columns")
         ids = [len(spec.columns)]
         fields = [it.NestedField(i + 1, c.name, iceberg_type(c.type, ids), required=not c.nullable)
                   for i, c in enumerate(spec.columns)]
-        key_ids = [i + 1 for i, c in enumerate(spec.columns) if c.name in spec.key]
+        names = [c.name for c in spec.columns]
+        key_ids = [names.index(k) + 1 for k in spec.key]  # in key-column order, which readers keep
         schema = Schema(*fields, identifier_field_ids=key_ids)
         self.catalog.create_table(self.ctx.engine.identifier(spec.name), schema=schema)
 
     def _key_filter(self, spec: TableSpec, keys: list[tuple]) -> Any:
-        if len(spec.key) == 1:
-            return In(spec.key[0], [k[0] for k in keys])
-        terms = [And(*[EqualTo(c, v) for c, v in zip(spec.key, k, strict=True)]) for k in keys]
+        cols = self.key_columns(spec.name)
+        if len(cols) == 1:
+            return In(cols[0], [k[0] for k in keys])
+        terms = [And(*[EqualTo(c, v) for c, v in zip(cols, k, strict=True)]) for k in keys]
         return terms[0] if len(terms) == 1 else Or(*terms)
 
     def commit_table(self, table: str, changes: list[RowChange], commit: bool) -> tuple[int, int] | None:
@@ -93,7 +97,7 @@ class IcebergSource(Source):
             issued = now_ns()
             tbl.delete(AlwaysTrue())
             return issued, now_ns()
-        touched = [c.key for c in changes if c.op != "insert"]
+        touched = [c.where_key for c in changes if c.op != "insert"]  # a key change: its old key
         data = rows_to_table(spec, written) if written else None
         issued = now_ns()
         with tbl.transaction() as tx:

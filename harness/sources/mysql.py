@@ -202,13 +202,23 @@ class MySqlSource(Source):
 
     # -- engine hooks -------------------------------------------------------------------------
     def create_table(self, spec: TableSpec) -> None:
-        """(Re)create the table (InnoDB) with a primary key on ``spec.key``."""
-        cols = [f"`{c.name}` {mysql_type(c.type)}{'' if c.nullable else ' NOT NULL'}" for c in spec.columns]
-        key = ", ".join(f"`{k}`" for k in spec.key)
+        """(Re)create the table (InnoDB) with a primary key on ``spec.key`` (a text key column is
+        VARCHAR(255): MySQL indexes no TEXT column without a prefix length)."""
+        cols = [f"`{c.name}` {'varchar(255)' if c.type == 'text' and c.name in spec.key else mysql_type(c.type)}"
+                f"{f' AS ({c.generated}) STORED' if c.generated else ''}{'' if c.nullable else ' NOT NULL'}"
+                for c in spec.columns]
+        if spec.key:  # a keyless table gets no index: its rows are identified by all their columns
+            key = ", ".join(f"`{k}`" for k in spec.key)
+            cols.append(f"PRIMARY KEY ({key})")
+        parts = ""
+        if spec.partitions:  # range partitions on the first key column, as PostgreSQL's
+            bounds = [*map(str, spec.partitions), "MAXVALUE"]
+            parts = f" PARTITION BY RANGE (`{spec.key[0]}`) (" + ", ".join(
+                f"PARTITION p{i} VALUES LESS THAN ({b})" for i, b in enumerate(bounds)) + ")"
         t = self._table(spec.name)
         with self._conn.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {t}")
-            cur.execute(f"CREATE TABLE {t} ({', '.join(cols)}, PRIMARY KEY ({key})) ENGINE=InnoDB")
+            cur.execute(f"CREATE TABLE {t} ({', '.join(cols)}) ENGINE=InnoDB{parts}")
 
     def execute(self, statements: list[Statement], commit: bool) -> tuple[int, int] | None:
         """Run ``statements`` as one transaction; see the class contract."""
@@ -278,7 +288,7 @@ class MySqlSource(Source):
         # FLOAT comes back as text rounded to 6 digits: read it as the double it holds
         cols = ", ".join(f"CAST(`{n}` AS DOUBLE)" if native(t) == "float" else f"`{n}`"
                          for n, t in zip(names, types, strict=True))
-        order = ", ".join(f"`{k}`" for k in spec.key)
+        order = ", ".join(f"`{k}`" for k in self.key_columns(spec.name))
         with self._conn.cursor() as cur:
             cur.execute(f"SELECT {cols} FROM {self._table(spec.name)} ORDER BY {order}")
             rows = cur.fetchall()
@@ -304,12 +314,12 @@ class MySqlSource(Source):
             cur.execute(f"TRUNCATE TABLE {self._table(st.table)}")
         elif kind == "insert":
             ch = st.changes[0]
-            cols = tuple(ch.after)
+            cols = self.written_columns(st.table, ch.after)
             cur.execute(self._insert_sql(st.table, cols), self._adapt(st.table, ch.after, cols))
         elif kind == "insert_many":
             if not st.changes:
                 return
-            cols = tuple(st.changes[0].after)
+            cols = self.written_columns(st.table, st.changes[0].after)
             rows = [self._adapt(st.table, ch.after, cols) for ch in st.changes]
             if self.load_data and len(rows) >= LOAD_DATA_MIN_ROWS and not any(
                     native(self.specs[st.table].column(c).type) in _NO_LOAD_DATA for c in cols):
@@ -320,8 +330,9 @@ class MySqlSource(Source):
                 cur.executemany(sql, rows[i:i + 5_000])
         elif kind == "update":
             ch = st.changes[0]
-            cols = ch.set_cols or tuple(c for c in ch.after if c not in self.specs[st.table].key)
-            cur.execute(self._update_sql(st.table, cols), [*self._adapt(st.table, ch.after, cols), *ch.key])
+            key = self.specs[st.table].key
+            cols = ch.set_cols or self.written_columns(st.table, (c for c in ch.after if c not in key))
+            cur.execute(self._update_sql(st.table, cols), [*self._adapt(st.table, ch.after, cols), *ch.where_key])
         elif kind == "delete":
             cur.execute(self._delete_sql(st.table), list(st.changes[0].key))
         else:
@@ -347,7 +358,8 @@ class MySqlSource(Source):
             raise RuntimeError(f"LOAD DATA into {table} loaded {loaded} of {len(rows)} rows: {warnings}")
 
     def _where(self, table: str) -> str:
-        return " AND ".join(f"`{k}` = %s" for k in self.specs[table].key)
+        op = "=" if self.specs[table].key else "<=>"  # a keyless table's identity may hold NULLs
+        return " AND ".join(f"`{k}` {op} %s" for k in self.key_columns(table))
 
     def _insert_sql(self, table: str, cols: tuple[str, ...]) -> str:
         k = ("i", table, cols)

@@ -28,7 +28,7 @@ PG_TYPES: dict[str, str] = {
     "uuid": "uuid",
     "int[]": "integer[]",
 }
-REPLICA_IDENTITIES = ("default", "full")
+REPLICA_IDENTITIES = ("default", "full", "index", "nothing")
 
 
 def run_schema(ctx: RunContext) -> str:
@@ -109,14 +109,44 @@ class PostgresSource(Source):
         self._conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
 
     # -- engine hooks -------------------------------------------------------------------------
+    def key_columns(self, table: str) -> tuple[str, ...]:
+        """As the base, except that a keyless table under REPLICA IDENTITY USING INDEX is
+        identified by that index's columns (``spec.unique``)."""
+        spec = self.specs[table]
+        if not spec.key and self.replica_identity == "index" and spec.unique:
+            return spec.unique
+        return super().key_columns(table)
+
     def create_table(self, spec: TableSpec) -> None:
-        """(Re)create the table with a primary key on ``spec.key`` and the run's replica identity."""
-        cols = [f'"{c.name}" {pg_type(c.type)}{"" if c.nullable else " NOT NULL"}' for c in spec.columns]
-        key = ", ".join(f'"{k}"' for k in spec.key)
+        """(Re)create the table with a primary key on ``spec.key`` (none when it is empty), a
+        unique index on ``spec.unique``, and the run's replica identity (``index``: that unique
+        index, else the primary key's)."""
+        cols = [f'"{c.name}" {pg_type(c.type)}{"" if c.nullable else " NOT NULL"}'
+                + (f" GENERATED ALWAYS AS ({c.generated}) STORED" if c.generated else "") for c in spec.columns]
+        if spec.key:
+            key = ", ".join(f'"{k}"' for k in spec.key)
+            cols.append(f"PRIMARY KEY ({key})")
         t = self._table(spec.name)
         self._conn.execute(f"DROP TABLE IF EXISTS {t}")
-        self._conn.execute(f"CREATE TABLE {t} ({', '.join(cols)}, PRIMARY KEY ({key}))")
-        self._conn.execute(f"ALTER TABLE {t} REPLICA IDENTITY {self.replica_identity.upper()}")
+        if spec.partitions:  # range-partitioned on the first key column; partitions inherit the key
+            self._conn.execute(f'CREATE TABLE {t} ({", ".join(cols)}) PARTITION BY RANGE ("{spec.key[0]}")')
+            bounds = ["MINVALUE", *map(str, spec.partitions), "MAXVALUE"]
+            for i, (lo, hi) in enumerate(zip(bounds, bounds[1:], strict=False)):
+                self._conn.execute(f'CREATE TABLE {self._table(f"{spec.name}_p{i}")} PARTITION OF {t} '
+                                   f"FOR VALUES FROM ({lo}) TO ({hi})")
+        else:
+            self._conn.execute(f"CREATE TABLE {t} ({', '.join(cols)})")
+        index = f"{spec.name}_pkey"
+        if spec.unique:
+            index = f"{spec.name}_uq"
+            names = ", ".join(f'"{c}"' for c in spec.unique)
+            self._conn.execute(f'CREATE UNIQUE INDEX "{index}" ON {t} ({names})')
+        if self.replica_identity == "index":
+            if not spec.key and not spec.unique:
+                raise Unsupported(f"REPLICA IDENTITY USING INDEX needs a unique index; {spec.name} has none")
+            self._conn.execute(f'ALTER TABLE {t} REPLICA IDENTITY USING INDEX "{index}"')
+        else:
+            self._conn.execute(f"ALTER TABLE {t} REPLICA IDENTITY {self.replica_identity.upper()}")
 
     def execute(self, statements: list[Statement], commit: bool) -> tuple[int, int] | None:
         """Run ``statements`` as one transaction; see the class contract."""
@@ -132,9 +162,13 @@ class PostgresSource(Source):
             cur = self._conn.cursor()
             for st in statements:
                 self._run(cur, st)
-        except BaseException:
+        except BaseException as exc:
             if not self._conn.broken:
                 self._conn.execute("ROLLBACK")
+            if isinstance(exc, psycopg.errors.ObjectNotInPrerequisiteState) and "replica identity" in str(exc):
+                raise Unsupported(f"PostgreSQL refuses the write: {str(exc).splitlines()[0]} (pitfall 21: "
+                                  f"REPLICA IDENTITY {self.replica_identity.upper()} on a table without a key "
+                                  "that a publication publishes)") from None
             raise
         if not commit:
             self._conn.execute("ROLLBACK")
@@ -171,7 +205,7 @@ class PostgresSource(Source):
             self._reconnect()
         names = [c.name for c in spec.columns]
         cols = ", ".join(f'"{n}"' for n in names)
-        order = ", ".join(f'"{k}"' for k in spec.key)
+        order = ", ".join(f'"{k}"' for k in self.key_columns(spec.name))
         cur = self._conn.execute(f"SELECT {cols} FROM {self._table(spec.name)} ORDER BY {order}")
         return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
@@ -201,21 +235,22 @@ class PostgresSource(Source):
             cur.execute(f"TRUNCATE {self._table(st.table)}")
         elif kind == "insert":
             ch = st.changes[0]
-            cols = tuple(ch.after)
+            cols = self.written_columns(st.table, ch.after)
             cur.execute(self._insert_sql(st.table, cols), self._adapt(st.table, ch.after, cols))
         elif kind == "insert_many":
             if not st.changes:
                 return
-            cols = tuple(st.changes[0].after)
+            cols = self.written_columns(st.table, st.changes[0].after)
             names = ", ".join(f'"{c}"' for c in cols)
             with cur.copy(f"COPY {self._table(st.table)} ({names}) FROM STDIN") as copy:
                 for ch in st.changes:
                     copy.write_row(self._adapt(st.table, ch.after, cols))
         elif kind == "update":
             ch = st.changes[0]
-            cols = ch.set_cols or tuple(c for c in ch.after if c not in self.specs[st.table].key)
+            key = self.specs[st.table].key
+            cols = ch.set_cols or self.written_columns(st.table, (c for c in ch.after if c not in key))
             sql = self._update_sql(st.table, cols)
-            cur.execute(sql, [*self._adapt(st.table, ch.after, cols), *ch.key])
+            cur.execute(sql, [*self._adapt(st.table, ch.after, cols), *ch.where_key])
         elif kind == "delete":
             ch = st.changes[0]
             cur.execute(self._delete_sql(st.table), list(ch.key))
@@ -223,7 +258,9 @@ class PostgresSource(Source):
             raise Unsupported(f"PostgresSource cannot run statement kind {kind!r}")
 
     def _where(self, table: str) -> str:
-        return " AND ".join(f'"{k}" = %s' for k in self.specs[table].key)
+        # a keyless table's identity may hold NULLs
+        op = "=" if self.specs[table].key else "IS NOT DISTINCT FROM"
+        return " AND ".join(f'"{k}" {op} %s' for k in self.key_columns(table))
 
     def _insert_sql(self, table: str, cols: tuple[str, ...]) -> str:
         k = ("i", table, cols)
