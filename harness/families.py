@@ -143,9 +143,10 @@ class FamilyRegistry:
         each combined with the approach's own (``Approach.variants``, same shape)."""
         family = self.get(approach_cls.family).variants_for(scenario)
         own = Family("", "", ("",), getattr(approach_cls, "variants", ())).variants_for(scenario)
+        writers = getattr(approach_cls, "writers", None)  # None: tables every writer of the family wrote
         out: list[dict] = []
         for merged in ({**f, **a} for f in family for a in own):  # an approach's value wins
-            if merged not in out:
+            if merged not in out and (writers is None or merged.get("writer", "") in writers):
                 out.append(merged)
         return tuple(out)
 

@@ -31,6 +31,8 @@ class DeltaCdfSparkStream(DeltaCdfSpark):
     """
 
     name = "delta-cdf-spark-stream"
+    #: tables delta-rs wrote only: which writer made the versions is the batch reader's matrix
+    writers = ("",)
     capabilities = replace(DeltaCdfSpark.capabilities, ddl=frozenset(), notes=(
         "a Delta streaming source stops at a schema change: no DDL followed",
         "durable state: the streaming query's checkpoint; a batch is committed once acknowledged",
