@@ -139,8 +139,9 @@ class IcebergChangelogSpark(BaseApproach):
             self.spark.session.catalog.dropTempView(view)
         captured_at = time.time_ns()
         by_id = {s.snapshot_id: s for s in snaps}
-        current = meta.schema()
-        rows = data.select([c for c in data.column_names if c not in META]).to_pylist()
+        names = [c for c in data.column_names if c not in META]
+        current = self._schema_named(table, names)
+        rows = data.select(names).to_pylist()
         kinds = data.column("_change_type").to_pylist()
         snap_ids = data.column("_commit_snapshot_id").to_pylist()
         order = sorted(range(len(rows)), key=lambda i: (by_id[snap_ids[i]].sequence_number,
@@ -162,6 +163,15 @@ class IcebergChangelogSpark(BaseApproach):
                                    (snap.timestamp_ms, idx, snap.sequence_number, n), (table, snap.snapshot_id),
                                    snap.timestamp_ms * 1_000_000, captured_at))
         return out
+
+    def _schema_named(self, table: str, names: list[str]) -> Any:
+        """The schema Spark's view read with: the newest one with exactly these columns (a DDL may
+        have landed between this reader's metadata load and Spark's)."""
+        schemas = self._table(table).metadata.schemas
+        for schema in sorted(schemas, key=lambda sc: sc.schema_id, reverse=True):
+            if [f.name for f in schema.fields] == names:
+                return schema
+        raise RuntimeError(f"no schema of {table} has the columns Spark's changelog view returned: {names}")
 
     def _schema_at(self, tbl: Any, snap: Any) -> Any:
         """The schema a snapshot was written with: its ``schema-id``, or (pyiceberg leaves it unset
