@@ -6,10 +6,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from harness.errors import Unsupported
-from harness.sources.base import Row, RowChange, now_ns
+from harness.sources.base import Row, RowChange
 from harness.sources.iceberg import IcebergSource
-from harness.sources.spark_writes import SparkTableWriter, column_sql, quoted, spark_type
-from harness.steps import AddColumn, AlterType, DropColumn, RenameColumn, TableSpec
+from harness.sources.spark_writes import SparkTableWriter, column_sql, quoted
+from harness.steps import TableSpec
 
 WRITE_MODES = ("copy-on-write", "merge-on-read")
 
@@ -50,20 +50,7 @@ class SparkIcebergSource(IcebergSource):
                                   all_rows_deleted=len(changes) == len(self.rows[table]))
 
     def ddl(self, step: Any) -> tuple[int, int]:
-        target = self.target(step.table)
-        if isinstance(step, AddColumn):
-            sql = f"ALTER TABLE {target} ADD COLUMN {column_sql(step.column)}"
-        elif isinstance(step, DropColumn):
-            sql = f"ALTER TABLE {target} DROP COLUMN {quoted(step.name)}"
-        elif isinstance(step, RenameColumn):
-            sql = f"ALTER TABLE {target} RENAME COLUMN {quoted(step.old)} TO {quoted(step.new)}"
-        elif isinstance(step, AlterType):
-            sql = f"ALTER TABLE {target} ALTER COLUMN {quoted(step.name)} TYPE {spark_type(step.new_type)}"
-        else:
-            raise Unsupported(f"Spark/Iceberg cannot run {type(step).__name__}")
-        issued = now_ns()
-        self.writer.spark.sql(sql)
-        return issued, now_ns()
+        return self.writer.ddl(self.target(step.table), step)
 
     def read_table(self, spec: TableSpec) -> Iterable[Row]:
         return self.writer.read(self.target(spec.name), spec)

@@ -8,7 +8,7 @@ from typing import Any
 from harness.errors import Unsupported
 from harness.sources.arrow_types import rows_to_table
 from harness.sources.base import RowChange, now_ns
-from harness.steps import Column, TableSpec
+from harness.steps import AddColumn, AlterType, Column, DropColumn, RenameColumn, TableSpec
 
 SPARK_TYPES = {"int": "INT", "bigint": "BIGINT", "decimal": "DECIMAL(38,10)", "float": "DOUBLE",
                "text": "STRING", "bool": "BOOLEAN", "bytes": "BINARY", "date": "DATE",
@@ -89,6 +89,22 @@ class SparkTableWriter:
             return issued, now_ns()
         finally:
             self.spark.session.catalog.dropTempView(view)
+
+    def ddl(self, target: str, step: Any) -> tuple[int, int]:
+        """Run one DDL step (add, drop, rename, widen) as Spark SQL; return ``(issued_at, committed_at)``."""
+        if isinstance(step, AddColumn):
+            sql = f"ALTER TABLE {target} ADD COLUMNS ({column_sql(step.column)})"
+        elif isinstance(step, DropColumn):
+            sql = f"ALTER TABLE {target} DROP COLUMN {quoted(step.name)}"
+        elif isinstance(step, RenameColumn):
+            sql = f"ALTER TABLE {target} RENAME COLUMN {quoted(step.old)} TO {quoted(step.new)}"
+        elif isinstance(step, AlterType):
+            sql = f"ALTER TABLE {target} ALTER COLUMN {quoted(step.name)} TYPE {spark_type(step.new_type)}"
+        else:
+            raise Unsupported(f"no Spark SQL for {type(step).__name__}")
+        issued = now_ns()
+        self.spark.sql(sql)
+        return issued, now_ns()
 
     def read(self, target: str, spec: TableSpec) -> list[dict]:
         """Every row of the table now, as Python values (the engine's final state)."""
