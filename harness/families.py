@@ -191,16 +191,17 @@ def register_builtin(registry: FamilyRegistry) -> None:
 
 #: the interop matrix: each Delta/Iceberg reader also reads tables Spark wrote, where the writer
 #: matters — rows (crud), types, and DDL: Delta's drop/rename/type need column mapping, which only
-#: Spark writes; Iceberg also merge-on-read (pitfall 17). Kept small: every Spark write is a job.
+#: Spark writes; Iceberg also merge-on-read (pitfall 17); compaction (pitfall 18; pyiceberg cannot
+#: compact, Spark can). Kept small: every Spark write is a job.
 _SPARK = {"writer": "spark"}
 DELTA_VARIANTS: tuple[tuple[str, tuple[dict, ...]], ...] = (
-    *((name, ({}, _SPARK)) for name in ("crud", "types")),
+    *((name, ({}, _SPARK)) for name in ("crud", "types", "compaction")),
     *((name, ({}, {**_SPARK, "column_mapping": "name"})) for name in ("schema-drop", "schema-rename",
                                                                        "schema-type")),
 )
 ICEBERG_VARIANTS: tuple[tuple[str, tuple[dict, ...]], ...] = (
     ("crud", ({}, _SPARK, {**_SPARK, "write_mode": "merge-on-read"})),
-    *((name, ({}, _SPARK)) for name in ("types", "schema-rename")),
+    *((name, ({}, _SPARK)) for name in ("types", "schema-rename", "compaction")),
 )
 
 

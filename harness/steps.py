@@ -159,6 +159,15 @@ class AlterType:
     new_type: str
 
 
+@dataclass(frozen=True)
+class Compact:
+    """Rewrite a table's data files without changing its rows (Delta ``OPTIMIZE``, Iceberg
+    ``rewrite_data_files``): no committed change, so a reader must emit nothing for it
+    (pitfall 18)."""
+
+    table: str
+
+
 #: an engine fault's point: once the reader has received everything written so far (a running
 #: pipeline that delivered, whatever it committed of its own progress by then)
 AFTER_DELIVERY = "after-delivery"

@@ -58,11 +58,13 @@ class ScenarioRegistry:
 def register_builtin_scenarios(reg: ScenarioRegistry) -> None:
     """Add the built-in scenarios to ``reg`` (the plugin's ``pytest_cdc_scenarios``)."""
     from harness.options import HEAVY_ROLES
-    from scenarios import core, faults, kafka, keys, pipeline, schema, shapes
+    from scenarios import core, faults, kafka, keys, pipeline, schema, shapes, tables_maintenance
 
     for module in (core, schema, faults):
         for name, factory in module.SCENARIOS.items():
             reg.register(name, factory)
+    for name, factory in tables_maintenance.SCENARIOS.items():
+        reg.register(name, factory, frozenset({"delta", "iceberg"}))
     for name, factory in keys.SCENARIOS.items():  # on the JVM engines: Debezium's, not yet Spark's
         reg.register(name, factory, without_roles=frozenset({"spark"}))
     for name, (factory, families) in shapes.LIGHT_SCENARIOS.items():  # not on JVM engines: the suite's time

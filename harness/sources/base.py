@@ -14,6 +14,7 @@ from harness.steps import (
     AddColumn,
     AlterType,
     Column,
+    Compact,
     Delete,
     DropColumn,
     Insert,
@@ -100,6 +101,11 @@ class Source:
         """All rows of a table as the engine has them now."""
         raise NotImplementedError
 
+    def compact(self, table: str) -> int:
+        """Rewrite the table's files without changing a row; return how many data files it removed
+        (table formats; ``Unsupported`` elsewhere)."""
+        raise Unsupported(f"{type(self).__name__} cannot compact a table")
+
     def close(self) -> None:
         """Release connections."""
 
@@ -119,6 +125,9 @@ class Source:
             self._apply_txn(step.steps, step.commit)
         elif isinstance(step, (Insert, InsertMany, Update, Delete, Truncate)):
             self._apply_txn((step,), True)
+        elif isinstance(step, Compact):  # rows unchanged: nothing for the ledger
+            if self.compact(step.table) < 1:
+                raise AssertionError(f"compacting {step.table} rewrote no data file: the scenario tests nothing")
         else:
             raise Unsupported(f"{type(self).__name__} cannot apply {type(step).__name__}")
 

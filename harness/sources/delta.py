@@ -105,6 +105,10 @@ class DeltaSource(Source):
     def read_table(self, spec: TableSpec) -> Iterable[Row]:
         return pa.table(DeltaTable(self.path(spec.name)).to_pyarrow_table()).to_pylist()
 
+    def compact(self, table: str) -> int:
+        """delta-rs ``optimize.compact()``: a commit with ``dataChange=false`` files."""
+        return int(DeltaTable(self.path(table)).optimize.compact()["numFilesRemoved"])
+
 
 def _delta_type_name(logical: str) -> Any:
     primitive = {"int": "integer", "bigint": "long", "decimal": "decimal(38,10)", "float": "double",

@@ -123,6 +123,10 @@ class IcebergSource(Source):
     def read_table(self, spec: TableSpec) -> Iterable[Row]:
         return self.table(spec.name).scan().to_arrow().to_pylist()
 
+    def compact(self, table: str) -> int:
+        raise Unsupported("pyiceberg has no data-file compaction (rewrite_data_files); the cell with writer=spark "
+                          "compacts with Spark")
+
 
 class _AbortCommit(Exception):
     """Raised inside a transaction to make it fail before its commit."""

@@ -48,5 +48,9 @@ class SparkDeltaSource(DeltaSource):
                               "(run with column_mapping=name)")
         return self.writer.ddl(self.target(step.table), step)
 
+    def compact(self, table: str) -> int:
+        """``OPTIMIZE``: the small files rewritten into one (a ``dataChange=false`` commit)."""
+        return int(self.writer.spark.sql(f"OPTIMIZE {self.target(table)}").collect()[0]["metrics"]["numFilesRemoved"])
+
     def read_table(self, spec: TableSpec) -> Iterable[Row]:
         return self.writer.read(self.target(spec.name), spec)

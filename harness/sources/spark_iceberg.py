@@ -52,5 +52,12 @@ class SparkIcebergSource(IcebergSource):
     def ddl(self, step: Any) -> tuple[int, int]:
         return self.writer.ddl(self.target(step.table), step)
 
+    def compact(self, table: str) -> int:
+        """``rewrite_data_files``: the small files rewritten into one (a ``replace`` snapshot)."""
+        ident = f"{self.ctx.engine.namespace}.{table}"
+        result = self.writer.spark.sql(f"CALL {quoted(self.catalog_name)}.system.rewrite_data_files(table => "
+                                       f"'{ident}', options => map('min-input-files', '2'))").collect()[0]
+        return int(result["rewritten_data_files_count"])
+
     def read_table(self, spec: TableSpec) -> Iterable[Row]:
         return self.writer.read(self.target(spec.name), spec)
