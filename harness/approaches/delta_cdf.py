@@ -148,7 +148,10 @@ class DeltaCdf(BaseApproach):
         moved = [i for i in range(len(rows)) if kinds[i] == "update_preimage" and (versions[i], keys[i]) not in posts]
         rank = {"update_preimage": 1}
         moved_set = set(moved)
-        order = sorted(range(len(rows)), key=lambda i: (versions[i], 0 if i in moved_set else rank.get(kinds[i], 2)))
+        # ordinals must not depend on the order the reader returned rows in (a re-read after a
+        # restart must give every change the same position): ties broken by key, then kind
+        order = sorted(range(len(rows)), key=lambda i: (versions[i], 0 if i in moved_set else rank.get(kinds[i], 2),
+                                                         repr(keys[i]), kinds[i]))
         for i in order:
             row, kind, version, key = rows[i], kinds[i], versions[i], keys[i]
             if i in moved_set:

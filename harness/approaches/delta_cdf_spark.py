@@ -10,6 +10,7 @@ import pyarrow as pa
 from harness.approaches.delta_cdf import DeltaCdf
 from harness.capabilities import Capabilities
 from harness.context import RunContext
+from harness.errors import Unsupported
 
 #: Delta history operations that change only rows (any other one may change the schema)
 ROW_OPERATIONS = frozenset({"WRITE", "MERGE", "UPDATE", "DELETE", "STREAMING UPDATE", "TRUNCATE"})
@@ -55,7 +56,14 @@ class DeltaCdfSpark(DeltaCdf):
         self.spark = ctx.role("spark")
         self.spark.session.conf.set("spark.databricks.delta.changeDataFeed.defaultSchemaModeForColumnMappingTable",
                                     "endVersion")
-        super().start(ctx, resume)
+        try:
+            super().start(ctx, resume)
+        except Exception as exc:  # noqa: BLE001 - Spark refusing a table another writer made is the finding
+            if "DELTA_FEATURES_PROTOCOL_METADATA_MISMATCH" not in str(exc):
+                raise
+            raise Unsupported("delta-spark refuses to open this table (DELTA_FEATURES_PROTOCOL_METADATA_MISMATCH: "
+                              "a table feature is enabled in its metadata but not listed in its protocol, as "
+                              "the writer left it): " + _first_line(exc)) from None
 
     # -- what delta-cdf reads with delta-rs, read with Spark ----------------------------------------
     def _open(self, table: str) -> Any:
@@ -101,6 +109,12 @@ class DeltaCdfSpark(DeltaCdf):
     def _snapshot_columns(self, table: str, version: int) -> list[str]:
         frame = self.spark.session.read.format("delta").option("versionAsOf", version).load(self.paths[table])
         return list(frame.columns)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc)
+    at = text.find("[DELTA_")
+    return (text[at:] if at >= 0 else text).splitlines()[0][:240]
 
 
 def _meta(data: pa.Table) -> list[str]:

@@ -144,8 +144,11 @@ class IcebergChangelogSpark(BaseApproach):
         rows = data.select(names).to_pylist()
         kinds = data.column("_change_type").to_pylist()
         snap_ids = data.column("_commit_snapshot_id").to_pylist()
+        # ordinals independent of the order Spark returned rows in (a re-read after a restart must
+        # give every change the same position): ties broken by key, then kind
         order = sorted(range(len(rows)), key=lambda i: (by_id[snap_ids[i]].sequence_number,
-                                                         kinds[i] != "UPDATE_BEFORE"))
+                                                         kinds[i] != "UPDATE_BEFORE",
+                                                         repr(tuple(rows[i][k] for k in key_cols)), kinds[i]))
         pre: dict[tuple, dict] = {}
         out: list[ChangeEvent] = []
         counter: dict[int, int] = {}
