@@ -54,6 +54,7 @@ class DeltaCdfSpark(DeltaCdf):
 
     def start(self, ctx: RunContext, resume: bool = False) -> None:
         self.spark = ctx.role("spark")
+        self._recent: dict[str, list[dict]] = {}
         self.spark.session.conf.set("spark.databricks.delta.changeDataFeed.defaultSchemaModeForColumnMappingTable",
                                     "endVersion")
         try:
@@ -70,7 +71,7 @@ class DeltaCdfSpark(DeltaCdf):
         return self.paths[table]
 
     def _latest_version(self, table: str) -> int:
-        self._recent = {table: self._history(table)}  # one history read per table and poll
+        self._recent[table] = self._history(table)  # one history read per table and poll, reused by _read
         return int(self._recent[table][0]["version"])
 
     def _history(self, table: str) -> list[dict]:
@@ -83,7 +84,7 @@ class DeltaCdfSpark(DeltaCdf):
                                      rows.column("operation").to_pylist(), strict=True)]
 
     def _read(self, idx: int, table: str, start: int, end: int) -> list[Any]:
-        history = getattr(self, "_recent", {}).get(table) or self._history(table)
+        history = self._recent.get(table) or self._history(table)
         ops = {h["version"]: h["operation"] for h in history if start <= h["version"] <= end}
         if all(op in ROW_OPERATIONS for op in ops.values()):
             return self._decode(idx, table, self._projected(table, start, end))
