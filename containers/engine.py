@@ -126,6 +126,9 @@ class IcebergWarehouse(EmbeddedEngine):
         """The warehouse's SQLite-backed catalog (a new client each call: processes do not share)."""
         from pyiceberg.catalog.sql import SqlCatalog
 
+        from harness.pyiceberg_memo import install
+
+        install()  # commits that do not slow down with the table's history
         return SqlCatalog(self.catalog_name, uri=f"sqlite:///{self.root}/catalog.db",
                           warehouse=Path(self.root).as_uri())
 

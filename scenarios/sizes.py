@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 SIZES: dict[str, dict[str, int]] = {
-    "smoke": {"rows": 20, "ops": 30, "txns": 6, "bulk": 2_000, "type_rows": 8},
+    "smoke": {"rows": 12, "ops": 16, "txns": 4, "bulk": 2_000, "type_rows": 8},
     "default": {"rows": 40, "ops": 60, "txns": 16, "bulk": 20_000, "type_rows": 24},
     "large": {"rows": 1_000, "ops": 5_000, "txns": 500, "bulk": 1_000_000, "type_rows": 400},
 }
