@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,6 +91,39 @@ def pytest_configure_node(node: Any) -> None:
     node.workerinput["cdc_run_id"] = node.config.stash[STASH].run_id
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist: take a finished worker's engine versions and backends (for the environment report)."""
+    state = node.config.stash.get(STASH, None)
+    engines = getattr(node, "workeroutput", {}).get(WORKER_ENGINES)
+    if state is not None and engines:
+        state.engine_versions.update(engines["versions"])
+        for role, backend in engines["backends"].items():
+            state.engine_backends.setdefault(role, backend)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Give a conformance case its place in Allure (family → approach → scenario) before its
+    fixtures run, so a case skipped in set-up is in the tree too."""
+    case = getattr(item, "callspec", None) and item.callspec.params.get("cdc_case")
+    if case is None or not item.config.getoption("allure_report_dir", None):
+        return
+    from reports.allure_tree import label_case
+
+    state = item.config.stash[STASH]
+    label_case(case, state.scenarios.kind(case.scenario), state.options.seed, state.options.scale_for(case.roles))
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """Title a conformance case in Allure (after set-up, where allure-pytest names the test)."""
+    case = getattr(item, "callspec", None) and item.callspec.params.get("cdc_case")
+    if case is not None and item.config.getoption("allure_report_dir", None):
+        from reports.allure_tree import title_case
+
+        title_case(case)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "cdc_case" in metafunc.fixturenames:
         session = metafunc.config.stash[STASH]
@@ -138,6 +172,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if hasattr(session.config, "workerinput"):
         if state.records:
             write_part(path, state.run_id, state.worker, state.records, state.capabilities)
+        session.config.workeroutput[WORKER_ENGINES] = {"versions": state.engine_versions,
+                                                       "backends": state.engine_backends}
         return
     header = run_header(state.run_id, state.started_at, state.options.seed, state.options.scale,
                         state.options.engines, _interrupted(session, exitstatus, state))
@@ -147,12 +183,30 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         doc, notes = None, [f"results not written to {path}: {exc}"]
     session.config.stash[RESULTS] = doc
     session.config.stash[NOTES] = (header, notes)
+    alluredir = session.config.getoption("allure_report_dir", None)
+    if alluredir:
+        _write_allure_run(Path(alluredir), header, state)
     if state.options.pushgateway and doc:
         from reports.pushgateway import push_results
 
         push_results(state.options.pushgateway, doc)
 
 
+def _write_allure_run(alluredir: Path, header: dict, state: CdcSession) -> None:
+    """Once per session (the controller): Allure's categories and environment for this run."""
+    from reports.allure_categories import write_categories
+    from reports.allure_environment import environment, write_environment
+
+    try:
+        write_categories(alluredir)
+        write_environment(alluredir, environment(header, state.engine_versions, state.engine_backends,
+                                                 state.options.heavy_scale))
+    except OSError as exc:
+        state.progress(f"Allure categories/environment not written to {alluredir}: {exc}")
+
+
+#: xdist: the key of a worker's engine versions and backends in its ``workeroutput``
+WORKER_ENGINES = "cdc_engines"
 RESULTS: pytest.StashKey[dict | None] = pytest.StashKey()
 NOTES: pytest.StashKey[tuple[dict, list[str]]] = pytest.StashKey()
 

@@ -11,6 +11,21 @@ SCALES = ("smoke", "default", "large")
 #: A scenario factory: (seed, scale, supported logical types) -> Scenario.
 Factory = Callable[[int, str, frozenset[str]], Scenario]
 
+#: what a scenario exercises (Allure's "story"; one word group a user filters by)
+DML, TRANSACTIONS, TYPES, SCHEMA, FAULTS = "DML", "transactions", "types", "schema evolution", "faults"
+KEYS, SHAPES, MAINTENANCE, OTHER = "keys", "table shapes", "table maintenance", "other"
+#: the built-in scenarios' kinds (a plugin passes ``kind=`` to ``register``)
+KINDS: dict[str, str] = {
+    **dict.fromkeys(("crud", "bulk", "bulk-copy", "truncate"), DML),
+    **dict.fromkeys(("txn", "long-txn", "savepoint", "multi-table-txn", "large-txn-abort"), TRANSACTIONS),
+    **dict.fromkeys(("types", "mysql-types", "toast"), TYPES),
+    **dict.fromkeys(("reader-crash", "source-restart", "net-drop", "connect-crash", "broker-restart",
+                     "sink-crash-before-commit", "sink-crash-after-commit"), FAULTS),
+    **dict.fromkeys(("pk-update", "composite-key"), KEYS),
+    **dict.fromkeys(("partitioned", "generated-columns", "no-key"), SHAPES),
+    "compaction": MAINTENANCE,
+}
+
 
 class ScenarioRegistry:
     """Scenario factories by id; engine-specific modules add theirs with ``register``."""
@@ -20,18 +35,26 @@ class ScenarioRegistry:
         self._families: dict[str, frozenset[str] | None] = {}
         self._roles: dict[str, frozenset[str]] = {}
         self._without: dict[str, frozenset[str]] = {}
+        self._kinds: dict[str, str] = {}
 
     def register(self, name: str, factory: Factory, families: frozenset[str] | None = None,
-                 roles: frozenset[str] = frozenset(), without_roles: frozenset[str] = frozenset()) -> None:
+                 roles: frozenset[str] = frozenset(), without_roles: frozenset[str] = frozenset(),
+                 kind: str | None = None) -> None:
         """Add a scenario factory under a stable lowercase id (``families``: only these engines;
         ``roles``: only for approaches whose cases run these engine roles, e.g. ``connect``;
-        ``without_roles``: not for approaches whose cases run one of these, e.g. the heavy ones)."""
+        ``without_roles``: not for approaches whose cases run one of these, e.g. the heavy ones;
+        ``kind``: what it exercises, e.g. ``DML`` or ``faults`` — default from ``KINDS``)."""
         if not isinstance(name, str) or not name or name != name.lower() or " " in name or not callable(factory):
             raise InvalidPlugin(f"scenario registration wants a lowercase id and a factory, got {name!r}, {factory!r}")
         self._by_name[name] = factory
         self._families[name] = families
         self._roles[name] = frozenset(roles)
         self._without[name] = frozenset(without_roles)
+        self._kinds[name] = kind or KINDS.get(name) or (SCHEMA if name.startswith("schema-") else OTHER)
+
+    def kind(self, name: str) -> str:
+        """What scenario ``name`` exercises (``DML``, ``transactions``, ``faults``, ...; ``other``)."""
+        return self._kinds.get(name) or KINDS.get(name) or OTHER
 
     def applies(self, name: str, family: str, roles: tuple[str, ...] | None = None) -> bool:
         """True when scenario ``name`` runs on engine ``family`` with a case's ``roles``."""

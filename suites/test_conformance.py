@@ -12,6 +12,7 @@ import pytest
 from findings import known_finding, known_race
 
 from fixtures.recorder import record
+from harness import outcomes
 from harness.errors import EngineUnavailable
 from harness.runner import run_case
 from harness.verdict import Verdict
@@ -30,7 +31,8 @@ def _short(value: object, limit: int = 400) -> str:
 
 
 def _failure_message(case_id: str, verdict: Verdict) -> str:
-    lines = [f"{case_id}: {verdict.summary()}"]
+    """``[cdc:KIND]`` markers of the anomaly kinds (Allure's categories match them), then the summary."""
+    lines = [outcomes.tagged(outcomes.anomaly_tokens(verdict.anomalies), f"{case_id}: {verdict.summary()}")]
     for kind, examples in verdict.examples.items():
         lines.append(f"  {kind}: {_short(examples[0])}")
     return "\n".join(lines)
@@ -48,20 +50,22 @@ def test_conformance(cdc_case, cdc_engines, cdc_session, tmp_path):
                               seed=opts.seed, scale=opts.scale_for(cdc_case.roles), timeout_s=opts.timeout_s,
                               case_no=cdc_session.next_case_number(), progress=cdc_session.progress)
     except EngineUnavailable as exc:
-        pytest.skip(f"{cdc_case.family.name} engine unavailable: {exc}")
+        pytest.skip(outcomes.tagged([outcomes.ENGINE_UNAVAILABLE], f"{cdc_case.family.name} engine unavailable: {exc}"))
     verdict = result.verdict
     record(cdc_session, cdc_case, cdc_engines, verdict, time.perf_counter() - started)
     if verdict.status == "unsupported":
-        pytest.skip(f"unsupported: {verdict.reason}")
+        pytest.skip(outcomes.tagged([outcomes.UNSUPPORTED], f"unsupported: {verdict.reason}"))
     finding = known_finding(cdc_case.approach.name, cdc_case.scenario, cdc_case.settings)
     if finding is not None:
         kinds, why = finding
-        assert not verdict.passed, f"known finding no longer reproduces ({why}); update suites/findings.py"
+        assert not verdict.passed, outcomes.tagged(
+            [outcomes.FINDING_GONE], f"known finding no longer reproduces ({why}); update suites/findings.py")
         assert set(verdict.anomalies) == kinds, _failure_message(cdc_case.id, verdict)
-        pytest.xfail(f"known finding: {why}: {verdict.summary()}")
+        pytest.xfail(outcomes.tagged([outcomes.KNOWN_FINDING], f"known finding: {why}: {verdict.summary()}"))
     race = known_race(cdc_case.approach.name, cdc_case.scenario, cdc_case.settings)
     if race is not None and not verdict.passed:
         kinds, why = race
         assert set(verdict.anomalies) <= kinds, _failure_message(cdc_case.id, verdict)
-        pytest.xfail(f"known finding (depends on timing): {why}: {verdict.summary()}")
+        pytest.xfail(outcomes.tagged([outcomes.KNOWN_FINDING, outcomes.TIMING],
+                                     f"known finding (depends on timing): {why}: {verdict.summary()}"))
     assert verdict.passed, _failure_message(cdc_case.id, verdict)

@@ -1,0 +1,159 @@
+"""What one conformance result shows in Allure: verdict summary, figures, anomaly examples, lag CDF.
+
+Built from the result row of ``harness.results`` (the same data as the results file): the
+description is an HTML summary (verdict, reason, anomalies, throughput, lag quantiles, recovery);
+the figures are also parameters (kept out of the history id); the anomaly examples are an HTML
+table per kind; the lag CDF is a small PNG. Everything that may carry a URL is masked.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+from typing import Any
+
+from harness.secrets import mask_text
+
+try:
+    import allure
+except ImportError:  # pragma: no cover - allure-pytest is a dependency
+    allure = None
+
+COLOURS = {"pass": "#2e7d32", "fail": "#c62828", "unsupported": "#6d6d6d"}
+STYLE = ("<style>body{font:13px sans-serif;margin:8px}table{border-collapse:collapse;margin:4px 0 14px}"
+         "td,th{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}"
+         "th{background:#f2f2f2}code{font-size:12px;white-space:pre-wrap;word-break:break-all}</style>")
+
+
+def _num(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def figures(row: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The result's figures as (name, value) pairs: events, events/s, lag quantiles, recovery, time
+    (a value is None when the run did not measure it)."""
+    lag = row.get("lag_ms") or {}
+    out = [("events", row.get("events")), ("events/s", row.get("events_per_s"))]
+    out += [(f"lag {q} (ms)", lag.get(q)) for q in ("p50", "p95", "p99", "max")]
+    out += [("redelivered", row.get("redelivered", 0)), ("recovery (s)", row.get("recovery_s")),
+            ("duration (s)", row.get("duration_s"))]
+    return out
+
+
+def description_html(row: dict[str, Any]) -> str:
+    """The verdict summary shown as the test's description."""
+    verdict = row["verdict"]
+    head = (f'<p><b style="color:{COLOURS.get(verdict, "#000")}">{html.escape(verdict.upper())}</b>'
+            f" — {html.escape(row['approach'])} on scenario <b>{html.escape(row['scenario'])}</b>")
+    if row.get("settings"):
+        head += " (" + html.escape(", ".join(f"{k}={v}" for k, v in row["settings"].items())) + ")"
+    head += f", engine {html.escape(str(row.get('engine', '')))}</p>"
+    parts = [head]
+    if row.get("reason"):
+        parts.append(f"<p>{html.escape(mask_text(row['reason']))}</p>")
+    if row.get("anomalies"):
+        cells = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:,}</td></tr>" for k, v in row["anomalies"].items())
+        parts.append(f"<table><tr><th>anomaly</th><th>count</th></tr>{cells}</table>")
+    if verdict != "unsupported":
+        cells = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(_num(v, 2))}</td></tr>"
+                        for k, v in figures(row))
+        parts.append(f"<table>{cells}</table>")
+    return "".join(parts)
+
+
+def _compact(value: Any, limit: int = 600) -> str:
+    text = json.dumps(value, default=str, ensure_ascii=False, separators=(", ", ": "))
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} chars)"
+
+
+def _change(example: dict[str, Any]) -> dict[str, Any]:
+    return example.get("committed") or example.get("event") or example.get("captured") or {}
+
+
+def _image(change: dict[str, Any] | None) -> str:
+    if not change:
+        return ""
+    image = {k: change[k] for k in ("before", "after") if change.get(k) is not None}
+    return _compact(image) if image else _compact({k: v for k, v in change.items() if k not in ("table", "key")})
+
+
+def _difference(example: dict[str, Any]) -> str:
+    diff = example.get("difference")
+    if isinstance(diff, dict):
+        return "; ".join(f"{k}: {_compact(v.get('expected'), 80)} → {_compact(v.get('got'), 80)}"
+                         if isinstance(v, dict) else f"{k}: {_compact(v, 80)}" for k, v in diff.items())
+    rest = {k: v for k, v in example.items() if k not in ("why", "committed", "captured", "event")}
+    return _compact(rest) if rest else ""
+
+
+def examples_html(examples: dict[str, list[Any]]) -> str:
+    """One table per anomaly kind: why, where (table, op, key), committed, captured, difference."""
+    parts = [STYLE]
+    for kind, items in examples.items():
+        rows = []
+        for ex in items:
+            if not isinstance(ex, dict):
+                rows.append(f'<tr><td colspan="5"><code>{html.escape(_compact(ex))}</code></td></tr>')
+                continue
+            change = _change(ex)
+            where = f"{change.get('table', '')} {change.get('op', '')} key={_compact(change.get('key'), 120)}"
+            committed = _image(ex.get("committed"))
+            captured = _image(ex.get("captured") or ex.get("event"))
+            rows.append("<tr>" + "".join(f"<td><code>{html.escape(c)}</code></td>" for c in (
+                ex.get("why", ""), where, committed, captured, _difference(ex))) + "</tr>")
+        parts.append(f"<h3>{html.escape(kind)} ({len(items)} shown)</h3><table><tr><th>why</th><th>where</th>"
+                     f"<th>committed</th><th>captured</th><th>difference</th></tr>{''.join(rows)}</table>")
+    return mask_text("".join(parts))
+
+
+def lag_chart_png(row: dict[str, Any]) -> bytes | None:
+    """A small PNG of the lag CDF (matplotlib), or None when there is no lag or no matplotlib."""
+    cdf = row.get("lag_cdf") or []
+    if len(cdf) < 2:
+        return None
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(5, 3), dpi=100)
+    ax.plot([p[0] for p in cdf], [p[1] for p in cdf])
+    ax.set_xlabel("lag (ms, captured_at - commit issued)")
+    ax.set_ylabel("fraction of events")
+    ax.set_title(f"{row['approach']} / {row['scenario']}")
+    ax.grid(alpha=0.3)
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def attach_result(row: dict[str, Any], log_text: str | None = None) -> None:
+    """Describe the running test with its result row: description, figures, attachments."""
+    if allure is None:
+        return
+    allure.dynamic.description_html(description_html(row))
+    if row["verdict"] != "unsupported":
+        for name, value in figures(row):
+            if value is not None:
+                allure.dynamic.parameter(name, round(value, 2) if isinstance(value, float) else value, excluded=True)
+    summary = {k: row.get(k) for k in ("verdict", "reason", "anomalies", "events", "events_per_s", "lag_ms",
+                                       "redelivered", "recovery_s")}
+    allure.attach(mask_text(json.dumps(summary, indent=1, default=str)), "verdict", allure.attachment_type.JSON)
+    if row.get("examples"):
+        allure.attach(examples_html(row["examples"]), "anomaly examples", allure.attachment_type.HTML)
+        allure.attach(mask_text(json.dumps(row["examples"], indent=1, default=str)), "anomaly examples (JSON)",
+                      allure.attachment_type.JSON)
+    chart = lag_chart_png(row)
+    if chart is not None:
+        allure.attach(chart, "lag CDF", allure.attachment_type.PNG)
+    if log_text:
+        allure.attach(mask_text(log_text), "engine log", allure.attachment_type.TEXT)
