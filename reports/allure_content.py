@@ -141,10 +141,6 @@ def attach_result(row: dict[str, Any], log_text: str | None = None) -> None:
     if allure is None:
         return
     allure.dynamic.description_html(description_html(row))
-    if row["verdict"] != "unsupported":
-        for name, value in figures(row):
-            if value is not None:
-                allure.dynamic.parameter(name, round(value, 2) if isinstance(value, float) else value, excluded=True)
     summary = {k: row.get(k) for k in ("verdict", "reason", "anomalies", "events", "events_per_s", "lag_ms",
                                        "redelivered", "recovery_s")}
     allure.attach(mask_text(json.dumps(summary, indent=1, default=str)), "verdict", allure.attachment_type.JSON)

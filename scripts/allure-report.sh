@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Build the Allure HTML report from pytest's --alluredir results with the npm-pinned Allure 2 CLI.
 # Usage: scripts/allure-report.sh [RESULTS_DIR=allure-results] [OUT_DIR=allure-report]
+# History: the previous report's OUT_DIR/history/ is copied into RESULTS_DIR/history/ first, so the
+# trend, duration and retries widgets span runs; after a single-file build the new history/ (and
+# data/, widgets/) are written out beside index.html for the next run (reports/allure_data.py).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # Paths given on the command line are relative to where the script was called from.
@@ -21,6 +24,13 @@ if [[ ! -d $results ]] || [[ -z $(ls -A "$results" 2>/dev/null) ]]; then
   exit 2
 fi
 
+# carry the previous report's history into these results (the trend across runs)
+if [[ -d $out/history ]] && [[ -n $(ls -A "$out/history" 2>/dev/null) ]]; then
+  rm -rf "$results/history"
+  cp -r "$out/history" "$results/history"
+  echo "allure-report: history of the previous report carried over from $out/history"
+fi
+
 args=(generate "$results" --clean -o "$out")
 # --single-file (Allure >= 2.14) makes one self-contained index.html that opens from file://.
 if node_modules/.bin/allure --help 2>&1 | grep -q -- "--single-file"; then
@@ -33,6 +43,10 @@ fi
 npx --no-install allure "${args[@]}"
 
 if [[ $single == 1 ]]; then
+  # one self-contained index.html: write its history/ (and data/, widgets/) out for the next run
+  python=python3
+  [[ -x .venv/bin/python ]] && python=.venv/bin/python
+  "$python" -m reports.allure_data "$out/index.html"
   echo "allure-report: open file://$(realpath "$out")/index.html in a browser"
 else
   echo "allure-report: serve it (file:// does not work for a multi-file report): npx allure open $out"

@@ -1,0 +1,251 @@
+"""Allure as its users browse it: the tree, categories, environment, history and per-test content.
+
+The unit tests check each piece on its own; ``test_allure_report_of_a_real_run`` runs a few real
+embedded cases (delta-cdf, a mutant of it that drops changes, iceberg-snapshot-diff) at smoke
+scale, builds the report twice with ``scripts/allure-report.sh`` and reads the generated report's
+data files, then screenshots its Suites tab with headless Chromium."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import outcomes
+from harness.families import builtin_registry
+from harness.runner import Case
+from harness.verdict import ANOMALIES
+from reports import allure_categories, allure_content, allure_data, allure_environment, allure_shot, allure_tree
+from scenarios import default_registry
+
+ROOT = Path(__file__).resolve().parents[1]
+SETUP = "bash scripts/setup-reports.sh"
+
+
+def _matching(status: str, message: str) -> list[str]:
+    """The categories a result falls in, as Allure decides it (Java ``matches()`` = fullmatch)."""
+    return [c["name"] for c in allure_categories.categories()
+            if status in c["matchedStatuses"] and re.fullmatch(c["messageRegex"], message)]
+
+
+def test_categories_classify_by_marker_not_by_traceback() -> None:
+    fail = outcomes.tagged(outcomes.anomaly_tokens({"phantom": 2, "lost": 1}), "x-crud: fail: lost=1, phantom=2")
+    assert fail.startswith("[cdc:lost] [cdc:phantom] ")
+    message = f"AssertionError: {fail}\n  lost: {{'why': 'committed, never captured'}}\nassert False"
+    assert _matching("failed", message) == ["Lost changes", "Phantoms"]
+    mismatch = outcomes.tagged(["before-mismatch", "op-mismatch"], "x: fail")
+    assert _matching("failed", f"AssertionError: {mismatch}") == ["Image mismatches"]
+    known = "XFAIL " + outcomes.tagged([outcomes.KNOWN_FINDING], "known finding: pitfall 1: fail: schema=3")
+    assert _matching("skipped", known + "\n\nXFailed: [cdc:known-finding] …") == ["Known findings"]
+    race = outcomes.tagged([outcomes.KNOWN_FINDING, outcomes.TIMING], "known finding (depends on timing): …")
+    assert _matching("skipped", "XFAIL " + race) == ["Known findings"]
+    gap = "Skipped: " + outcomes.tagged([outcomes.UNSUPPORTED], "unsupported: delta-cdf does not follow DDL 'drop'")
+    assert _matching("skipped", gap) == ["Unsupported by the approach"]
+    down = outcomes.tagged([outcomes.ENGINE_UNAVAILABLE], "postgres engine unavailable: fix: make setup")
+    assert _matching("skipped", f"Skipped: {down}") == ["Engine not available"]
+    gone = outcomes.tagged([outcomes.FINDING_GONE], "known finding no longer reproduces")
+    assert _matching("failed", f"AssertionError: {gone}") == ["Known finding no longer reproduces"]
+    # everything else: a driver's exception, a plain assertion, a traceback that quotes a marker-less text
+    assert _matching("broken", "psycopg.OperationalError: connection refused") == ["Harness or engine error"]
+    assert _matching("failed", "AssertionError: assert 1 == 2\n[lost] in a traceback") == ["Harness or engine error"]
+    assert _matching("passed", "") == []
+
+
+def test_every_anomaly_kind_has_exactly_one_category() -> None:
+    kinds = [k for _, ks, _ in allure_categories.ANOMALY_CATEGORIES for k in ks]
+    assert sorted(kinds) == sorted(ANOMALIES)
+    for kind in ANOMALIES:
+        names = _matching("failed", outcomes.tagged([kind], "case: fail"))
+        assert len(names) == 1, (kind, names)
+    with pytest.raises(ValueError, match="unknown outcome token"):
+        outcomes.marker("lots")
+    assert outcomes.tokens_in("[cdc:lost] [cdc:nope] [cdc:timing] x") == ["lost", "timing"]
+
+
+def test_categories_json_written_into_the_results_dir(tmp_path: Path) -> None:
+    path = allure_categories.write_categories(tmp_path / "results")
+    data = json.loads(path.read_text())
+    assert path.name == "categories.json" and [c["name"] for c in data] == [c["name"] for c in
+                                                                             allure_categories.categories()]
+    assert {"Lost changes", "Known findings", "Unsupported by the approach", "Harness or engine error"} <= {
+        c["name"] for c in data}
+
+
+def _case(approach: str, family: str, scenario: str, settings: tuple = (), extra_roles: tuple = ()) -> Case:
+    fam = builtin_registry().get(family)
+    return Case(type(approach, (), {"name": approach}), scenario, fam, settings, (*fam.roles, *extra_roles))
+
+
+def test_place_mirrors_the_matrix() -> None:
+    kinds = default_registry()
+    case = _case("pg-pgoutput", "postgres", "toast", (("replica_identity", "full"),))
+    where = allure_tree.place(case, kinds.kind("toast"), 1, "smoke")
+    assert (where.parent_suite, where.suite, where.sub_suite) == ("postgres", "pg-pgoutput · replica_identity=full",
+                                                                  "toast")
+    assert (where.epic, where.feature, where.story) == ("postgres", "pg-pgoutput", "types")
+    assert where.title == "pg-pgoutput · replica_identity=full · toast" and where.tags == ()
+    assert dict(where.parameters) == {"approach": "pg-pgoutput", "scenario": "toast", "replica_identity": "full",
+                                      "seed": 1, "scale": "smoke"}
+    debezium = _case("pg-debezium", "postgres", "connect-crash", extra_roles=("kafka", "connect"))
+    where = allure_tree.place(debezium, kinds.kind("connect-crash"), 1, "smoke")
+    assert (where.parent_suite, where.story, where.tags) == ("postgres", "faults", ("kafka", "connect"))
+    pipeline = _case("pg-kafka-iceberg", "postgres", "sink-crash-after-commit",
+                     extra_roles=("kafka", "connect", "iceberg", "sink"))
+    assert allure_tree.place(pipeline, "faults", 1, "smoke").parent_suite == "pipeline"
+    spark = _case("delta-cdf", "delta", "schema-drop", (("column_mapping", "name"), ("writer", "spark")), ("spark",))
+    where = allure_tree.place(spark, kinds.kind("schema-drop"), 7, "default")
+    assert where.suite == "delta-cdf · column_mapping=name · writer=spark" and where.tags == ("spark",)
+    assert where.story == "schema evolution"
+
+
+def test_every_builtin_scenario_has_a_kind() -> None:
+    kinds = default_registry()
+    assert {name: kinds.kind(name) for name in kinds.names() if kinds.kind(name) == "other"} == {}
+    kinds.register("my-scenario", lambda seed, scale, types=frozenset(): None, kind="faults")  # type: ignore[arg-type]
+    assert kinds.kind("my-scenario") == "faults"
+    kinds.register("schema-widen", lambda seed, scale, types=frozenset(): None)  # type: ignore[arg-type]
+    assert kinds.kind("schema-widen") == "schema evolution"
+
+
+def test_environment_properties_escape_as_java_reads_them(tmp_path: Path) -> None:
+    header = {"run_id": "abc123", "started_at": "2025-01-01T00:00:00+00:00", "seed": 7, "scale": "smoke",
+              "engines": "auto", "host": {"cpus": 2, "python": "3.11.7", "platform": "Linux"},
+              "harness_version": "0.1.0"}
+    props = allure_environment.environment(header, {"PostgreSQL": "15.8 (Debian 15.8-0+deb12u1)", "Spark": "4.1"},
+                                           {"postgres": "local", "spark": "local"}, heavy_scale="smoke")
+    assert list(props)[:5] == ["run id", "started at", "seed", "scale", "engines option"]
+    assert props["engine backends"] == "postgres=local, spark=local" and props["machine cores"] == "2"
+    assert "scale (Kafka, Connect, Spark cases)" not in props  # same as the scale
+    path = allure_environment.write_environment(tmp_path, {**props, "odd key=x": "a:b µ 🦆"})
+    lines = path.read_text(encoding="ascii").splitlines()
+    assert "run\\ id=abc123" in lines and "PostgreSQL=15.8 (Debian 15.8-0+deb12u1)" in lines
+    assert "odd\\ key\\=x=a\\:b \\u00b5 \\ud83e\\udd86" in lines
+
+
+def test_description_and_examples_are_readable_and_masked() -> None:
+    secret = "postgresql://u:s3cretpw@h/db"
+    row = {"approach": "pg-pgoutput", "scenario": "crud", "settings": {"replica_identity": "full"},
+           "engine": "local", "verdict": "fail", "reason": f"reader said {secret}", "anomalies": {"lost": 2},
+           "events": 10, "events_per_s": 123.456, "lag_ms": {"p50": 1.5, "p95": 2.0, "p99": None, "max": 3.0},
+           "redelivered": 0, "recovery_s": 0.25, "duration_s": 1.0,
+           "examples": {"before-mismatch": [{
+               "why": "differs <b>",
+               "committed": {"table": "t", "op": "update", "key": [1], "before": {"id": 1, "n": 8}},
+               "captured": {"table": "t", "op": "update", "key": [1], "before": {"id": 1, "n": 0}},
+               "difference": {"n": {"expected": 8, "got": 0}}}]}}
+    text = allure_content.description_html(row)
+    assert "FAIL" in text and "replica_identity=full" in text and "s3cretpw" not in text
+    assert "<th>events/s</th><td>123.46</td>" in text and "<th>lag p99 (ms)</th><td>–</td>" in text
+    table = allure_content.examples_html(row["examples"])
+    assert "<h3>before-mismatch (1 shown)</h3>" in table and "differs &lt;b&gt;" in table
+    assert "n: 8 → 0" in table and "t update key=[1]" in table
+    assert dict(allure_content.figures(row))["recovery (s)"] == 0.25
+
+
+def test_single_file_report_data_are_extracted(tmp_path: Path) -> None:
+    def blob(value: Any) -> str:
+        return base64.b64encode(json.dumps(value).encode()).decode()
+
+    index = tmp_path / "index.html"
+    index.write_text(f"<script>d('history/history.json','{blob({'a': 1})}')\n"
+                     f"d('widgets/environment.json','{blob([{'name': 'seed', 'values': ['1']}])}')\n"
+                     f"d('data/attachments/x.png','{base64.b64encode(b'png').decode()}')</script>")
+    assert allure_data.read_json(tmp_path, "widgets/environment.json")[0]["name"] == "seed"  # from index.html
+    assert allure_data.main([str(index)]) == 0
+    assert json.loads((tmp_path / "history/history.json").read_text()) == {"a": 1}
+    assert not (tmp_path / "data/attachments").exists()
+    (tmp_path / "widgets/environment.json").write_text("[]")
+    assert allure_data.read_json(tmp_path, "widgets/environment.json") == []  # a file wins
+    index.write_text("<html>no data</html>")
+    assert allure_data.main([str(index)]) == 1
+
+
+# -- a real run, a real report ----------------------------------------------------------------------
+
+MUTANT = '''"""delta-cdf that drops changes (a mutant): its cells fail with lost changes."""
+from harness.approaches.delta_cdf import DeltaCdf
+from tests.mutants import mutant_class
+
+
+def pytest_cdc_approaches(registry):
+    registry.register(mutant_class(DeltaCdf, "drop", seed=3))
+'''
+
+
+def _paths(node: dict[str, Any], above: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Each leaf under an Allure tree node as (group names..., test name, status)."""
+    out: list[tuple[str, ...]] = []
+    for child in node.get("children", []):
+        if "children" in child:
+            out += _paths(child, (*above, child["name"]))
+        else:
+            out.append((*above, child["name"], child["status"]))
+    return out
+
+
+@pytest.mark.skipif(not (ROOT / "node_modules/.bin/allure").exists() or shutil.which("java") is None,
+                    reason=f"Allure CLI or Java missing; fix: npm ci (or {SETUP})")
+def test_allure_report_of_a_real_run(tmp_path: Path) -> None:
+    (tmp_path / "cdc_drop_plugin.py").write_text(MUTANT, encoding="utf-8")
+    results, report = tmp_path / "allure-results", tmp_path / "allure-report"
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}"}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    env.pop("PYTEST_ADDOPTS", None)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "suites/test_conformance.py", "-p", "cdc_drop_plugin",
+         "-p", "no:cacheprovider",
+         "--cdc-approaches=delta-cdf,delta-cdf+drop,iceberg-snapshot-diff", "--cdc-scenarios=pk-update,schema-drop",
+         "-k", "not writer-spark and not iceberg-snapshot-diff-schema-drop and not drop-schema-drop", "--cdc-scale=smoke",
+         f"--cdc-results={tmp_path / 'results.json'}", f"--alluredir={results}", "--clean-alluredir",
+         "-n", "2", "--dist", "loadgroup", "-q"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]  # the mutant's cell fails
+    assert "1 failed, 1 passed, 1 skipped, 1 xfailed" in run.stdout, run.stdout[-3000:]
+    for _ in range(2):  # the second build carries the first one's history: a trend of two runs
+        build = subprocess.run(["bash", "scripts/allure-report.sh", str(results), str(report)], cwd=ROOT,
+                               capture_output=True, text=True, timeout=300)
+        assert build.returncode == 0, build.stdout + build.stderr
+    assert "history of the previous report carried over" in build.stdout
+
+    suites = allure_data.read_json(report, "data/suites.json")
+    assert set(_paths(suites)) == {
+        ("delta", "delta-cdf", "pk-update", "delta-cdf · pk-update", "passed"),
+        ("delta", "delta-cdf", "schema-drop", "delta-cdf · schema-drop", "skipped"),
+        ("delta", "delta-cdf+drop", "pk-update", "delta-cdf+drop · pk-update", "failed"),
+        ("iceberg", "iceberg-snapshot-diff", "pk-update", "iceberg-snapshot-diff · pk-update", "skipped"),
+    }, _paths(suites)
+    behaviors = _paths(allure_data.read_json(report, "data/behaviors.json"))
+    assert {p[:3] for p in behaviors} == {("delta", "delta-cdf", "keys"), ("delta", "delta-cdf", "schema evolution"),
+                                          ("delta", "delta-cdf+drop", "keys"),
+                                          ("iceberg", "iceberg-snapshot-diff", "keys")}, behaviors
+
+    categories = {c["name"]: [p[-2] for p in _paths(c)] for c in
+                  allure_data.read_json(report, "data/categories.json")["children"]}
+    assert categories == {"Lost changes": ["delta-cdf+drop · pk-update"],
+                          "Known findings": ["iceberg-snapshot-diff · pk-update"],
+                          "Unsupported by the approach": ["delta-cdf · schema-drop"]}, categories
+
+    env_widget = {e["name"]: e["values"][0] for e in allure_data.read_json(report, "widgets/environment.json")}
+    assert env_widget["scale"] == "smoke" and env_widget["seed"] == "1" and env_widget["run id"]
+    assert env_widget["engine backends"] == "delta=embedded, iceberg=embedded"
+    assert re.fullmatch(r"\d+\.\d+\.\d+.*", env_widget["delta-rs (deltalake)"]) and env_widget["pyiceberg"]
+    assert int(env_widget["machine cores"]) >= 1 and float(env_widget["machine memory (GiB)"]) > 0
+    assert len(allure_data.read_json(report, "widgets/history-trend.json")) == 2
+
+    if allure_shot.chromium() is None:
+        pytest.skip(f"chromium missing (no screenshot of the Suites tab); fix: {SETUP}")
+    png = allure_shot.screenshot(report / "index.html", "suites", tmp_path / "allure-suites.png", size="1200,800")
+    assert png.stat().st_size > 20_000
+    dom = allure_shot.dump_dom(report / "index.html", "suites")  # the tree opened down to the tests
+    for name in ("delta", "delta-cdf", "delta-cdf+drop", "iceberg-snapshot-diff", "pk-update", "schema-drop",
+                 "delta-cdf+drop · pk-update", "iceberg-snapshot-diff · pk-update"):
+        assert f'<div class="node__name">{name}' in dom or f">{name}<" in dom, name
+
