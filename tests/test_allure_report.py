@@ -203,7 +203,8 @@ def test_allure_report_of_a_real_run(tmp_path: Path) -> None:
         [sys.executable, "-m", "pytest", "suites/test_conformance.py", "-p", "cdc_drop_plugin",
          "-p", "no:cacheprovider",
          "--cdc-approaches=delta-cdf,delta-cdf+drop,iceberg-snapshot-diff", "--cdc-scenarios=pk-update,schema-drop",
-         "-k", "not writer-spark and not iceberg-snapshot-diff-schema-drop and not drop-schema-drop", "--cdc-scale=smoke",
+         "-k", "not writer-spark and not iceberg-snapshot-diff-schema-drop and not drop-schema-drop",
+         "--cdc-scale=smoke",
          f"--cdc-results={tmp_path / 'results.json'}", f"--alluredir={results}", "--clean-alluredir",
          "-n", "2", "--dist", "loadgroup", "-q"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
