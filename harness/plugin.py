@@ -193,14 +193,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def _write_allure_run(alluredir: Path, header: dict, state: CdcSession) -> None:
-    """Once per session (the controller): Allure's categories and environment for this run."""
+    """Once per session (the controller): Allure's categories, environment and executor for this run."""
     from reports.allure_categories import write_categories
-    from reports.allure_environment import environment, write_environment
+    from reports.allure_environment import environment, executor, write_environment, write_executor
 
     try:
         write_categories(alluredir)
         write_environment(alluredir, environment(header, state.engine_versions, state.engine_backends,
                                                  state.options.heavy_scale))
+        write_executor(alluredir, executor(state.run_id))
     except OSError as exc:
         state.progress(f"Allure categories/environment not written to {alluredir}: {exc}")
 

@@ -19,6 +19,8 @@ CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync")
 TABS = ("suites", "categories", "overview")
+#: the URL fragment of a tab (the Overview is the report's root)
+ROUTES = {"overview": ""}
 #: opens each collapsed group of the tree (a click re-renders the tree: one per tick)
 EXPAND = """<script>
 (function () {
@@ -63,7 +65,7 @@ def _browse(index: str | Path, tab: str, args: list[str], budget_ms: int, timeou
     try:
         with tempfile.TemporaryDirectory(prefix="cdc-chromium-") as profile:
             proc = subprocess.run([browser, *FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}",
-                                   *args, f"{page.as_uri()}#{tab}"], capture_output=True, text=True,
+                                   *args, f"{page.as_uri()}#{ROUTES.get(tab, tab)}"], capture_output=True, text=True,
                                   timeout=timeout_s)
     finally:
         page.unlink(missing_ok=True)
@@ -99,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     try:
         for tab in args.tabs.split(","):
-            print(screenshot(args.index, tab, out / f"allure-{tab}.png"))
+            size = "1400,1700" if tab == "overview" else "1400,1000"  # the Overview's widgets run long
+            print(screenshot(args.index, tab, out / f"allure-{tab}.png", size=size))
     except (FileNotFoundError, RuntimeError, subprocess.TimeoutExpired) as exc:
         print(f"allure_shot: {exc}", file=sys.stderr)
         return 2

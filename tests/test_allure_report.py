@@ -121,13 +121,26 @@ def test_environment_properties_escape_as_java_reads_them(tmp_path: Path) -> Non
               "harness_version": "0.1.0"}
     props = allure_environment.environment(header, {"PostgreSQL": "15.8 (Debian 15.8-0+deb12u1)", "Spark": "4.1"},
                                            {"postgres": "local", "spark": "local"}, heavy_scale="smoke")
-    assert list(props)[:5] == ["run id", "started at", "seed", "scale", "engines option"]
+    assert list(props)[:5] == ["PostgreSQL", "Spark", "run id", "seed", "scale"]  # what the Overview shows
     assert props["engine backends"] == "postgres=local, spark=local" and props["machine cores"] == "2"
     assert "scale (Kafka, Connect, Spark cases)" not in props  # same as the scale
     path = allure_environment.write_environment(tmp_path, {**props, "odd key=x": "a:b µ 🦆"})
     lines = path.read_text(encoding="ascii").splitlines()
     assert "run\\ id=abc123" in lines and "PostgreSQL=15.8 (Debian 15.8-0+deb12u1)" in lines
     assert "odd\\ key\\=x=a\\:b \\u00b5 \\ud83e\\udd86" in lines
+
+
+def test_executor_names_the_ci_run(tmp_path: Path) -> None:
+    local = allure_environment.executor("abc123", env={})
+    assert local["reportName"] == "cdc-harness conformance" and local["buildName"] == "run abc123"
+    assert "buildOrder" not in local
+    ci = allure_environment.executor("abc123", env={
+        "GITHUB_ACTIONS": "true", "GITHUB_RUN_ID": "99", "GITHUB_RUN_NUMBER": "42", "GITHUB_WORKFLOW": "ci",
+        "GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "o/cdc-harness", "CDC_ENGINE": "postgres"})
+    assert ci["buildOrder"] == 42 and ci["buildName"] == "ci #42 postgres (run abc123)"
+    assert ci["buildUrl"] == "https://github.com/o/cdc-harness/actions/runs/99"
+    path = allure_environment.write_executor(tmp_path, ci)
+    assert json.loads(path.read_text())["buildOrder"] == 42
 
 
 def test_description_and_examples_are_readable_and_masked() -> None:
@@ -240,6 +253,7 @@ def test_allure_report_of_a_real_run(tmp_path: Path) -> None:
     assert re.fullmatch(r"\d+\.\d+\.\d+.*", env_widget["delta-rs (deltalake)"]) and env_widget["pyiceberg"]
     assert int(env_widget["machine cores"]) >= 1 and float(env_widget["machine memory (GiB)"]) > 0
     assert len(allure_data.read_json(report, "widgets/history-trend.json")) == 2
+    assert allure_data.read_json(report, "widgets/summary.json")["reportName"] == "cdc-harness conformance"
 
     if allure_shot.chromium() is None:
         pytest.skip(f"chromium missing (no screenshot of the Suites tab); fix: {SETUP}")
