@@ -23,7 +23,15 @@ from harness import outcomes
 from harness.families import builtin_registry
 from harness.runner import Case
 from harness.verdict import ANOMALIES
-from reports import allure_categories, allure_content, allure_data, allure_environment, allure_shot, allure_tree
+from reports import (
+    allure_categories,
+    allure_content,
+    allure_data,
+    allure_environment,
+    allure_history,
+    allure_shot,
+    allure_tree,
+)
 from scenarios import default_registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -181,6 +189,32 @@ def test_single_file_report_data_are_extracted(tmp_path: Path) -> None:
     assert allure_data.main([str(index)]) == 1
 
 
+def test_history_is_carried_once_per_run(tmp_path: Path) -> None:
+    """A report built on the previous one's history; a rebuild from the same results reuses the
+    history it was first built on (a run counts once in the trend)."""
+    run1, run2, out = tmp_path / "r1", tmp_path / "r2", tmp_path / "report"
+    for run_dir, name in ((run1, "a"), (run2, "b")):
+        run_dir.mkdir()
+        (run_dir / f"{name}-result.json").write_text("{}")
+
+    def build(results: Path, entries: int) -> None:  # what allure generate + extraction leave in OUT
+        staged = allure_history.prepare(results, out)
+        seen = json.loads((staged / "history/history-trend.json").read_text()) if staged else []
+        shutil.rmtree(out, ignore_errors=True)  # --clean
+        (out / "history").mkdir(parents=True)
+        (out / "history/history-trend.json").write_text(json.dumps([*seen, {"run": results.name}]))
+        allure_history.keep(results, out, staged)
+        assert len(json.loads((out / "history/history-trend.json").read_text())) == entries
+        assert staged is None or not staged.exists()
+
+    build(run1, 1)
+    build(run1, 1)  # rebuilt: no history before run 1, still none
+    build(run2, 2)
+    build(run2, 2)  # rebuilt: on run 1's history again, not on its own
+    build(run1, 3)  # another results folder: a new run
+    assert allure_history.main(["prepare", str(run1), str(out)]) == 0
+
+
 # -- a real run, a real report ----------------------------------------------------------------------
 
 MUTANT = '''"""delta-cdf that drops changes (a mutant): its cells fail with lost changes."""
@@ -223,11 +257,17 @@ def test_allure_report_of_a_real_run(tmp_path: Path) -> None:
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]  # the mutant's cell fails
     assert "1 failed, 1 passed, 1 skipped, 1 xfailed" in run.stdout, run.stdout[-3000:]
-    for _ in range(2):  # the second build carries the first one's history: a trend of two runs
-        build = subprocess.run(["bash", "scripts/allure-report.sh", str(results), str(report)], cwd=ROOT,
+    # a second run (the same results under new test uuids: Allure tells runs apart by their files)
+    again = tmp_path / "allure-results-2"
+    shutil.copytree(results, again)
+    for n, path in enumerate(sorted(again.glob("*-result.json"))):
+        path.rename(again / f"00000000-0000-0000-0000-{n:012d}-result.json")
+    for run_dir in (results, again):  # the second build carries the first one's history: a trend of two runs
+        build = subprocess.run(["bash", "scripts/allure-report.sh", str(run_dir), str(report)], cwd=ROOT,
                                capture_output=True, text=True, timeout=300)
         assert build.returncode == 0, build.stdout + build.stderr
     assert "history of the previous report carried over" in build.stdout
+    assert not (results / "history").exists()  # the results stay as pytest wrote them
 
     suites = allure_data.read_json(report, "data/suites.json")
     assert set(_paths(suites)) == {
