@@ -21,6 +21,10 @@ except ImportError:  # pragma: no cover - allure-pytest is a dependency
     allure = None
 
 COLOURS = {"pass": "#2e7d32", "fail": "#c62828", "unsupported": "#6d6d6d"}
+#: inline styles: Allure shows the description inside its own page, without table styles of its own
+TABLE = '<table style="border-collapse:collapse;margin:6px 0">'
+CELL = ' style="padding:2px 14px 2px 0;border-bottom:1px solid #e4e4e4;text-align:left;font-weight:normal"'
+
 STYLE = ("<style>body{font:13px sans-serif;margin:8px}table{border-collapse:collapse;margin:4px 0 14px}"
          "td,th{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}"
          "th{background:#f2f2f2}code{font-size:12px;white-space:pre-wrap;word-break:break-all}</style>")
@@ -57,12 +61,13 @@ def description_html(row: dict[str, Any]) -> str:
     if row.get("reason"):
         parts.append(f"<p>{html.escape(mask_text(row['reason']))}</p>")
     if row.get("anomalies"):
-        cells = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:,}</td></tr>" for k, v in row["anomalies"].items())
-        parts.append(f"<table><tr><th>anomaly</th><th>count</th></tr>{cells}</table>")
+        cells = "".join(f"<tr><td{CELL}>{html.escape(k)}</td><td{CELL}>{v:,}</td></tr>"
+                        for k, v in row["anomalies"].items())
+        parts.append(f"{TABLE}<tr><th{CELL}><b>anomaly</b></th><th{CELL}><b>count</b></th></tr>{cells}</table>")
     if verdict != "unsupported":
-        cells = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(_num(v, 2))}</td></tr>"
+        cells = "".join(f"<tr><th{CELL}>{html.escape(k)}</th><td{CELL}>{html.escape(_num(v, 2))}</td></tr>"
                         for k, v in figures(row))
-        parts.append(f"<table>{cells}</table>")
+        parts.append(f"{TABLE}{cells}</table>")
     return "".join(parts)
 
 

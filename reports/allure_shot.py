@@ -55,31 +55,34 @@ def expanded_copy(index: str | Path, out: str | Path) -> Path:
     return page
 
 
-def _browse(index: str | Path, tab: str, args: list[str], budget_ms: int, timeout_s: float) -> str:
-    """Open the expanded copy of the report at ``#tab`` in headless Chromium; return its stdout."""
+def _browse(index: str | Path, tab: str, args: list[str], budget_ms: int, timeout_s: float,
+            expand: bool = True) -> str:
+    """Open the report (its expanded copy) at ``#tab`` in headless Chromium; return its stdout."""
     browser = chromium()
     if browser is None:
         raise FileNotFoundError("chromium not found; fix: bash scripts/setup-reports.sh")
     index = Path(index).resolve()
-    page = expanded_copy(index, index.with_name(".shot.html"))
+    page = expanded_copy(index, index.with_name(".shot.html")) if expand else index
     try:
         with tempfile.TemporaryDirectory(prefix="cdc-chromium-") as profile:
             proc = subprocess.run([browser, *FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}",
                                    *args, f"{page.as_uri()}#{ROUTES.get(tab, tab)}"], capture_output=True, text=True,
                                   timeout=timeout_s)
     finally:
-        page.unlink(missing_ok=True)
+        if page != index:
+            page.unlink(missing_ok=True)
     if proc.returncode != 0:
         raise RuntimeError(f"chromium failed on #{tab}: {proc.stderr[-1000:]}")
     return proc.stdout
 
 
 def screenshot(index: str | Path, tab: str, png: str | Path, size: str = "1400,1000",
-               budget_ms: int = 12_000, timeout_s: float = 120) -> Path:
-    """Screenshot one tab (``suites``, ``categories``, ``overview``, ``behaviors``, ...) of the report."""
+               budget_ms: int = 12_000, timeout_s: float = 120, expand: bool = True) -> Path:
+    """Screenshot one tab (``suites``, ``categories``, ``overview``, ``behaviors``, ...) of the report,
+    or any route of it (``suites/<group uid>/<test uid>/``: one test, with ``expand=False``)."""
     png = Path(png).resolve()
     png.unlink(missing_ok=True)
-    _browse(index, tab, [f"--window-size={size}", f"--screenshot={png}"], budget_ms, timeout_s)
+    _browse(index, tab, [f"--window-size={size}", f"--screenshot={png}"], budget_ms, timeout_s, expand)
     if not png.exists():
         raise RuntimeError(f"chromium wrote no screenshot of #{tab}")
     return png
