@@ -52,9 +52,10 @@ test: setup  ## the harness's own tests and the conformance suite (as CI runs th
 bench: setup  ## benchmarks with figures in extra_info (compare runs with pytest-benchmark compare)
 	$(PYTEST) suites --benchmark-only --benchmark-autosave $(SELECT)
 
-report: setup  ## HTML matrix and Allure report from the last run
+report: setup  ## HTML matrix and Allure report from the last run (Allure's trend: on the previous report's history)
 	$(VPYTHON) -m reports.html $(RESULTS) -o reports/out/report.html
 	bash scripts/allure-report.sh
+	-$(VPYTHON) -m reports.allure_shot allure-report/index.html -o reports/out
 
 clean:
 	rm -rf .cache allure-results allure-report reports/out .benchmarks
