@@ -20,14 +20,22 @@ try:
 except ImportError:  # pragma: no cover - allure-pytest is a dependency
     allure = None
 
-COLOURS = {"pass": "#2e7d32", "fail": "#c62828", "unsupported": "#6d6d6d"}
-#: inline styles: Allure shows the description inside its own page, without table styles of its own
-TABLE = '<table style="border-collapse:collapse;margin:6px 0">'
-CELL = ' style="padding:2px 14px 2px 0;border-bottom:1px solid #e4e4e4;text-align:left;font-weight:normal"'
-
 STYLE = ("<style>body{font:13px sans-serif;margin:8px}table{border-collapse:collapse;margin:4px 0 14px}"
          "td,th{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}"
-         "th{background:#f2f2f2}code{font-size:12px;white-space:pre-wrap;word-break:break-all}</style>")
+         "th{background:#f2f2f2}code{font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere}</style>")
+#: a value longer than this is cut in the examples table (its length is shown)
+LONG = 60
+
+
+def _shorten(value: Any) -> Any:
+    """``value`` with every long string or bytes-like text cut to ``LONG`` characters (TOAST rows)."""
+    if isinstance(value, str) and len(value) > LONG:
+        return f"{value[:LONG]}… ({len(value)} chars)"
+    if isinstance(value, dict):
+        return {k: _shorten(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_shorten(v) for v in value]
+    return value
 
 
 def _num(value: Any, digits: int = 1) -> str:
@@ -50,29 +58,30 @@ def figures(row: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 def description_html(row: dict[str, Any]) -> str:
-    """The verdict summary shown as the test's description."""
-    verdict = row["verdict"]
-    head = (f'<p><b style="color:{COLOURS.get(verdict, "#000")}">{html.escape(verdict.upper())}</b>'
-            f" — {html.escape(row['approach'])} on scenario <b>{html.escape(row['scenario'])}</b>")
+    """The verdict summary shown as the test's description: verdict line, reason, anomaly counts,
+    and the figures as a short list (Allure keeps tags but drops style attributes, so no table)."""
+    head = (f"<p><b>{html.escape(row['verdict'].upper())}</b> — {html.escape(row['approach'])} on scenario "
+            f"<b>{html.escape(row['scenario'])}</b>")
     if row.get("settings"):
         head += " (" + html.escape(", ".join(f"{k}={v}" for k, v in row["settings"].items())) + ")"
-    head += f", engine {html.escape(str(row.get('engine', '')))}</p>"
-    parts = [head]
+    parts = [head + f", engine {html.escape(str(row.get('engine', '')))}</p>"]
     if row.get("reason"):
         parts.append(f"<p>{html.escape(mask_text(row['reason']))}</p>")
     if row.get("anomalies"):
-        cells = "".join(f"<tr><td{CELL}>{html.escape(k)}</td><td{CELL}>{v:,}</td></tr>"
-                        for k, v in row["anomalies"].items())
-        parts.append(f"{TABLE}<tr><th{CELL}><b>anomaly</b></th><th{CELL}><b>count</b></th></tr>{cells}</table>")
-    if verdict != "unsupported":
-        cells = "".join(f"<tr><th{CELL}>{html.escape(k)}</th><td{CELL}>{html.escape(_num(v, 2))}</td></tr>"
-                        for k, v in figures(row))
-        parts.append(f"{TABLE}{cells}</table>")
+        counts = ", ".join(f"{html.escape(k)} <b>{v:,}</b>" for k, v in row["anomalies"].items())
+        parts.append(f"<p>anomalies: {counts}</p>")
+    if row["verdict"] != "unsupported":
+        values = dict(figures(row))
+        lag = " / ".join(_num(values[f"lag {q} (ms)"], 2) for q in ("p50", "p95", "p99", "max"))
+        items = [f"events: {_num(values['events'])}", f"throughput: {_num(values['events/s'], 1)} events/s",
+                 f"lag p50 / p95 / p99 / max: {lag} ms", f"redelivered: {_num(values['redelivered'])}",
+                 f"recovery: {_num(values['recovery (s)'], 2)} s", f"duration: {_num(values['duration (s)'], 2)} s"]
+        parts.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>")
     return "".join(parts)
 
 
 def _compact(value: Any, limit: int = 600) -> str:
-    text = json.dumps(value, default=str, ensure_ascii=False, separators=(", ", ": "))
+    text = json.dumps(_shorten(value), default=str, ensure_ascii=False, separators=(", ", ": "))
     return text if len(text) <= limit else text[:limit] + f"… ({len(text)} chars)"
 
 

@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     try:
         for tab in args.tabs.split(","):
-            size = "1400,1700" if tab == "overview" else "1400,1000"  # the Overview's widgets run long
+            size = "1400,1800"  # tall: the Overview's widgets and the opened trees run long
             print(screenshot(args.index, tab, out / f"allure-{tab}.png", size=size))
     except (FileNotFoundError, RuntimeError, subprocess.TimeoutExpired) as exc:
         print(f"allure_shot: {exc}", file=sys.stderr)
