@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from containers import versions
 from harness import outcomes
 from harness.families import builtin_registry
 from harness.runner import Case
@@ -136,6 +137,53 @@ def test_environment_properties_escape_as_java_reads_them(tmp_path: Path) -> Non
     lines = path.read_text(encoding="ascii").splitlines()
     assert "run\\ id=abc123" in lines and "PostgreSQL=15.8 (Debian 15.8-0+deb12u1)" in lines
     assert "odd\\ key\\=x=a\\:b \\u00b5 \\ud83e\\udd86" in lines
+
+
+def test_engine_versions_are_probed_without_failing_a_run() -> None:
+    class Spark:
+        backend = "local"
+
+        def version(self) -> str:
+            return "4.1.1"
+
+    class Broken:
+        backend = "external"
+
+        def connect(self) -> None:
+            raise OSError("postgresql://u:s3cretpw@h/db refused")
+
+    assert versions.probe("spark", Spark()) == {"Spark": "4.1.1"}
+    assert versions.probe("postgres", Broken()) == {}  # a probe that fails reports nothing
+    assert set(versions.probe("delta", object())) == {"delta-rs (deltalake)"}
+    assert set(versions.probe("iceberg", object())) == {"pyiceberg"}
+    assert versions.probe("kafka", Broken()) == {}  # an external broker says no version
+    assert versions.probe("my-engine", Spark()) == {"my-engine": "4.1.1"}  # a plugin's engine with version()
+
+    class Cursor:
+        def __enter__(self) -> Cursor:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def execute(self, sql: str) -> None:
+            assert sql == "SELECT VERSION()"
+
+        def fetchone(self) -> tuple[str]:
+            return ("10.11.14-MariaDB-0+deb12u2-log",)
+
+    class Conn:
+        closed = False
+
+        def cursor(self) -> Cursor:
+            return Cursor()
+
+        def close(self) -> None:
+            self.closed = True
+
+    conn = Conn()
+    assert versions.probe("mysql", type("MariaDB", (), {"connect": lambda self: conn})()) == {"MariaDB": "10.11.14"}
+    assert conn.closed
 
 
 def test_executor_names_the_ci_run(tmp_path: Path) -> None:
