@@ -61,9 +61,13 @@ def _connect(engine: Any) -> dict[str, str]:
     if root.get("version"):
         out["Kafka Connect"] = str(root["version"])
     plugins = requests.get(f"{engine.url}/connector-plugins", timeout=5).json()
-    debezium = sorted({str(p.get("version")) for p in plugins if str(p.get("class", "")).startswith("io.debezium")})
-    if debezium:
-        out["Debezium"] = ", ".join(debezium)
+    by_version: dict[str, list[str]] = {}
+    for plugin in plugins:
+        parts = str(plugin.get("class", "")).split(".")
+        if parts[:3] == ["io", "debezium", "connector"] and len(parts) > 4:  # io.debezium.connector.<db>.<Class>
+            by_version.setdefault(str(plugin.get("version")), []).append(parts[3])
+    if by_version:  # e.g. 3.5.0.Final (mysql, postgresql), 3.6.1.Final (mariadb)
+        out["Debezium"] = ", ".join(f"{v} ({', '.join(sorted(set(dbs)))})" for v, dbs in sorted(by_version.items()))
     return out
 
 

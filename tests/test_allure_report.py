@@ -186,6 +186,37 @@ def test_engine_versions_are_probed_without_failing_a_run() -> None:
     assert conn.closed
 
 
+def test_connect_probe_names_kafka_connect_and_debezium_versions() -> None:
+    import http.server
+    import threading
+
+    answers = {"/": {"version": "4.3.1", "commit": "x"}, "/connector-plugins": [
+        {"class": "io.debezium.connector.postgresql.PostgresConnector", "type": "source", "version": "3.5.0.Final"},
+        {"class": "io.debezium.connector.mysql.MySqlConnector", "type": "source", "version": "3.5.0.Final"},
+        {"class": "io.debezium.connector.mariadb.MariaDbConnector", "type": "source", "version": "3.6.1.Final"},
+        {"class": "org.apache.kafka.connect.mirror.MirrorSourceConnector", "type": "source", "version": "4.3.1"}]}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            body = json.dumps(answers[self.path]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        connect = type("Connect", (), {"url": f"http://127.0.0.1:{server.server_port}", "backend": "local"})()
+        assert versions.probe("connect", connect) == {
+            "Kafka Connect": "4.3.1", "Debezium": "3.5.0.Final (mysql, postgresql), 3.6.1.Final (mariadb)"}
+    finally:
+        server.shutdown()
+
+
 def test_executor_names_the_ci_run(tmp_path: Path) -> None:
     local = allure_environment.executor("abc123", env={})
     assert local["reportName"] == "cdc-harness conformance" and local["buildName"] == "run abc123"
