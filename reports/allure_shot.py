@@ -24,14 +24,14 @@ ROUTES = {"overview": ""}
 #: opens each collapsed group of the tree (a click re-renders the tree: one per tick)
 EXPAND = """<script>
 (function () {
-  var opened = new Set(), ticks = 0;
+  var opened = new Set(), idle = 0;
   var timer = setInterval(function () {
     var titles = document.querySelectorAll('div.node[data-node-kind="group"] > div.node__title');
     for (var i = 0; i < titles.length; i++) {
       var uid = titles[i].getAttribute('data-uid');
-      if (!opened.has(uid)) { opened.add(uid); titles[i].click(); break; }
+      if (!opened.has(uid)) { opened.add(uid); titles[i].click(); idle = 0; return; }
     }
-    if (++ticks > 300) clearInterval(timer);
+    if (++idle > 10) clearInterval(timer);  // all open (or no tree on this tab)
   }, 100);
 })();
 </script>"""

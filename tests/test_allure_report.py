@@ -295,6 +295,24 @@ def test_history_is_carried_once_per_run(tmp_path: Path) -> None:
     assert allure_history.main(["prepare", str(run1), str(out)]) == 0
 
 
+def test_workers_hand_their_engines_to_the_controller() -> None:
+    """xdist: the controller writes the environment once, from what each worker's engines were
+    (the real run below runs without xdist: two more workers would double its time here)."""
+    from types import SimpleNamespace
+
+    from fixtures.session import STASH
+    from harness import plugin
+
+    state = SimpleNamespace(engine_versions={"pyiceberg": "0.12.0"}, engine_backends={"iceberg": "embedded"})
+    config = SimpleNamespace(stash={STASH: state})
+    for out in ({plugin.WORKER_ENGINES: {"versions": {"PostgreSQL": "15.8"}, "backends": {"postgres": "local"}}},
+                {}, {plugin.WORKER_ENGINES: {"versions": {"delta-rs (deltalake)": "1.6"},
+                                             "backends": {"delta": "embedded", "postgres": "docker"}}}):
+        plugin.pytest_testnodedown(SimpleNamespace(config=config, workeroutput=out), None)
+    assert state.engine_versions == {"pyiceberg": "0.12.0", "PostgreSQL": "15.8", "delta-rs (deltalake)": "1.6"}
+    assert state.engine_backends == {"iceberg": "embedded", "postgres": "local", "delta": "embedded"}
+
+
 # -- a real run, a real report ----------------------------------------------------------------------
 
 MUTANT = '''"""delta-cdf that drops changes (a mutant): its cells fail with lost changes."""
@@ -332,11 +350,11 @@ def test_allure_report_of_a_real_run(tmp_path: Path) -> None:
          "--cdc-approaches=delta-cdf,delta-cdf+drop,iceberg-snapshot-diff", "--cdc-scenarios=pk-update,schema-drop",
          "-k", "not writer-spark and not iceberg-snapshot-diff-schema-drop and not drop-schema-drop",
          "--cdc-scale=smoke",
-         f"--cdc-results={tmp_path / 'results.json'}", f"--alluredir={results}", "--clean-alluredir",
-         "-n", "2", "--dist", "loadgroup", "-q"],
+         f"--cdc-results={tmp_path / 'results.json'}", f"--alluredir={results}", "--clean-alluredir", "-q"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]  # the mutant's cell fails
-    assert "1 failed, 1 passed, 1 skipped, 1 xfailed" in run.stdout, run.stdout[-3000:]
+    counts = dict((kind, int(n)) for n, kind in re.findall(r"(\d+) (failed|passed|skipped|xfailed)", run.stdout))
+    assert counts == {"failed": 1, "passed": 1, "skipped": 1, "xfailed": 1}, run.stdout[-3000:]
     # a second run (the same results under new test uuids: Allure tells runs apart by their files)
     again = tmp_path / "allure-results-2"
     shutil.copytree(results, again)
