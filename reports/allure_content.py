@@ -65,7 +65,8 @@ def description_html(row: dict[str, Any]) -> str:
     if row.get("settings"):
         head += " (" + html.escape(", ".join(f"{k}={v}" for k, v in row["settings"].items())) + ")"
     parts = [head + f", engine {html.escape(str(row.get('engine', '')))}</p>"]
-    if row.get("reason"):
+    counts = ", ".join(f"{k}={v}" for k, v in (row.get("anomalies") or {}).items())
+    if row.get("reason") and row["reason"] not in (counts, f"fail: {counts}"):  # not the counts again
         parts.append(f"<p>{html.escape(mask_text(row['reason']))}</p>")
     if row.get("anomalies"):
         counts = ", ".join(f"{html.escape(k)} <b>{v:,}</b>" for k, v in row["anomalies"].items())
