@@ -363,6 +363,7 @@ def test_allure_report_of_a_real_run(tmp_path: Path) -> None:
                            capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stdout + build.stderr
     assert "history of the previous report carried over" in build.stdout
+    assert (report / "index.html").exists() and "file://" in build.stdout  # single-file: opens from disk
     assert not (results / "history").exists()  # the results stay as pytest wrote them
     trend = json.loads((report / "history/history-trend.json").read_text())  # written out for the next run
     assert len(trend) == 2 and trend[1]["data"] == previous["data"] and trend[0]["data"]["total"] == 4
