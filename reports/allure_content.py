@@ -151,8 +151,9 @@ def lag_chart_png(row: dict[str, Any]) -> bytes | None:
     return buf.getvalue()
 
 
-def attach_result(row: dict[str, Any], log_text: str | None = None) -> None:
-    """Describe the running test with its result row: description, figures, attachments."""
+def attach_result(row: dict[str, Any], logs: dict[str, str] | None = None) -> None:
+    """Describe the running test with its result row: description, figures, attachments
+    (``logs``: the tail of each engine's log by role, attached as "<role> log")."""
     if allure is None:
         return
     allure.dynamic.description_html(description_html(row))
@@ -166,5 +167,5 @@ def attach_result(row: dict[str, Any], log_text: str | None = None) -> None:
     chart = lag_chart_png(row)
     if chart is not None:
         allure.attach(chart, "lag CDF", allure.attachment_type.PNG)
-    if log_text:
-        allure.attach(mask_text(log_text), "engine log", allure.attachment_type.TEXT)
+    for role, text in (logs or {}).items():
+        allure.attach(mask_text(text), f"{role} log", allure.attachment_type.TEXT)

@@ -403,3 +403,21 @@ def test_allure_report_of_a_real_run(tmp_path: Path) -> None:
                  "delta-cdf+drop · pk-update", "iceberg-snapshot-diff · pk-update"):
         assert f'<div class="node__name">{name}' in dom or f">{name}<" in dom, name
 
+
+
+def test_failed_cell_attaches_every_engine_log_source_first(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from fixtures.recorder import engine_logs
+
+    def engine(name: str | None) -> SimpleNamespace:
+        path = tmp_path / f"{name}.log" if name else None
+        if path is not None:
+            path.write_text("x" * 50 + f"end of {name}")
+        return SimpleNamespace(log_path=lambda: path)
+
+    case = SimpleNamespace(family=SimpleNamespace(source_role="mysql"), roles=("kafka", "connect", "mysql"))
+    engines = {"mysql": engine("mysql"), "kafka": engine(None), "connect": engine("connect"), "spark": engine("spark")}
+    logs = engine_logs(case, engines, tail=20)
+    assert list(logs) == ["mysql", "connect"]  # the source first; no log (kafka) and no role (spark) left out
+    assert logs["connect"].endswith("end of connect") and len(logs["connect"]) == 20
