@@ -245,7 +245,7 @@ class DockerKafka(KafkaEngine):
         self._container: Any = None
 
     def start(self) -> None:
-        from containers.postgres import docker_answers
+        from containers.docker_api import docker_answers
 
         why = docker_answers()
         if why:
@@ -288,7 +288,7 @@ def engine_from_options(backend: str = "auto", url: str | None = None, name_pref
     if backend == "docker":
         return DockerKafka(image)
     if backend == "auto":
-        from containers.postgres import docker_answers
+        from containers.docker_api import docker_answers
 
         if docker_answers(timeout_s=2.0) is None:
             return DockerKafka(image)

@@ -510,7 +510,7 @@ class DockerMySql(MySqlEngine):
         self._container: Any = None
 
     def start(self) -> None:
-        from containers.postgres import docker_answers
+        from containers.docker_api import docker_answers
 
         why = docker_answers()
         if why:
@@ -613,7 +613,7 @@ def build_mysql_engine(backend: str = "auto", url: str | None = None, prefix: st
         return LocalMariaDb(prefix)
     if backend != "auto":
         raise EngineMisconfigured(f"unknown engine backend {backend!r}; valid: auto, local, docker, external")
-    from containers.postgres import docker_answers
+    from containers.docker_api import docker_answers
 
     if docker_answers(timeout_s=2.0) is None:
         return DockerMySql(prefix, image=os.environ.get("CDC_MYSQL_IMAGE", "mariadb:11"))
