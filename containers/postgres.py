@@ -563,7 +563,8 @@ class DockerPostgres(PostgresEngine):
         register(password)
         flags = [f"-c{k}={v}" for k, v in SERVER_SETTINGS.items() if k != "listen_addresses"]
         port = port_for.select_random()
-        container = PostgresContainer(image, username="postgres", password=password, dbname="postgres", driver=None)
+        # a user and database of their own: the image's POSTGRES_USER/POSTGRES_DB contract, every run
+        container = PostgresContainer(image, username="cdc", password=password, dbname="cdc", driver=None)
         container.with_command(["postgres", "-clisten_addresses=*", *flags])
         container.ports["5432"] = ("127.0.0.1", port)  # loopback only (with_bind_ports takes no address)
         container.with_kwargs(labels=labels(self.prefix))
@@ -575,7 +576,7 @@ class DockerPostgres(PostgresEngine):
             self.stop()
             raise EngineUnavailable(f"the PostgreSQL container ({image}) did not start: {type(exc).__name__}: "
                                     f"{one_line(exc)[:300]}; container log: {logs}") from None
-        self.url = f"postgresql://postgres:{quote(password, safe='')}@127.0.0.1:{port}/postgres"
+        self.url = f"postgresql://cdc:{quote(password, safe='')}@127.0.0.1:{port}/cdc"
         self._wait_queries("start")
         self.check()
 
