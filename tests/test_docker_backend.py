@@ -30,7 +30,7 @@ def _podman_images() -> None:
     podman = shutil.which("podman")
     if podman is None:
         pytest.skip("podman is not installed; fix: bash scripts/setup-docker.sh")
-    for image in (BASE_IMAGE, LOCAL_IMAGE):
+    for image in (BASE_IMAGE, LOCAL_IMAGE, "localhost/cdc-pushgateway:1"):
         if subprocess.run([podman, "image", "exists", image], timeout=30).returncode != 0:
             pytest.skip(f"image {image} is missing; fix: make setup-docker")
 
@@ -94,6 +94,23 @@ def test_podman_service_runs_docker_postgres_and_leaves_nothing(api) -> None:  #
         wait_for(lambda: not Path(f"/proc/{pid}").exists(), 10, "the podman service to exit")
         assert not root.exists() and docker_answers(timeout_s=1.0, host=host) is not None
         assert os.environ.get("DOCKER_HOST") != host
+
+
+def test_pushgateway_runs_on_the_local_image(api) -> None:  # noqa: ANN001
+    """The pushgateway's Docker backend: the project's image (Debian's package, the official
+    image's entrypoint contract) answers on 127.0.0.1, restarts, and stop() removes it."""
+    from containers.docker_api import LABEL_RUN
+    from containers.pushgateway import PushgatewayEngine, is_ready
+
+    engine = PushgatewayEngine("docker", image="localhost/cdc-pushgateway:1")
+    engine.start()
+    try:
+        assert engine.url.startswith("http://127.0.0.1:") and is_ready(engine.url)
+        engine.restart()
+        assert is_ready(engine.url)
+    finally:
+        engine.stop()
+    assert _labelled(f"{LABEL_RUN}=cdc_pushgateway_{engine.port}") == []
 
 
 _CHILD = """
