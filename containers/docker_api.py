@@ -111,7 +111,12 @@ def image_for(family: str, chosen: str | None = None) -> str:
             return chosen
     finally:
         api.close()
-    fix = BUILD_HINT if chosen == local else f"podman pull {chosen} (or pick another with --cdc-image {family}=NAME)"
+    if chosen == local:
+        fix = BUILD_HINT
+    else:
+        local_name = chosen.startswith("localhost/")
+        get = "podman build -t NAME DIR" if local_name else "podman pull it where a registry answers"
+        fix = f"{get} or podman load -i FILE; or drop --cdc-image {family}=… to run {local}, built by {BUILD_HINT}"
     raise EngineUnavailable(f"image {chosen} is not in podman's image store; fix: {fix}")
 
 
