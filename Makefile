@@ -62,8 +62,8 @@ test: setup  ## the harness's own tests and the conformance suite (as CI runs th
 		$(SELECT) $(XDIST) --alluredir=allure-results --clean-alluredir
 	$(PYTEST) suites/test_conformance.py $(DOCKER_SELECT) --cdc-scale=smoke --cdc-results=$(DOCKER_RESULTS) $(XDIST) -q
 
-test-docker: setup  ## every PostgreSQL cell on the Docker backend (podman's service when no Docker daemon answers)
-	$(PYTEST) suites/test_conformance.py --cdc-engines=docker --cdc-approaches=pg-pgoutput,pg-wal2json \
+test-docker: setup  ## every PostgreSQL and MariaDB binlog cell on the Docker backend (podman's service when no Docker daemon answers)
+	$(PYTEST) suites/test_conformance.py --cdc-engines=docker --cdc-approaches=pg-pgoutput,pg-wal2json,mysql-binlog \
 		--cdc-scale=$(SCALE) --cdc-results=$(DOCKER_RESULTS) $(XDIST) -q
 
 bench: setup  ## benchmarks with figures in extra_info (compare runs with pytest-benchmark compare)

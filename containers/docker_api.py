@@ -30,6 +30,7 @@ PID_FILE = "podman.pid"
 #: the image of each engine family: the official one, and the project's own build (scripts/setup-docker.sh)
 IMAGES: dict[str, tuple[str, str]] = {
     "postgres": ("docker.io/library/postgres:15", "localhost/cdc-postgres:15"),
+    "mysql": ("docker.io/library/mariadb:11", "localhost/cdc-mariadb:10.11"),
     "pushgateway": ("docker.io/prom/pushgateway:v1.11.1", "localhost/cdc-pushgateway:1"),
 }
 _ENV = ("DOCKER_HOST", "TESTCONTAINERS_RYUK_DISABLED")

@@ -4,14 +4,14 @@
 # host; the base image localhost/debian:bookworm from debootstrap (the Debian mirror apt uses) and the
 # engine images built on it from containers/images/<name>/ (PostgreSQL 15 + wal2json, pushgateway).
 # Idempotent and cached: an image is rebuilt only when its recipe (the files of its folder) changes.
-# Usage: scripts/setup-docker.sh [IMAGE...]   (default: all images; names: postgres pushgateway)
+# Usage: scripts/setup-docker.sh [IMAGE...]   (default: all images; names: postgres pushgateway mariadb)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BASE=localhost/debian:bookworm
 CONF=/etc/containers/containers.conf
 MARK="# written by cdc-harness scripts/setup-docker.sh"
-if (($#)); then IMAGES=("$@"); else IMAGES=(postgres pushgateway); fi
+if (($#)); then IMAGES=("$@"); else IMAGES=(postgres pushgateway mariadb); fi
 
 log() { echo "setup-docker: $*"; }
 
