@@ -121,6 +121,21 @@ def image_for(family: str, chosen: str | None = None) -> str:
     raise EngineUnavailable(f"image {chosen} is not in podman's image store; fix: {fix}")
 
 
+def require_image(image: str, what: str) -> None:
+    """``EngineUnavailable`` when the API is podman's and ``image`` is not in its store: the
+    project builds no image for ``what`` yet and podman cannot pull one here (it would only
+    fail slowly). A Docker daemon is left to pull as usual."""
+    api = client(timeout_s=30)
+    try:
+        if not is_podman(api) or _present(api, image):
+            return
+    finally:
+        api.close()
+    raise EngineUnavailable(f"image {image} for {what} is not in podman's image store and the project builds none; "
+                            f"fix: podman load -i FILE (or podman pull {image} where a registry answers), "
+                            "or use --cdc-engines=local")
+
+
 def _present(api: Any, image: str) -> bool:
     import docker
 

@@ -250,8 +250,14 @@ class DockerKafka(KafkaEngine):
         why = docker_answers()
         if why:
             raise EngineUnavailable(f"{why}; fix: start Docker or use --cdc-engines=local")
-        from testcontainers.kafka import KafkaContainer
+        try:
+            from testcontainers.community.kafka import KafkaContainer  # testcontainers >= 4.15
+        except ImportError:
+            from testcontainers.kafka import KafkaContainer
 
+        from containers.docker_api import require_image
+
+        require_image(self.image, "Kafka")
         try:
             self._container = KafkaContainer(self.image).with_kraft().start()
         except Exception as exc:  # docker raises many kinds here
