@@ -22,6 +22,7 @@ from tests.pg_helpers import CASE, ROOT, Work, run, wait_for, work_fixture  # no
 
 LOCAL_IMAGE = "localhost/cdc-postgres:15"
 BASE_IMAGE = "localhost/debian:bookworm"
+MARIADB_IMAGE = "localhost/cdc-mariadb:10.11"
 
 
 def _podman_images() -> None:
@@ -103,6 +104,40 @@ def test_podman_service_runs_docker_postgres_and_leaves_nothing(api) -> None:  #
         wait_for(lambda: not Path(f"/proc/{pid}").exists(), 10, "the podman service to exit")
         assert not root.exists() and docker_answers(timeout_s=1.0, host=host) is not None
         assert os.environ.get("DOCKER_HOST") != host
+
+
+def test_docker_mariadb_kill_and_restart_through_the_container_api(api) -> None:  # noqa: ANN001
+    """DockerMySql on the project's MariaDB image (the official image's contract under
+    testcontainers' MySqlContainer): the binlog settings, committed rows through SIGKILL and
+    restart of the container, and no container left after stop()."""
+    pytest.importorskip("pymysql", reason="fix: pip install -e '.[mysql]'")
+    from containers.docker_api import LABEL_RUN
+    from containers.mysql import DockerMySql
+
+    if subprocess.run(["podman", "image", "exists", MARIADB_IMAGE], timeout=30).returncode != 0:
+        pytest.skip(f"image {MARIADB_IMAGE} is missing; fix: make setup-docker")
+    engine = DockerMySql("cdc_test_dockermy_", image=MARIADB_IMAGE)
+    engine.start()
+    try:
+        assert len(_labelled(f"{LABEL_RUN}=cdc_test_dockermy_")) == 1
+        conn = engine.connect()
+        with conn.cursor() as cur:
+            cur.execute("SELECT @@log_bin, @@binlog_format, @@binlog_row_metadata, @@gtid_strict_mode")
+            assert cur.fetchone() == (1, "ROW", "FULL", 1)
+            cur.execute("CREATE DATABASE cdc_test_dockermy_db")
+            cur.execute("CREATE TABLE cdc_test_dockermy_db.t (k int PRIMARY KEY)")
+            cur.execute("INSERT INTO cdc_test_dockermy_db.t VALUES (1), (2)")
+        conn.close()
+        engine.kill()
+        engine.restart()
+        conn = engine.connect()
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM cdc_test_dockermy_db.t")
+            assert cur.fetchone() == (2,)
+        conn.close()
+    finally:
+        engine.stop()
+    assert _labelled(f"{LABEL_RUN}=cdc_test_dockermy_") == []
 
 
 def test_pushgateway_runs_on_the_local_image(api) -> None:  # noqa: ANN001
