@@ -559,12 +559,18 @@ class DockerPostgres(PostgresEngine):
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise MissingDependency(exc.name or "testcontainers", "postgres") from None
         image = image_for("postgres", self.image)
+
+        class Container(PostgresContainer):
+            def _connect(self) -> None:
+                """No ``psql`` run inside (each exec leaves a podman conmon for 5 minutes):
+                readiness is a real query over the published port (``_wait_queries``)."""
+
         password = secrets.token_urlsafe(18)
         register(password)
         flags = [f"-c{k}={v}" for k, v in SERVER_SETTINGS.items() if k != "listen_addresses"]
         port = port_for.select_random()
         # a user and database of their own: the image's POSTGRES_USER/POSTGRES_DB contract, every run
-        container = PostgresContainer(image, username="cdc", password=password, dbname="cdc", driver=None)
+        container = Container(image, username="cdc", password=password, dbname="cdc", driver=None)
         container.with_command(["postgres", "-clisten_addresses=*", *flags])
         container.ports["5432"] = ("127.0.0.1", port)  # loopback only (with_bind_ports takes no address)
         container.with_kwargs(labels=labels(self.prefix))

@@ -95,11 +95,13 @@ def test_podman_service_runs_docker_postgres_and_leaves_nothing(api) -> None:  #
     finally:
         engine._container = None  # leave the container to the API's stop()
     mine = f"{LABEL_OWNER}={owner_token()}"
-    assert len(_labelled(mine)) == 1
+    [container] = _labelled(mine)
     host, root = api.host, api.root
     pid = api._executor.process.pid if api.started else None
     api.stop()
     assert _labelled(mine) == []
+    assert not [p for p in Path("/proc").glob("[0-9]*") if _cmdline_has(p, container["Id"])], \
+        "a process of the removed container (a conmon of an exec session?) is still running"
     if pid is not None:
         wait_for(lambda: not Path(f"/proc/{pid}").exists(), 10, "the podman service to exit")
         assert not root.exists() and docker_answers(timeout_s=1.0, host=host) is not None
