@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,40 @@ def _present(api: Any, image: str) -> bool:
     except docker.errors.ImageNotFound:
         return False
     return True
+
+
+def kill_container(container: Any, timeout_s: float = 30.0) -> None:
+    """SIGKILL a started testcontainers container (its server is PID 1: no shutdown) and wait
+    until it has exited."""
+    wrapped = container.get_wrapped_container()
+    wrapped.kill(signal="SIGKILL")
+    wrapped.wait(timeout=timeout_s)
+
+
+def start_again(container: Any, timeout_s: float = 30.0) -> None:
+    """Start a killed (or running: stopped first) container again: same data, same ports."""
+    wrapped = container.get_wrapped_container()
+    wrapped.reload()
+    if wrapped.status == "running":
+        wrapped.stop(timeout=int(timeout_s))
+    wrapped.start()
+
+
+def wait_ready(ready: Any, timeout_s: float, failure: Any) -> None:
+    """Poll ``ready()`` every 0.1 s; ``EngineUnavailable(failure())`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        if time.monotonic() > deadline:
+            raise EngineUnavailable(failure())
+        time.sleep(0.1)
+
+
+def log_tail(container: Any, lines: int = 3) -> str:
+    """The last ``lines`` lines of a container's log on one line."""
+    with contextlib.suppress(Exception):
+        text = container.get_wrapped_container().logs(tail=lines).decode(errors="replace")
+        return " | ".join(text.strip().splitlines()[-lines:]) or "(empty)"
+    return "(none)"
 
 
 class DockerApi:

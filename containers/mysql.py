@@ -18,7 +18,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import time
 import weakref
 from pathlib import Path
 from typing import Any, ClassVar
@@ -555,26 +554,23 @@ class DockerMySql(MySqlEngine):
         self.check()
 
     def _wait_queries(self, what: str) -> None:
-        deadline = time.monotonic() + self.start_timeout_s
-        while not _accepts_queries(self.url):
-            if time.monotonic() > deadline:
-                raise EngineUnavailable(f"the MariaDB/MySQL container did not answer on 127.0.0.1 after {what} "
-                                        f"within {self.start_timeout_s:.0f} s")
-            time.sleep(0.1)
+        from containers.docker_api import log_tail, wait_ready
+
+        wait_ready(lambda: _accepts_queries(self.url), self.start_timeout_s,
+                   lambda: f"the MariaDB/MySQL container did not answer on 127.0.0.1 after {what} within "
+                           f"{self.start_timeout_s:.0f} s; container log: {log_tail(self._container)}")
 
     def kill(self) -> None:
         """SIGKILL the container (the server is PID 1: no shutdown, no flush)."""
-        wrapped = self._container.get_wrapped_container()
-        wrapped.kill(signal="SIGKILL")
-        wrapped.wait(timeout=30)
+        from containers.docker_api import kill_container
+
+        kill_container(self._container)
 
     def restart(self) -> None:
         """Start the stopped container again: same data, same port; the server runs crash recovery."""
-        wrapped = self._container.get_wrapped_container()
-        wrapped.reload()
-        if wrapped.status == "running":
-            wrapped.stop(timeout=30)
-        wrapped.start()
+        from containers.docker_api import start_again
+
+        start_again(self._container)
         self._wait_queries("restart")
         self._apply_globals()
 

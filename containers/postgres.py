@@ -586,34 +586,29 @@ class DockerPostgres(PostgresEngine):
         self._wait_queries("start")
         self.check()
 
-    def _logs(self, lines: int = 3) -> str:
-        """The last ``lines`` lines of the container's log on one line."""
-        with contextlib.suppress(Exception):
-            text = self._container.get_wrapped_container().logs(tail=lines).decode(errors="replace")
-            return " | ".join(text.strip().splitlines()[-lines:]) or "(empty)"
-        return "(none)"
+    def _logs(self) -> str:
+        from containers.docker_api import log_tail
+
+        return log_tail(self._container)
 
     def _wait_queries(self, what: str) -> None:
-        deadline = time.monotonic() + self.start_timeout_s
-        while not _accepts_queries(self.url):
-            if time.monotonic() > deadline:
-                raise EngineUnavailable(f"the PostgreSQL container did not answer on 127.0.0.1 after {what} within "
-                                        f"{self.start_timeout_s:.0f} s; container log: {self._logs()}")
-            time.sleep(0.1)
+        from containers.docker_api import wait_ready
+
+        wait_ready(lambda: _accepts_queries(self.url), self.start_timeout_s,
+                   lambda: f"the PostgreSQL container did not answer on 127.0.0.1 after {what} within "
+                           f"{self.start_timeout_s:.0f} s; container log: {self._logs()}")
 
     def kill(self) -> None:
         """SIGKILL the container (its postmaster is PID 1: no shutdown checkpoint)."""
-        wrapped = self._container.get_wrapped_container()
-        wrapped.kill(signal="SIGKILL")
-        wrapped.wait(timeout=30)
+        from containers.docker_api import kill_container
+
+        kill_container(self._container)
 
     def restart(self) -> None:
         """Start the stopped container again: same data, same port; PostgreSQL runs crash recovery."""
-        wrapped = self._container.get_wrapped_container()
-        wrapped.reload()
-        if wrapped.status == "running":
-            wrapped.stop(timeout=30)
-        wrapped.start()
+        from containers.docker_api import start_again
+
+        start_again(self._container)
         self._wait_queries("restart")
 
     def stop(self) -> None:
