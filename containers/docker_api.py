@@ -209,6 +209,7 @@ class DockerApi:
         why = docker_answers(timeout_s=2.0)
         if why is None:
             self.host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+            self._ryuk_only_if_present()
             return
         podman = shutil.which("podman")
         if podman is None:
@@ -239,6 +240,18 @@ class DockerApi:
             from testcontainers.core.config import testcontainers_config
 
             testcontainers_config.ryuk_disabled = True
+
+    def _ryuk_only_if_present(self) -> None:
+        """On a podman API found running, Ryuk only when its image is there (it cannot be pulled)."""
+        with contextlib.suppress(Exception):
+            from testcontainers.core.config import testcontainers_config
+
+            api = client(timeout_s=30)
+            try:
+                if is_podman(api) and not _present(api, testcontainers_config.ryuk_image):
+                    testcontainers_config.ryuk_disabled = True
+            finally:
+                api.close()
 
     def remove_containers(self) -> list[str]:
         """Remove every container this process labelled (idempotent); returns their names."""
