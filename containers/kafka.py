@@ -245,13 +245,19 @@ class DockerKafka(KafkaEngine):
         self._container: Any = None
 
     def start(self) -> None:
-        from containers.postgres import docker_answers
+        from containers.docker_api import docker_answers
 
         why = docker_answers()
         if why:
             raise EngineUnavailable(f"{why}; fix: start Docker or use --cdc-engines=local")
-        from testcontainers.kafka import KafkaContainer
+        try:
+            from testcontainers.community.kafka import KafkaContainer  # testcontainers >= 4.15
+        except ImportError:
+            from testcontainers.kafka import KafkaContainer
 
+        from containers.docker_api import require_image
+
+        require_image(self.image, "Kafka")
         try:
             self._container = KafkaContainer(self.image).with_kraft().start()
         except Exception as exc:  # docker raises many kinds here
@@ -288,7 +294,7 @@ def engine_from_options(backend: str = "auto", url: str | None = None, name_pref
     if backend == "docker":
         return DockerKafka(image)
     if backend == "auto":
-        from containers.postgres import docker_answers
+        from containers.docker_api import docker_answers
 
         if docker_answers(timeout_s=2.0) is None:
             return DockerKafka(image)

@@ -18,7 +18,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import time
 import weakref
 from pathlib import Path
 from typing import Any, ClassVar
@@ -498,62 +497,93 @@ class LocalMariaDb(MySqlEngine):
 
 
 class DockerMySql(MySqlEngine):
-    """MySQL 8.4 or MariaDB 11 in a testcontainers container, port bound to 127.0.0.1, with the
-    binlog settings; ``EngineUnavailable`` at once when no Docker engine answers."""
+    """MariaDB (or MySQL 8.4) in a testcontainers ``MySqlContainer``, port bound to 127.0.0.1, with
+    the binlog settings as server flags, labelled with its owner process and run (see
+    ``containers.docker_api``). The image is ``image`` (``--cdc-image mysql=NAME``, or the
+    ``CDC_MYSQL_IMAGE`` environment variable), else ``mariadb:11`` where it can be pulled, else the
+    project's ``localhost/cdc-mariadb:10.11`` (Debian's MariaDB, the local backend's server).
+    ``kill()``/``restart()`` go through the container API."""
 
     backend = "docker"
     faults = frozenset({"source-restart", "net-drop"})
 
-    def __init__(self, prefix: str = "cdc_", image: str = "mariadb:11") -> None:
+    def __init__(self, prefix: str = "cdc_", image: str | None = None, start_timeout_s: float = 120.0) -> None:
         super().__init__(prefix)
         self.image = image
+        self.start_timeout_s = start_timeout_s
         self._container: Any = None
 
     def start(self) -> None:
-        from containers.postgres import docker_answers
+        if self._container is not None:
+            return
+        from containers.docker_api import PODMAN_HINT, docker_answers, image_for, labels
 
         why = docker_answers()
         if why:
-            raise EngineUnavailable(f"{why}; fix: start Docker or use --cdc-engines=local ({INSTALL_HINT})")
-        from testcontainers.mysql import MySqlContainer
-
+            raise EngineUnavailable(f"{why}; fix: install podman ({PODMAN_HINT}) and run with --cdc-engines=docker "
+                                    f"(it starts podman's service), or use --cdc-engines=local ({INSTALL_HINT})")
+        try:
+            import port_for
+            try:
+                from testcontainers.community.mysql import MySqlContainer  # testcontainers >= 4.15
+            except ImportError:
+                from testcontainers.mysql import MySqlContainer
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise MissingDependency(exc.name or "testcontainers", "mysql") from None
+        image = image_for("mysql", self.image)
         password = secrets.token_urlsafe(18)
         register(password)
         flags = ["--log-bin=bin", "--binlog-format=ROW", "--binlog-row-image=FULL", "--binlog-row-metadata=FULL",
                  "--server-id=1", "--character-set-server=utf8mb4", "--default-time-zone=+00:00"]
-        flags += ["--gtid-strict-mode=1"] if "mariadb" in self.image else ["--gtid-mode=ON",
-                                                                           "--enforce-gtid-consistency=ON"]
-        container = MySqlContainer(self.image, username="cdc", password=password, root_password=password)
-        container.with_command(" ".join(flags))
-        import port_for
-        container.with_bind_ports(3306, ("127.0.0.1", port_for.select_random()))
-        self._container = container.start()
-        host, port = container.get_container_host_ip(), container.get_exposed_port(3306)
-        self.url = f"mysql://root:{quote(password, safe='')}@{host}:{port}/"
+        flags += ["--gtid-strict-mode=1"] if "mariadb" in image else ["--gtid-mode=ON", "--enforce-gtid-consistency=ON"]
+        port = port_for.select_random()
+        container = MySqlContainer(image, username="cdc", password=password, root_password=password)
+        container.with_command(flags)
+        container.ports["3306"] = ("127.0.0.1", port)  # loopback only (with_bind_ports takes no address)
+        container.with_kwargs(labels=labels(self.prefix))
+        self._container = container
+        try:
+            container.start()
+        except Exception as exc:  # noqa: BLE001 - docker/testcontainers raise many kinds: one line each
+            self.stop()
+            raise EngineUnavailable(f"the MariaDB/MySQL container ({image}) did not start: {type(exc).__name__}: "
+                                    f"{str(exc).splitlines()[0][:300] if str(exc) else ''}") from None
+        self.url = f"mysql://root:{quote(password, safe='')}@127.0.0.1:{port}/"
         register_url(self.url)
+        self._wait_queries("start")
         self.check()
 
+    def _wait_queries(self, what: str) -> None:
+        from containers.docker_api import log_tail, wait_ready
+
+        wait_ready(lambda: _accepts_queries(self.url), self.start_timeout_s,
+                   lambda: f"the MariaDB/MySQL container did not answer on 127.0.0.1 after {what} within "
+                           f"{self.start_timeout_s:.0f} s; container log: {log_tail(self._container)}")
+
     def kill(self) -> None:
-        """SIGKILL the container's server (the container exits)."""
-        self._container.get_wrapped_container().kill(signal="SIGKILL")
+        """SIGKILL the container (the server is PID 1: no shutdown, no flush)."""
+        from containers.docker_api import kill_container
+
+        kill_container(self._container)
 
     def restart(self) -> None:
-        """Start the stopped container again; the server runs crash recovery."""
-        self._container.get_wrapped_container().start()
-        deadline = time.monotonic() + 60
-        while not _accepts_queries(self.url):
-            if time.monotonic() > deadline:
-                raise EngineUnavailable("the MySQL container did not come back within 60 s")
-            time.sleep(0.1)
+        """Start the stopped container again: same data, same port; the server runs crash recovery."""
+        from containers.docker_api import start_again
+
+        start_again(self._container)
+        self._wait_queries("restart")
         self._apply_globals()
 
     def stop(self) -> None:
-        if self._container is None:
+        """Drop the harness's databases and remove the container (and its volume)."""
+        container, self._container = self._container, None
+        if container is None:
             return
-        try:
-            self._container.stop()
-        finally:
-            self._container = None
+        if self.url:
+            with contextlib.suppress(Exception):
+                self.cleanup()
+        with contextlib.suppress(Exception):
+            container.stop()
 
 
 class ExternalMySql(MySqlEngine):
@@ -597,7 +627,8 @@ class ExternalMySql(MySqlEngine):
                 self.cleanup()
 
 
-def build_mysql_engine(backend: str = "auto", url: str | None = None, prefix: str = "cdc_") -> MySqlEngine:
+def build_mysql_engine(backend: str = "auto", url: str | None = None, prefix: str = "cdc_",
+                       image: str | None = None) -> MySqlEngine:
     """The engine for ``--cdc-engines`` (``auto|local|docker|external``) and an optional URL.
 
     ``auto``: an external URL when given, else docker when it answers, else local when the
@@ -608,15 +639,15 @@ def build_mysql_engine(backend: str = "auto", url: str | None = None, prefix: st
             raise EngineMisconfigured("--cdc-engines=external needs --cdc-engine-url mysql=mysql://…")
         return ExternalMySql(url, prefix)
     if backend == "docker":
-        return DockerMySql(prefix, image=os.environ.get("CDC_MYSQL_IMAGE", "mariadb:11"))
+        return DockerMySql(prefix, image=image or os.environ.get("CDC_MYSQL_IMAGE") or None)
     if backend == "local":
         return LocalMariaDb(prefix)
     if backend != "auto":
         raise EngineMisconfigured(f"unknown engine backend {backend!r}; valid: auto, local, docker, external")
-    from containers.postgres import docker_answers
+    from containers.docker_api import docker_answers
 
     if docker_answers(timeout_s=2.0) is None:
-        return DockerMySql(prefix, image=os.environ.get("CDC_MYSQL_IMAGE", "mariadb:11"))
+        return DockerMySql(prefix, image=image or os.environ.get("CDC_MYSQL_IMAGE") or None)
     missing = LocalMariaDb.available()
     if missing is None:
         return LocalMariaDb(prefix)
@@ -624,9 +655,10 @@ def build_mysql_engine(backend: str = "auto", url: str | None = None, prefix: st
 
 
 def engine_from_options(backend: str = "auto", url: str | None = None, name_prefix: str = "cdc_",
-                        timeout_s: float = 60.0) -> MySqlEngine:
-    """``build_mysql_engine`` with the plugin's option names; ``timeout_s`` bounds startup."""
-    engine = build_mysql_engine(backend, url, prefix=mysql_name(name_prefix))
-    if isinstance(engine, LocalMariaDb):
+                        timeout_s: float = 60.0, image: str | None = None) -> MySqlEngine:
+    """``build_mysql_engine`` with the plugin's option names; ``timeout_s`` bounds startup,
+    ``image`` is the Docker backend's (``--cdc-image mysql=NAME``)."""
+    engine = build_mysql_engine(backend, url, prefix=mysql_name(name_prefix), image=image)
+    if isinstance(engine, LocalMariaDb | DockerMySql):
         engine.start_timeout_s = max(timeout_s, 10.0)
     return engine

@@ -517,75 +517,115 @@ class LocalPostgres(PostgresEngine):
         return self.root / "server.log" if self.root else None
 
 
-def docker_answers(timeout_s: float = 3.0) -> str | None:
-    """None when a Docker engine answers, else why not."""
-    try:
-        import docker
-    except ImportError:
-        return "the 'docker' Python package is missing (pip install testcontainers)"
-    host = os.environ.get("DOCKER_HOST", "")
-    if not host and not Path("/var/run/docker.sock").exists():
-        return "no Docker engine: DOCKER_HOST is unset and /var/run/docker.sock does not exist"
-    try:
-        client = docker.from_env(timeout=int(max(timeout_s, 1)))
-        client.ping()
-        client.close()
-    except Exception as exc:  # docker raises many kinds here
-        return f"no Docker engine answers at {host or 'unix:///var/run/docker.sock'}: {type(exc).__name__}"
-    return None
-
-
 class DockerPostgres(PostgresEngine):
-    """PostgreSQL 15 in a testcontainers container, bound to 127.0.0.1, with the CDC settings."""
+    """PostgreSQL 15 in a testcontainers ``PostgresContainer``, bound to 127.0.0.1, with the CDC
+    settings as server flags; on any Docker-compatible API (a Docker daemon, or the podman
+    service ``--cdc-engines=docker`` starts: ``containers.docker_api``).
+
+    The image is ``image`` (``--cdc-image postgres=NAME``), else the official ``postgres:15``
+    where it can be pulled, else the project's own build ``localhost/cdc-postgres:15``
+    (``scripts/setup-docker.sh``); both honour the same environment contract. Faults go through
+    the container API: ``kill()`` SIGKILLs the container, ``restart()`` starts it again (crash
+    recovery on the same data and port); ``net-drop`` terminates the run's connections.
+    The container carries the run's labels and is removed by ``stop()`` (or by the next
+    session's sweep when this process was killed).
+    """
 
     backend = "docker"
     faults = frozenset({"source-restart", "net-drop"})
 
-    def __init__(self, prefix: str = "cdc_", image: str = "postgres:15") -> None:
+    def __init__(self, prefix: str = "cdc_", image: str | None = None, start_timeout_s: float = 120.0) -> None:
         super().__init__(prefix)
         self.image = image
+        self.start_timeout_s = start_timeout_s
         self._container: Any = None
 
     def start(self) -> None:
+        """Create and start the container; return when PostgreSQL answers queries over TCP."""
+        if self._container is not None:
+            return
+        from containers.docker_api import PODMAN_HINT, docker_answers, image_for, labels
+
         why = docker_answers()
         if why:
-            raise EngineUnavailable(f"{why}; fix: start Docker or use --cdc-engines=local ({INSTALL_HINT})")
-        from testcontainers.postgres import PostgresContainer
+            raise EngineUnavailable(f"{why}; fix: install podman ({PODMAN_HINT}) and run with --cdc-engines=docker "
+                                    "(it starts podman's service), or use --cdc-engines=local")
+        try:
+            import port_for
+            try:
+                from testcontainers.community.postgres import PostgresContainer  # testcontainers >= 4.15
+            except ImportError:
+                from testcontainers.postgres import PostgresContainer
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise MissingDependency(exc.name or "testcontainers", "postgres") from None
+        image = image_for("postgres", self.image)
 
-        flags = " ".join(f"-c {k}={v}" for k, v in SERVER_SETTINGS.items() if k != "listen_addresses")
+        class Container(PostgresContainer):
+            def _connect(self) -> None:
+                """No ``psql`` run inside (each exec leaves a podman conmon for 5 minutes):
+                readiness is a real query over the published port (``_wait_queries``)."""
+
         password = secrets.token_urlsafe(18)
         register(password)
-        container = PostgresContainer(self.image, password=password, driver=None)
-        container.with_command(f"postgres -c listen_addresses=* {flags}")
-        import port_for
-        container.with_bind_ports(5432, ("127.0.0.1", port_for.select_random()))
-        self._container = container.start()
-        self.url = container.get_connection_url()
+        flags = [f"-c{k}={v}" for k, v in SERVER_SETTINGS.items() if k != "listen_addresses"]
+        port = port_for.select_random()
+        # a user and database of their own: the image's POSTGRES_USER/POSTGRES_DB contract, every run
+        container = Container(image, username="cdc", password=password, dbname="cdc", driver=None)
+        container.with_command(["postgres", "-clisten_addresses=*", *flags])
+        container.ports["5432"] = ("127.0.0.1", port)  # loopback only (with_bind_ports takes no address)
+        container.with_kwargs(labels=labels(self.prefix))
+        self._container = container
+        try:
+            container.start()
+        except Exception as exc:  # noqa: BLE001 - docker/testcontainers raise many kinds: one line each
+            logs = self._logs()
+            self.stop()
+            raise EngineUnavailable(f"the PostgreSQL container ({image}) did not start: {type(exc).__name__}: "
+                                    f"{one_line(exc)[:300]}; container log: {logs}") from None
+        self.url = f"postgresql://cdc:{quote(password, safe='')}@127.0.0.1:{port}/cdc"
+        self._wait_queries("start")
         self.check()
 
+    def _logs(self) -> str:
+        from containers.docker_api import log_tail
+
+        return log_tail(self._container)
+
+    def _wait_queries(self, what: str) -> None:
+        from containers.docker_api import wait_ready
+
+        wait_ready(lambda: _accepts_queries(self.url), self.start_timeout_s,
+                   lambda: f"the PostgreSQL container did not answer on 127.0.0.1 after {what} within "
+                           f"{self.start_timeout_s:.0f} s; container log: {self._logs()}")
+
     def kill(self) -> None:
-        """SIGKILL the container's postmaster (the container exits)."""
-        self._container.get_wrapped_container().kill(signal="SIGKILL")
+        """SIGKILL the container (its postmaster is PID 1: no shutdown checkpoint)."""
+        from containers.docker_api import kill_container
+
+        kill_container(self._container)
 
     def restart(self) -> None:
-        """Start the stopped container again; PostgreSQL runs crash recovery."""
-        wrapped = self._container.get_wrapped_container()
-        wrapped.start()
-        deadline = time.monotonic() + 60
-        while not _accepts_queries(self.url):
-            if time.monotonic() > deadline:
-                raise EngineUnavailable("the PostgreSQL container did not come back within 60 s")
-            time.sleep(0.1)
+        """Start the stopped container again: same data, same port; PostgreSQL runs crash recovery."""
+        from containers.docker_api import start_again
+
+        start_again(self._container)
+        self._wait_queries("restart")
 
     def stop(self) -> None:
-        if self._container is None:
+        """Drop the harness's slots/publications/schemas and remove the container (and its volume)."""
+        container, self._container = self._container, None
+        if container is None:
             return
-        try:
+        if self.url:
             with contextlib.suppress(Exception):
                 self.cleanup()
-            self._container.stop()
-        finally:
-            self._container = None
+        try:
+            container.stop()
+        except Exception:  # noqa: BLE001 - already gone: nothing left to remove
+            pass
+
+    def log_path(self) -> Path | None:
+        return None
 
 
 class ExternalPostgres(PostgresEngine):
@@ -715,7 +755,7 @@ def stop_leftover_server(root: Path) -> list[str]:
 
 
 def build_postgres_engine(backend: str = "auto", url: str | None = None,
-                          prefix: str = "cdc_") -> PostgresEngine:
+                          prefix: str = "cdc_", image: str | None = None) -> PostgresEngine:
     """The engine for ``--cdc-engines`` (``auto|local|docker|external``) and an optional URL.
 
     ``auto``: an external URL when given, else docker when it answers, else local when the
@@ -726,13 +766,15 @@ def build_postgres_engine(backend: str = "auto", url: str | None = None,
             raise EngineMisconfigured("--cdc-engines=external needs --cdc-engine-url postgres=postgresql://…")
         return ExternalPostgres(url, prefix)
     if backend == "docker":
-        return DockerPostgres(prefix)
+        return DockerPostgres(prefix, image=image)
     if backend == "local":
         return LocalPostgres(prefix)
     if backend != "auto":
         raise EngineMisconfigured(f"unknown engine backend {backend!r}; valid: auto, local, docker, external")
+    from containers.docker_api import docker_answers
+
     if docker_answers(timeout_s=2.0) is None:
-        return DockerPostgres(prefix)
+        return DockerPostgres(prefix, image=image)
     missing = LocalPostgres.available()
     if missing is None:
         return LocalPostgres(prefix)
@@ -740,10 +782,11 @@ def build_postgres_engine(backend: str = "auto", url: str | None = None,
 
 
 def engine_from_options(backend: str = "auto", url: str | None = None, name_prefix: str = "cdc_",
-                        timeout_s: float = 60.0) -> PostgresEngine:
-    """``build_postgres_engine`` with the plugin's option names; ``timeout_s`` bounds startup."""
-    engine = build_postgres_engine(backend, url, prefix=_sanitize(name_prefix))
-    if isinstance(engine, LocalPostgres):
+                        timeout_s: float = 60.0, image: str | None = None) -> PostgresEngine:
+    """``build_postgres_engine`` with the plugin's option names; ``timeout_s`` bounds startup,
+    ``image`` is the Docker backend's (``--cdc-image postgres=NAME``)."""
+    engine = build_postgres_engine(backend, url, prefix=_sanitize(name_prefix), image=image)
+    if isinstance(engine, LocalPostgres | DockerPostgres):
         engine.start_timeout_s = max(timeout_s, 10.0)
     return engine
 

@@ -17,7 +17,6 @@ from harness.secrets import mask_url, register_url
 
 INSTALL_HINT = "sudo apt-get install -y prometheus-pushgateway (or: bash scripts/setup-reports.sh)"
 BINARIES = ("prometheus-pushgateway", "pushgateway")
-DOCKER_IMAGE = "prom/pushgateway:v1.11.1"
 START_TIMEOUT_S = 20.0
 
 
@@ -54,20 +53,10 @@ def _request(url: str) -> urllib.request.Request:
 
 
 def docker_answers(timeout: float = 3.0) -> str | None:
-    """None when a Docker engine answers a ping, else the reason it does not."""
-    try:
-        import docker
-    except ImportError:
-        return "Python package 'docker' is not installed (pip install testcontainers)"
-    try:
-        client = docker.from_env(timeout=int(max(timeout, 1)))
-        try:
-            client.ping()
-        finally:
-            client.close()
-    except Exception as exc:  # noqa: BLE001 - any failure means "no usable Docker engine"
-        return f"no Docker engine answers ({type(exc).__name__}: {exc})"
-    return None
+    """None when a Docker-compatible API answers a ping, else the reason it does not."""
+    from containers.docker_api import docker_answers as answers
+
+    return answers(timeout_s=timeout)
 
 
 class PushgatewayEngine:
@@ -75,13 +64,15 @@ class PushgatewayEngine:
 
     ``backend`` is ``local`` (Debian's binary as a child process on a free loopback port, no
     persistence file, so ``restart()`` comes back empty like a fresh gateway), ``docker``
-    (testcontainers, only where a Docker engine answers) or ``external`` (``url`` given).
+    (testcontainers on the Docker-compatible API that answers: the official image where it can be
+    pulled, else ``localhost/cdc-pushgateway:1`` from ``scripts/setup-docker.sh``; ``image``
+    overrides) or ``external`` (``url`` given).
     """
 
     family: ClassVar[str] = "pushgateway"
 
     def __init__(self, backend: str = "local", url: str | None = None, binary: str | None = None,
-                 start_timeout: float = START_TIMEOUT_S) -> None:
+                 start_timeout: float = START_TIMEOUT_S, image: str | None = None) -> None:
         if backend not in ("local", "docker", "external"):
             raise ValueError(f"pushgateway backend must be local|docker|external, not {backend!r}")
         if backend == "external" and not url:
@@ -90,6 +81,7 @@ class PushgatewayEngine:
         self.url = url or ""
         register_url(self.url)
         self.binary = binary
+        self.image = image
         self.start_timeout = start_timeout
         self.port: int | None = None
         self._dir: Path | None = None
@@ -188,11 +180,19 @@ class PushgatewayEngine:
         import port_for
         from testcontainers.core.container import DockerContainer
 
+        from containers.docker_api import image_for, labels
+
         self.port = port_for.select_random()
-        container = DockerContainer(DOCKER_IMAGE).with_exposed_ports(9091)
-        container = container.with_bind_ports(9091, ("127.0.0.1", self.port))
-        container.start()
+        container = DockerContainer(image_for("pushgateway", self.image))
+        container.ports["9091"] = ("127.0.0.1", self.port)  # loopback only (with_bind_ports takes no address)
+        container.with_kwargs(labels=labels(f"cdc_pushgateway_{self.port}"))
         self._container = container
+        try:
+            container.start()
+        except Exception as exc:  # noqa: BLE001 - one line, not a traceback wall
+            self.stop()
+            raise EngineUnavailable(f"the pushgateway container did not start: {type(exc).__name__}: "
+                                    f"{str(exc).splitlines()[0][:300] if str(exc) else ''}") from None
         self.url = f"http://127.0.0.1:{self.port}"
         self._wait_ready()
 

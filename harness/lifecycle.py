@@ -10,7 +10,10 @@ Ownership of what a session leaves behind:
 - on an external server, a session holds a *lease* while it runs: a connection whose
   ``application_name`` is ``cdc-lease <prefix>`` (see ``containers.postgres``). Slots,
   publications and schemas named ``cdc_…`` that no live lease's prefix covers are leftovers —
-  this works across machines and users, where a pid would not.
+  this works across machines and users, where a pid would not;
+- a container (Docker backend) carries the label ``org.cdc-harness.owner`` = ``pid:start`` of the
+  process that started it: a leftover once that process is gone (``containers.docker_api``), like
+  the podman service a killed session started in its private dir.
 """
 
 from __future__ import annotations
@@ -77,6 +80,12 @@ def _start_time(pid: int) -> str | None:
         return None
     fields = stat.rsplit(")", 1)[1].split()
     return fields[19] if len(fields) > 19 else None
+
+
+def process_start_time(pid: int) -> str | None:
+    """The start time of process ``pid`` (clock ticks since boot), None when it is gone: with the
+    pid, the identity of an owner (owner files, container labels) that survives pid reuse."""
+    return _start_time(pid)
 
 
 def pid_alive(pid: int, start: str | None = None) -> bool:
@@ -156,10 +165,10 @@ def sweep_leftovers(options: Any, tmp: Path | None = None) -> list[str]:
         from containers import mysql
     except ImportError:
         mysql = None
-    from containers import jvm
+    from containers import docker_api, jvm
 
     for path in dead_dirs(tmp):
-        for engine in (postgres, mysql, jvm):
+        for engine in (postgres, mysql, jvm, docker_api):
             if engine is not None:
                 with contextlib.suppress(Exception):
                     removed += engine.stop_leftover_server(path)
@@ -172,6 +181,8 @@ def sweep_leftovers(options: Any, tmp: Path | None = None) -> list[str]:
         shutil.rmtree(path, ignore_errors=True)
         if not path.exists():
             removed.append(f"data dir {path}")
+    with contextlib.suppress(Exception):
+        removed += docker_api.sweep_containers()
     url = (getattr(options, "engine_urls", None) or {}).get("postgres")
     if url and postgres is not None:
         with contextlib.suppress(Exception):

@@ -38,6 +38,10 @@ def add_options(parser: pytest.Parser) -> None:
         parser.addini(ini, help_text, default=default)
     group.addoption("--cdc-engine-url", dest="cdc_engine_url", action="append", default=[],
                     help="FAMILY=URL of an external engine, e.g. postgres=postgresql://u:p@host/db (repeatable)")
+    group.addoption("--cdc-image", dest="cdc_image", action="append", default=[],
+                    help="FAMILY=IMAGE the Docker backend runs for a family, e.g. postgres=postgres:15 "
+                         "(default: the official image where it can be pulled, else the project's own build "
+                         "from scripts/setup-docker.sh; repeatable)")
 
 
 @dataclass
@@ -55,6 +59,8 @@ class Options:
     engine_urls: dict[str, str] = field(default_factory=dict)
     #: the scale of cases whose engines include a heavy role (``HEAVY_ROLES``)
     heavy_scale: str = ""
+    #: the image the Docker backend runs per family (``--cdc-image FAMILY=IMAGE``)
+    images: dict[str, str] = field(default_factory=dict)
 
     def scale_for(self, roles: tuple[str, ...]) -> str:
         """The scale of a case running on ``roles``: ``heavy_scale`` when one of them is heavy."""
@@ -111,6 +117,12 @@ def parse(config: pytest.Config) -> Options:
             raise pytest.UsageError(f"--cdc-engine-url wants FAMILY=URL (e.g. postgres=postgresql://...), "
                                     f"got {mask_text(item)!r}")
         urls[family] = url
+    images: dict[str, str] = {}
+    for item in config.getoption("cdc_image") or []:
+        family, sep, image = (part.strip() for part in item.partition("="))
+        if not sep or not ROLE_NAME.match(family) or not image:
+            raise pytest.UsageError(f"--cdc-image wants FAMILY=IMAGE (e.g. postgres=postgres:15), got {item!r}")
+        images[family] = image
     pushgateway = _get(config, "pushgateway") or ""
     register_url(pushgateway)
     return Options(
@@ -124,4 +136,5 @@ def parse(config: pytest.Config) -> Options:
         pushgateway=pushgateway,
         engine_urls=urls,
         heavy_scale=heavy_scale,
+        images=images,
     )

@@ -68,6 +68,13 @@ def pytest_configure(config: pytest.Config) -> None:
             if family not in families.roles:
                 raise UnknownId(f"--cdc-engine-url names {family!r}, which is no engine role; "
                                 f"known: {', '.join(sorted(families.roles))}")
+        from containers.docker_api import IMAGES
+
+        with_image = sorted(set(families.roles) & set(IMAGES))
+        for family in options.images:
+            if family not in with_image:
+                raise UnknownId(f"--cdc-image names {family!r}, which has no Docker backend here; "
+                                f"known: {', '.join(with_image)}")
     except (UnknownId, InvalidPlugin) as exc:
         raise pytest.UsageError(str(exc)) from None
     workerinput = getattr(config, "workerinput", None)

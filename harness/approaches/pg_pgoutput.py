@@ -161,7 +161,9 @@ publication (the run is over). Every wait is bounded by ``ctx.timeout_s``.
             self.close_connection()
             if "could not access file" in msg or ("does not exist" in msg and self.plugin in msg):
                 raise EngineUnavailable(f"output plugin {self.plugin} is not installed on the server: {msg}; "
-                                        "fix: apt-get install -y postgresql-15-wal2json") from None
+                                        "fix: apt-get install -y postgresql-15-wal2json on the server (Docker "
+                                        "backend: --cdc-image postgres=localhost/cdc-postgres:15, built by "
+                                        "make setup-docker)") from None
             if "all replication slots are in use" in msg:
                 raise EngineMisconfigured(f"{msg}; fix: drop unused slots or raise max_replication_slots "
                                           "(ALTER SYSTEM SET max_replication_slots = 40; restart)") from None

@@ -1,0 +1,225 @@
+"""The Docker backend on this machine: podman's service started and stopped by the session, the
+project's PostgreSQL image honouring the official image's contract under testcontainers, labelled
+containers removed at the end and by the next session's sweep, and one-line errors with the fix.
+
+Needs podman and the images of ``scripts/setup-docker.sh`` (``make setup`` builds them); skips
+with that command where they are missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.pg_helpers import CASE, ROOT, Work, run, wait_for, work_fixture  # noqa: F401 - ``work`` fixture
+
+LOCAL_IMAGE = "localhost/cdc-postgres:15"
+BASE_IMAGE = "localhost/debian:bookworm"
+MARIADB_IMAGE = "localhost/cdc-mariadb:10.11"
+
+
+def _podman_images() -> None:
+    """Skip (with the fix) where podman or the project's images are missing."""
+    podman = shutil.which("podman")
+    if podman is None:
+        pytest.skip("podman is not installed; fix: bash scripts/setup-docker.sh")
+    for image in (BASE_IMAGE, LOCAL_IMAGE, "localhost/cdc-pushgateway:1"):
+        if subprocess.run([podman, "image", "exists", image], timeout=30).returncode != 0:
+            pytest.skip(f"image {image} is missing; fix: make setup-docker")
+
+
+def _labelled(label: str) -> list[dict]:
+    out = subprocess.run(["podman", "ps", "-a", "--filter", f"label={label}", "--format", "json"],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+    return json.loads(out or "[]")
+
+
+@pytest.fixture
+def api(request: pytest.FixtureRequest):
+    """A started ``DockerApi`` (a podman service here), stopped afterwards whatever happens."""
+    _podman_images()
+    if (request.config.getoption("cdc_engines", None) or request.config.getini("cdc_engines")) == "docker":
+        pytest.skip("this session runs its engines on the Docker backend, whose containers carry this "
+                    "process's owner label too; run these tests without --cdc-engines=docker")
+    from containers.docker_api import DockerApi
+
+    service = DockerApi()
+    service.start()
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+def test_podman_service_runs_docker_postgres_and_leaves_nothing(api) -> None:  # noqa: ANN001
+    """DockerPostgres on the podman service: a missing image is one line naming the make command;
+    the project's image under testcontainers with its own
+    user and database (POSTGRES_USER/POSTGRES_DB) and the CDC flags as the command, labelled;
+    SIGKILL of the container and crash recovery on restart keep the committed rows; the API's
+    stop() removes what this process labelled (even without the engine's stop), stops the service
+    and restores the environment."""
+    from containers.docker_api import LABEL_OWNER, LABEL_RUN, docker_answers, image_for, owner_token
+    from containers.postgres import DockerPostgres
+    from harness.errors import EngineUnavailable
+
+    if api.started:  # a podman service started here, not a Docker daemon found running
+        assert api.root is not None and os.environ["DOCKER_HOST"] == api.host
+        assert os.environ["TESTCONTAINERS_RYUK_DISABLED"] == "true"
+        assert image_for("postgres") == LOCAL_IMAGE  # the official one cannot be pulled here
+        missing = DockerPostgres("cdc_test_dockerpg_", image="localhost/cdc-postgres:no-such-tag")
+        with pytest.raises(EngineUnavailable, match=r"^image localhost/cdc-postgres:no-such-tag is not in podman's "
+                                                    r"image store; fix: podman build .* built by make setup-docker"):
+            missing.start()  # at once: podman is never asked to pull
+    assert docker_answers(host=api.host) is None
+    engine = DockerPostgres("cdc_test_dockerpg_", image=LOCAL_IMAGE)
+    engine.start()
+    try:
+        assert [c["Labels"][LABEL_RUN] for c in _labelled(f"{LABEL_RUN}=cdc_test_dockerpg_")] == ["cdc_test_dockerpg_"]
+        with engine.connect() as conn:
+            row = conn.execute("SELECT current_user, current_database(), current_setting('wal_level'), "
+                               "current_setting('datestyle')").fetchone()
+            assert row == ("cdc", "cdc", "logical", "ISO, MDY")
+            conn.execute("CREATE TABLE cdc_test_dockerpg_t (k int PRIMARY KEY)")
+            conn.execute("INSERT INTO cdc_test_dockerpg_t VALUES (1), (2)")
+        engine.kill()
+        engine.restart()
+        with engine.connect() as conn:
+            assert conn.execute("SELECT count(*) FROM cdc_test_dockerpg_t").fetchone() == (2,)
+    finally:
+        engine._container = None  # leave the container to the API's stop()
+    mine = f"{LABEL_OWNER}={owner_token()}"
+    [container] = _labelled(mine)
+    host, root = api.host, api.root
+    pid = api._executor.process.pid if api.started else None
+    api.stop()
+    assert _labelled(mine) == []
+    assert not [p for p in Path("/proc").glob("[0-9]*") if _cmdline_has(p, container["Id"])], \
+        "a process of the removed container (a conmon of an exec session?) is still running"
+    if pid is not None:
+        wait_for(lambda: not Path(f"/proc/{pid}").exists(), 10, "the podman service to exit")
+        assert not root.exists() and docker_answers(timeout_s=1.0, host=host) is not None
+        assert os.environ.get("DOCKER_HOST") != host
+
+
+def test_docker_mariadb_kill_and_restart_through_the_container_api(api) -> None:  # noqa: ANN001
+    """DockerMySql on the project's MariaDB image (the official image's contract under
+    testcontainers' MySqlContainer): the binlog settings, committed rows through SIGKILL and
+    restart of the container, and no container left after stop()."""
+    pytest.importorskip("pymysql", reason="fix: pip install -e '.[mysql]'")
+    from containers.docker_api import LABEL_RUN
+    from containers.mysql import DockerMySql
+
+    if subprocess.run(["podman", "image", "exists", MARIADB_IMAGE], timeout=30).returncode != 0:
+        pytest.skip(f"image {MARIADB_IMAGE} is missing; fix: make setup-docker")
+    engine = DockerMySql("cdc_test_dockermy_", image=MARIADB_IMAGE)
+    engine.start()
+    try:
+        assert len(_labelled(f"{LABEL_RUN}=cdc_test_dockermy_")) == 1
+        conn = engine.connect()
+        with conn.cursor() as cur:
+            cur.execute("SELECT @@log_bin, @@binlog_format, @@binlog_row_metadata, @@gtid_strict_mode")
+            assert cur.fetchone() == (1, "ROW", "FULL", 1)
+            cur.execute("CREATE DATABASE cdc_test_dockermy_db")
+            cur.execute("CREATE TABLE cdc_test_dockermy_db.t (k int PRIMARY KEY)")
+            cur.execute("INSERT INTO cdc_test_dockermy_db.t VALUES (1), (2)")
+        conn.close()
+        engine.kill()
+        engine.restart()
+        conn = engine.connect()
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM cdc_test_dockermy_db.t")
+            assert cur.fetchone() == (2,)
+        conn.close()
+    finally:
+        engine.stop()
+    assert _labelled(f"{LABEL_RUN}=cdc_test_dockermy_") == []
+
+
+def test_pushgateway_runs_on_the_local_image(api) -> None:  # noqa: ANN001
+    """The pushgateway's Docker backend: the project's image (Debian's package, the official
+    image's entrypoint contract) answers on 127.0.0.1, restarts, and stop() removes it."""
+    from containers.docker_api import LABEL_RUN
+    from containers.pushgateway import PushgatewayEngine, is_ready
+
+    engine = PushgatewayEngine("docker", image="localhost/cdc-pushgateway:1")
+    engine.start()
+    try:
+        assert engine.url.startswith("http://127.0.0.1:") and is_ready(engine.url)
+        engine.restart()
+        assert is_ready(engine.url)
+    finally:
+        engine.stop()
+    assert _labelled(f"{LABEL_RUN}=cdc_pushgateway_{engine.port}") == []
+
+
+_CHILD = """
+import sys, time
+from containers.docker_api import DockerApi, labels
+from testcontainers.core.container import DockerContainer
+api = DockerApi(); api.start()
+c = DockerContainer(sys.argv[1]).with_command(["sleep", "600"]).with_kwargs(labels=labels("cdc_test_killed_"))
+c.start()
+print(api.root, c.get_wrapped_container().id, flush=True)
+time.sleep(600)
+"""
+
+
+def test_killed_session_leaves_nothing_after_the_next_sweep(work: Work) -> None:  # noqa: F811
+    """kill -9 of a session: its podman service dies with it (parent-death signal); its container
+    survives until the next session's sweep removes it, and the private dir with it."""
+    _podman_images()
+    from harness.lifecycle import sweep_leftovers
+
+    env = {**os.environ, "TMPDIR": str(work.tmpdir), "PYTHONPATH": str(ROOT)}
+    env.pop("DOCKER_HOST", None)
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, BASE_IMAGE], cwd=ROOT, env=env,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        line = child.stdout.readline().split()
+        assert len(line) == 2, "the child did not start its container"
+        root, cid = Path(line[0]), line[1]
+        service = [int(p.name) for p in Path("/proc").glob("[0-9]*") if _cmdline_has(p, str(root))]
+        assert service, "no podman service runs from the child's private dir"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(30)
+    wait_for(lambda: not any(Path(f"/proc/{p}").exists() and _cmdline_has(Path(f"/proc/{p}"), str(root))
+                             for p in service), 15, "the podman service to die with its session")
+    assert [c["Id"] for c in _labelled("org.cdc-harness.run=cdc_test_killed_")] == [cid]
+    removed = sweep_leftovers(None, tmp=work.tmpdir)
+    assert _labelled("org.cdc-harness.run=cdc_test_killed_") == []
+    assert not root.exists()
+    assert any("container" in r for r in removed) and any(str(root) in r for r in removed), removed
+
+
+def _cmdline_has(proc: Path, text: str) -> bool:
+    try:
+        return any(text in arg for arg in (proc / "cmdline").read_bytes().decode(errors="replace").split("\0"))
+    except OSError:
+        return False
+
+
+def test_without_podman_the_line_says_how_to_install_it(work: Work, tmp_path: Path) -> None:  # noqa: F811
+    """No Docker daemon and no podman on PATH: one line with the install command."""
+    pytest.importorskip("testcontainers")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    proc = run(work, "-k", CASE, "--cdc-scale=smoke", "--cdc-engines=docker", PATH=str(bin_dir),
+               DOCKER_HOST="unix:///nonexistent/docker.sock")
+    out = proc.stdout + proc.stderr
+    errors = [line for line in out.splitlines() if line.startswith("ERROR: ")]
+    assert proc.returncode != 0 and "Traceback" not in out and len(errors) == 1, out
+    assert "podman is not installed" in errors[0] and "apt-get install -y podman" in errors[0], errors[0]
+
+
+def test_image_option_is_validated(work: Work) -> None:  # noqa: F811
+    """``--cdc-image`` names a family that has a Docker backend."""
+    proc = run(work, "--collect-only", "-q", "--cdc-image", "spark=apache/spark")
+    assert proc.returncode == 4 and "has no Docker backend" in proc.stderr, proc.stderr
