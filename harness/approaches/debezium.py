@@ -44,9 +44,6 @@ TUNED: dict[str, str] = {
     "producer.override.linger.ms": "1",
     # records are large (JSON with their schema): the default 16 KB batch holds about ten
     "producer.override.batch.size": "1048576",
-    # after a retriable error (the source restarted, its connection dropped) the task restarts after
-    # 1 s instead of 10 s: the recovery time users who care about lag set
-    "retriable.restart.connector.wait.ms": "1000",
 }
 ADMIN_TIMEOUT_S = 10.0
 #: how long ``caught_up`` must hold before it answers True
