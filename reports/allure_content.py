@@ -87,12 +87,22 @@ def _compact(value: Any, limit: int = 600) -> str:
 
 
 def _change(example: dict[str, Any]) -> dict[str, Any]:
-    return example.get("committed") or example.get("event") or example.get("captured") or {}
+    """The change an example is about (the first one where it names several, e.g. a delete + insert pair)."""
+    change = example.get("committed") or example.get("event") or example.get("captured") or {}
+    if isinstance(change, list):
+        change = next((c for c in change if isinstance(c, dict)), {})
+    return change if isinstance(change, dict) else {}
 
 
-def _image(change: dict[str, Any] | None) -> str:
+def _image(change: Any) -> str:
+    """A change's before/after images; several changes (a list) one after the other with their op and key."""
     if not change:
         return ""
+    if isinstance(change, list):
+        return " | ".join(f"{c.get('op', '')} key={_compact(c.get('key'), 60)} {_image(c)}" if isinstance(c, dict)
+                          else _compact(c) for c in change)
+    if not isinstance(change, dict):
+        return _compact(change)
     image = {k: change[k] for k in ("before", "after") if change.get(k) is not None}
     return _compact(image) if image else _compact({k: v for k, v in change.items() if k not in ("table", "key")})
 

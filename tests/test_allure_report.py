@@ -421,3 +421,18 @@ def test_failed_cell_attaches_every_engine_log_source_first(tmp_path: Path) -> N
     logs = engine_logs(case, engines, tail=20)
     assert list(logs) == ["mysql", "connect"]  # the source first; no log (kafka) and no role (spark) left out
     assert logs["connect"].endswith("end of connect") and len(logs["connect"]) == 20
+
+
+def test_examples_table_takes_every_shape_the_checker_writes() -> None:
+    """An op-mismatch names the committed change and the captured pair (a list); other shapes are plain values."""
+    from reports import allure_content
+
+    pair = [{"table": "items", "op": "delete", "key": [101], "before": {"id": 101}, "after": None},
+            {"table": "items", "op": "insert", "key": [250], "before": None, "after": {"id": 250}}]
+    examples = {"op-mismatch": [{"why": "update captured as delete + insert",
+                                 "committed": {"table": "items", "op": "update", "key": [250], "after": {"id": 250}},
+                                 "captured": pair}],
+                "reorder": [{"why": "out of order", "captured": [1, 2]}, "a bare string", ["a", "list"]]}
+    html_text = allure_content.examples_html(examples)
+    assert "delete key=[101]" in html_text and "insert key=[250]" in html_text
+    assert "a bare string" in html_text and "out of order" in html_text
