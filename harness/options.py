@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from containers.engine import BACKENDS
+from harness.breadth import BREADTHS
 from harness.secrets import mask_text, register_url
 from scenarios import SCALES
 
@@ -22,6 +23,8 @@ OPTIONS: tuple[tuple[str, str, str | None], ...] = (
     ("scale", "scenario size: smoke | default | large", "default"),
     ("heavy-scale", "scenario size for approaches on heavy engines (Kafka, Connect, Spark); default: --cdc-scale",
      None),
+    ("heavy-cells", "breadth of the cells on heavy engines: all | core (interop and delivery variants "
+     "sampled: harness/breadth.py)", "all"),
     ("engines", "engine backend: auto | local | docker | external", "auto"),
     ("results", "path of the results JSON file", "reports/out/results.json"),
     ("timeout", "seconds any single wait may take before the run fails", "120"),
@@ -59,6 +62,8 @@ class Options:
     engine_urls: dict[str, str] = field(default_factory=dict)
     #: the scale of cases whose engines include a heavy role (``HEAVY_ROLES``)
     heavy_scale: str = ""
+    #: ``all`` or ``core``: which cells of approaches on heavy engines run (``harness.breadth``)
+    heavy_cells: str = "all"
     #: the image the Docker backend runs per family (``--cdc-image FAMILY=IMAGE``)
     images: dict[str, str] = field(default_factory=dict)
 
@@ -99,6 +104,9 @@ def parse(config: pytest.Config) -> Options:
     heavy_scale = _get(config, "heavy-scale") or ""
     if heavy_scale and heavy_scale not in SCALES:
         raise pytest.UsageError(f"--cdc-heavy-scale must be one of {', '.join(SCALES)}, got {heavy_scale!r}")
+    heavy_cells = _get(config, "heavy-cells") or "all"
+    if heavy_cells not in BREADTHS:
+        raise pytest.UsageError(f"--cdc-heavy-cells must be one of {', '.join(BREADTHS)}, got {heavy_cells!r}")
     engines = _get(config, "engines") or "auto"
     if engines not in BACKENDS:
         raise pytest.UsageError(f"--cdc-engines must be one of {', '.join(BACKENDS)}, got {engines!r}")
@@ -136,5 +144,6 @@ def parse(config: pytest.Config) -> Options:
         pushgateway=pushgateway,
         engine_urls=urls,
         heavy_scale=heavy_scale,
+        heavy_cells=heavy_cells,
         images=images,
     )

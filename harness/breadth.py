@@ -1,0 +1,35 @@
+"""Which heavy-engine cells ``--cdc-heavy-cells=core`` keeps: every scenario, fewer interop and delivery variants.
+
+``make test`` (CI, 20-minute budget on two cores) runs the cells on Kafka, Connect and Spark at
+smoke scale and in this *core* breadth; ``make run`` and ``--cdc-heavy-cells=all`` run every cell.
+What core leaves out is only a variant axis whose other values run beside it:
+
+- Spark-written tables (``writer=spark``) read by each reader: one cell per reader (the writer ×
+  reader interop with the scenario that matters most for it), not every scenario;
+- Debezium's ``delivery=exactly-once`` under ``replica_identity=default`` (it runs under ``full``,
+  and ``at-least-once`` runs under both).
+
+Light engines (PostgreSQL, MariaDB, delta-rs, pyiceberg) always run every cell.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+BREADTHS = ("all", "core")
+#: the Spark-written cell each reader keeps in core breadth (approach → scenario)
+CORE_SPARK_WRITTEN = {
+    "delta-cdf": "compaction",           # delta-rs reads Spark's commits and its OPTIMIZE
+    "delta-cdf-spark": "schema-drop",    # Spark's own CDF through a column-mapped DROP COLUMN
+    "iceberg-changelog-spark": "crud",   # the changelog view on a table Spark wrote (copy-on-write)
+    "iceberg-snapshot-diff": "schema-rename",  # pyiceberg reads Spark's rename
+}
+
+
+def in_breadth(breadth: str, approach: str, scenario: str, settings: dict[str, Any], heavy: bool) -> bool:
+    """True when the cell runs at ``breadth`` (``all`` keeps everything; so does any light cell)."""
+    if breadth == "all" or not heavy:
+        return True
+    if settings.get("writer") == "spark":
+        return CORE_SPARK_WRITTEN.get(approach) == scenario and settings.get("write_mode") != "merge-on-read"
+    return not (settings.get("delivery") == "exactly-once" and settings.get("replica_identity") == "default")

@@ -1,0 +1,53 @@
+"""``--cdc-heavy-cells=core``: heavy cells sampled on the interop and delivery axes only, every scenario kept."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.breadth import CORE_SPARK_WRITTEN, in_breadth
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_light_cells_and_all_breadth_keep_everything() -> None:
+    spark_written = {"writer": "spark"}
+    assert in_breadth("all", "delta-cdf", "types", spark_written, heavy=True)
+    assert in_breadth("core", "pg-pgoutput", "crud", {"replica_identity": "default"}, heavy=False)
+
+
+def test_core_samples_spark_written_and_exactly_once_default_only() -> None:
+    for approach, scenario in CORE_SPARK_WRITTEN.items():
+        assert in_breadth("core", approach, scenario, {"writer": "spark"}, heavy=True)
+        assert not in_breadth("core", approach, "types" if scenario != "types" else "crud", {"writer": "spark"},
+                              heavy=True)
+    assert not in_breadth("core", "iceberg-changelog-spark", "crud",
+                          {"writer": "spark", "write_mode": "merge-on-read"}, heavy=True)
+    eos = {"delivery": "exactly-once", "connector": "tuned"}
+    assert not in_breadth("core", "pg-debezium", "connect-crash", {**eos, "replica_identity": "default"}, heavy=True)
+    assert in_breadth("core", "pg-debezium", "connect-crash", {**eos, "replica_identity": "full"}, heavy=True)
+    assert in_breadth("core", "pg-debezium", "connect-crash",
+                      {"delivery": "at-least-once", "replica_identity": "default"}, heavy=True)
+
+
+def _collected(breadth: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-m", "pytest", "suites/test_conformance.py", "--collect-only", "-q",
+                          "-p", "no:cacheprovider", f"--cdc-heavy-cells={breadth}"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    return {m.group(1) for m in re.finditer(r"test_conformance\[(.+?)\]", out.stdout)}
+
+
+def test_core_keeps_every_approach_and_scenario_pair_it_had_without_a_spark_writer() -> None:
+    every, core = _collected("all"), _collected("core")
+    assert core < every
+    dropped = every - core
+    assert all("writer-spark" in cell or ("exactly-once" in cell and "replica-identity-default" in cell)
+               for cell in dropped), sorted(dropped)[:5]
+
+    def pair(cell: str) -> str:  # approach-scenario without the settings suffix
+        return re.sub(r"-(writer|connector|delivery|replica-identity|column-mapping|write-mode)-.*$", "", cell)
+
+    assert {pair(c) for c in every if "writer-spark" not in c} <= {pair(c) for c in core}
