@@ -18,7 +18,7 @@ def test_light_cells_and_all_breadth_keep_everything() -> None:
     assert in_breadth("core", "pg-pgoutput", "crud", {"replica_identity": "default"}, heavy=False)
 
 
-def test_core_samples_spark_written_and_exactly_once_default_only() -> None:
+def test_core_samples_spark_written_and_debezium_faults_under_default_identity_only() -> None:
     for approach, scenario in CORE_SPARK_WRITTEN.items():
         assert in_breadth("core", approach, scenario, {"writer": "spark"}, heavy=True)
         assert not in_breadth("core", approach, "types" if scenario != "types" else "crud", {"writer": "spark"},
@@ -28,8 +28,10 @@ def test_core_samples_spark_written_and_exactly_once_default_only() -> None:
     eos = {"delivery": "exactly-once", "connector": "tuned"}
     assert not in_breadth("core", "pg-debezium", "connect-crash", {**eos, "replica_identity": "default"}, heavy=True)
     assert in_breadth("core", "pg-debezium", "connect-crash", {**eos, "replica_identity": "full"}, heavy=True)
-    assert in_breadth("core", "pg-debezium", "connect-crash",
-                      {"delivery": "at-least-once", "replica_identity": "default"}, heavy=True)
+    assert not in_breadth("core", "pg-debezium", "connect-crash",
+                          {"delivery": "at-least-once", "replica_identity": "default"}, heavy=True)
+    assert in_breadth("core", "pg-debezium", "toast", {"delivery": "at-least-once", "replica_identity": "default"},
+                      heavy=True)
 
 
 def _collected(breadth: str) -> set[str]:
@@ -44,7 +46,9 @@ def test_core_keeps_every_approach_and_scenario_pair_it_had_without_a_spark_writ
     every, core = _collected("all"), _collected("core")
     assert core < every
     dropped = every - core
-    assert all("writer-spark" in cell or ("exactly-once" in cell and "replica-identity-default" in cell)
+    faults = ("connect-crash", "broker-restart", "reader-crash", "source-restart", "net-drop")
+    assert all("writer-spark" in cell or (cell.startswith(tuple(f"pg-debezium-{f}" for f in faults))
+                                          and "replica-identity-default" in cell)
                for cell in dropped), sorted(dropped)[:5]
 
     def pair(cell: str) -> str:  # approach-scenario without the settings suffix
