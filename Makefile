@@ -22,6 +22,8 @@ SELECT = $(if $(APPROACHES),--cdc-approaches=$(APPROACHES),)
 XDIST ?= -n 2 --dist loadgroup
 # CI runs the JVM engines' cases at smoke scale (one JVM per engine, shared by the cases)
 HEAVY_SCALE ?= smoke
+# make test runs the light engines' cells at smoke scale too (its 20-minute budget); make run at SCALE
+TEST_SCALE ?= smoke
 # and in core breadth (harness/breadth.py: interop and delivery variants sampled); HEAVY_CELLS=all for every cell
 HEAVY_CELLS ?= core
 STAMP = .cache/setup.stamp
@@ -61,7 +63,7 @@ run: setup  ## the main job: the conformance suite on every available engine, ma
 	$(VPYTHON) -m reports.html $(RESULTS) -o reports/out/report.html
 
 test: setup  ## the harness's own tests and the conformance suite (as CI runs them)
-	$(PYTEST) tests suites --cdc-scale=$(SCALE) --cdc-heavy-scale=$(HEAVY_SCALE) --cdc-heavy-cells=$(HEAVY_CELLS) --cdc-results=$(RESULTS) \
+	$(PYTEST) tests suites --cdc-scale=$(TEST_SCALE) --cdc-heavy-scale=$(HEAVY_SCALE) --cdc-heavy-cells=$(HEAVY_CELLS) --cdc-results=$(RESULTS) \
 		$(SELECT) $(XDIST) --alluredir=allure-results --clean-alluredir
 	$(PYTEST) suites/test_conformance.py $(DOCKER_SELECT) --cdc-scale=smoke --cdc-results=$(DOCKER_RESULTS) -q
 

@@ -7,7 +7,8 @@ What core leaves out is only a variant axis whose other values run beside it:
 - Spark-written tables (``writer=spark``) read by each reader: one cell per reader (the writer ×
   reader interop with the scenario that matters most for it), not every scenario;
 - Debezium's fault scenarios under ``replica_identity=default`` (they run under ``full``, with
-  both deliveries; the other scenarios run under both identities).
+  both deliveries; the other scenarios run under both identities), and ``reader-crash`` (a crash of
+  the consumer, which the source's delivery mode does not change) with ``delivery=exactly-once``.
 
 Light engines (PostgreSQL, MariaDB, delta-rs, pyiceberg) always run every cell.
 """
@@ -34,4 +35,6 @@ def in_breadth(breadth: str, approach: str, scenario: str, settings: dict[str, A
         return True
     if settings.get("writer") == "spark":
         return CORE_SPARK_WRITTEN.get(approach) == scenario and settings.get("write_mode") != "merge-on-read"
+    if scenario == "reader-crash" and settings.get("delivery") == "exactly-once":
+        return False
     return not (scenario in FAULT_SCENARIOS and settings.get("replica_identity") == "default")
