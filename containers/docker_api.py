@@ -37,6 +37,31 @@ IMAGES: dict[str, tuple[str, str]] = {
 _ENV = ("DOCKER_HOST", "TESTCONTAINERS_RYUK_DISABLED")
 
 
+def require_docker(local_hint: str = "") -> None:
+    """Raise ``EngineUnavailable`` naming the fix when no Docker-compatible engine answers
+    (``local_hint``: how to get the local backend's binaries, appended to the fix)."""
+    why = docker_answers()
+    if why:
+        local = f" ({local_hint})" if local_hint else ""
+        raise EngineUnavailable(f"{why}; fix: install podman ({PODMAN_HINT}) and run with --cdc-engines=docker "
+                                f"(it starts podman's service), or use --cdc-engines=local{local}")
+
+
+def container_class(module: str, name: str, extra: str) -> Any:
+    """testcontainers' ``name`` from ``testcontainers.community.<module>`` (>= 4.15) or
+    ``testcontainers.<module>``; ``MissingDependency`` with the extra to install otherwise."""
+    import importlib
+
+    from harness.errors import MissingDependency
+
+    for path in (f"testcontainers.community.{module}", f"testcontainers.{module}"):
+        try:
+            return getattr(importlib.import_module(path), name)
+        except ImportError as exc:
+            missing = exc
+    raise MissingDependency(getattr(missing, "name", None) or "testcontainers", extra) from None
+
+
 def docker_answers(timeout_s: float = 3.0, host: str | None = None) -> str | None:
     """None when a Docker-compatible API answers a ping (at ``host``, else the environment's), else why not."""
     try:

@@ -516,20 +516,12 @@ class DockerMySql(MySqlEngine):
     def start(self) -> None:
         if self._container is not None:
             return
-        from containers.docker_api import PODMAN_HINT, docker_answers, image_for, labels
+        import port_for
 
-        why = docker_answers()
-        if why:
-            raise EngineUnavailable(f"{why}; fix: install podman ({PODMAN_HINT}) and run with --cdc-engines=docker "
-                                    f"(it starts podman's service), or use --cdc-engines=local ({INSTALL_HINT})")
-        try:
-            import port_for
-            try:
-                from testcontainers.community.mysql import MySqlContainer  # testcontainers >= 4.15
-            except ImportError:
-                from testcontainers.mysql import MySqlContainer
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise MissingDependency(exc.name or "testcontainers", "mysql") from None
+        from containers.docker_api import container_class, image_for, labels, require_docker
+
+        require_docker(INSTALL_HINT)
+        MySqlContainer = container_class("mysql", "MySqlContainer", "mysql")  # noqa: N806 - a class
         image = image_for("mysql", self.image)
         password = secrets.token_urlsafe(18)
         register(password)

@@ -544,20 +544,12 @@ class DockerPostgres(PostgresEngine):
         """Create and start the container; return when PostgreSQL answers queries over TCP."""
         if self._container is not None:
             return
-        from containers.docker_api import PODMAN_HINT, docker_answers, image_for, labels
+        import port_for
 
-        why = docker_answers()
-        if why:
-            raise EngineUnavailable(f"{why}; fix: install podman ({PODMAN_HINT}) and run with --cdc-engines=docker "
-                                    "(it starts podman's service), or use --cdc-engines=local")
-        try:
-            import port_for
-            try:
-                from testcontainers.community.postgres import PostgresContainer  # testcontainers >= 4.15
-            except ImportError:
-                from testcontainers.postgres import PostgresContainer
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise MissingDependency(exc.name or "testcontainers", "postgres") from None
+        from containers.docker_api import container_class, image_for, labels, require_docker
+
+        require_docker()
+        PostgresContainer = container_class("postgres", "PostgresContainer", "postgres")  # noqa: N806 - a class
         image = image_for("postgres", self.image)
 
         class Container(PostgresContainer):
