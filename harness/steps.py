@@ -52,7 +52,9 @@ class TableSpec:
     USING INDEX). ``unique``: NOT NULL columns whose values are unique (PostgreSQL indexes
     them); steps on a keyless table name their row by these values. ``partitions``: range
     bounds on the first key column — partition ``<name>_p<i>`` holds values below bound i and
-    from bound i-1 on, the last one everything above (for engines that partition tables).
+    from bound i-1 on, the last one everything above (for engines that partition tables by
+    range: PostgreSQL, MariaDB). ``partition_by``: identity partition columns, for engines that
+    partition by column value (Delta, Iceberg); each family uses the one it has.
     """
 
     name: str
@@ -60,6 +62,7 @@ class TableSpec:
     key: tuple[str, ...] = ("id",)
     unique: tuple[str, ...] = ()
     partitions: tuple[int, ...] = ()
+    partition_by: tuple[str, ...] = ()
 
     def column(self, name: str) -> Column:
         """The column called ``name``."""

@@ -27,6 +27,7 @@ class DeltaSource(Source):
     """Writes through delta-rs: inserts append, every other change is one MERGE per table commit
     (rows matched on their old key, so a key-changing update is one MERGE update). A generated
     column is declared with its ``delta.generationExpression``: delta-rs checks every written value.
+    A table is partitioned by its spec's ``partition_by`` columns (identity partitions).
 
     A failed commit is a write that raises before committing (a schema mismatch detected by
     delta-rs), so nothing reaches the log. Truncate is a DELETE of every row (CDF: per-row
@@ -57,6 +58,7 @@ class DeltaSource(Source):
                 schema = schema.set(i, schema.field(i).with_metadata({"delta.generationExpression": c.generated}))
         Path(self.path(spec.name)).parent.mkdir(parents=True, exist_ok=True)
         DeltaTable.create(self.path(spec.name), schema=schema, name=spec.name,
+                          partition_by=list(spec.partition_by) or None,
                           configuration={"delta.enableChangeDataFeed": "true"})
 
     def commit_table(self, table: str, changes: list[RowChange], commit: bool) -> tuple[int, int] | None:

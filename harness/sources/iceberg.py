@@ -14,7 +14,9 @@ try:
     from pyiceberg import types as it
     from pyiceberg.catalog.sql import SqlCatalog
     from pyiceberg.expressions import AlwaysTrue, And, EqualTo, In, Or
+    from pyiceberg.partitioning import PartitionField, PartitionSpec
     from pyiceberg.schema import Schema
+    from pyiceberg.transforms import IdentityTransform
 except ImportError:  # pragma: no cover
     SqlCatalog = None
 
@@ -41,7 +43,8 @@ class IcebergSource(Source):
     """Writes through pyiceberg: inserts append; other changes delete the touched keys and
     append their new rows in one transaction (copy-on-write). A failed commit is a transaction
     that raises after writing its data files and before committing, leaving orphan files only.
-    Truncate is a delete of every row. DDL: add, drop, rename, widen (int → bigint).
+    Truncate is a delete of every row. DDL: add, drop, rename, widen (int → bigint). A table is
+    partitioned by its spec's ``partition_by`` columns (identity transforms).
     """
 
     family = "iceberg"
@@ -68,7 +71,10 @@ class IcebergSource(Source):
         names = [c.name for c in spec.columns]
         key_ids = [names.index(k) + 1 for k in spec.key]  # in key-column order, which readers keep
         schema = Schema(*fields, identifier_field_ids=key_ids)
-        self.catalog.create_table(self.ctx.engine.identifier(spec.name), schema=schema)
+        spec_fields = [PartitionField(source_id=names.index(c) + 1, field_id=1000 + i, transform=IdentityTransform(),
+                                      name=c) for i, c in enumerate(spec.partition_by)]
+        self.catalog.create_table(self.ctx.engine.identifier(spec.name), schema=schema,
+                                  partition_spec=PartitionSpec(*spec_fields))
 
     def _key_filter(self, spec: TableSpec, keys: list[tuple]) -> Any:
         cols = self.key_columns(spec.name)
