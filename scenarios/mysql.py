@@ -18,8 +18,10 @@ from scenarios.sizes import size
 
 UTC = dt.UTC
 #: Postgres scenarios that run on mysql too (toast: 12 KB TEXT values, which NOBLOB leaves out;
-#: long-txn: one 120k-change transaction, drained in ~7 s by the compiled row readers)
-SHARED = ("toast", "bulk-copy", "savepoint", "multi-table-txn", "long-txn", "source-restart", "net-drop")
+#: long-txn: one 120k-change transaction, drained in ~7 s by the compiled row readers;
+#: large-txn-abort: transactions past binlog_cache_size, one rolled back)
+SHARED = ("toast", "bulk-copy", "savepoint", "multi-table-txn", "long-txn", "source-restart", "net-drop",
+          "large-txn-abort")
 
 MYSQL_TYPE_COLUMNS: tuple[Column, ...] = (
     Column("id", "bigint", nullable=False),
