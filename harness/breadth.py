@@ -1,4 +1,4 @@
-"""Which heavy-engine cells ``--cdc-heavy-cells=core`` keeps: every scenario, fewer interop and delivery variants.
+"""Which heavy-engine cells ``--cdc-heavy-cells=core`` keeps: fewer interop and delivery variants, fewer shapes.
 
 ``make test`` (CI, 20-minute budget on two cores) runs the cells on Kafka, Connect and Spark at
 smoke scale and in this *core* breadth; ``make run`` and ``--cdc-heavy-cells=all`` run every cell.
@@ -8,13 +8,16 @@ What core leaves out is only a variant axis whose other values run beside it:
   reader interop with the scenario that matters most for it), not every scenario;
 - Debezium's fault scenarios under ``replica_identity=default`` (they run under ``full``, with
   both deliveries; the other scenarios run under both identities), and ``reader-crash`` (a crash of
-  the consumer, which the source's delivery mode does not change) with ``delivery=exactly-once``.
+  the consumer, which the source's delivery mode does not change) with ``delivery=exactly-once``;
+- the table-shape and large-transaction scenarios (``LIGHT_FIRST``) on heavy engines, and the key
+  scenarios on Spark: they run on every light engine, and on the heavy ones in ``all`` breadth.
 
 Light engines (PostgreSQL, MariaDB, delta-rs, pyiceberg) always run every cell.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 BREADTHS = ("all", "core")
@@ -27,12 +30,20 @@ CORE_SPARK_WRITTEN = {
     "iceberg-changelog-spark": "crud",   # the changelog view on a table Spark wrote (copy-on-write)
     "iceberg-snapshot-diff": "schema-rename",  # pyiceberg reads Spark's rename
 }
+#: scenarios heavy cells run in ``all`` breadth only (table shapes, transactions past memory limits)
+LIGHT_FIRST = frozenset({"partitioned", "generated-columns", "no-key", "large-txn-abort"})
+#: scenarios Spark cells run in ``all`` breadth only (key changes and composite keys)
+KEY_SCENARIOS = frozenset({"pk-update", "composite-key"})
 
 
-def in_breadth(breadth: str, approach: str, scenario: str, settings: dict[str, Any], heavy: bool) -> bool:
-    """True when the cell runs at ``breadth`` (``all`` keeps everything; so does any light cell)."""
+def in_breadth(breadth: str, approach: str, scenario: str, settings: dict[str, Any], heavy: bool,
+               roles: Iterable[str] = ()) -> bool:
+    """True when the cell runs at ``breadth`` (``all`` keeps everything; so does any light cell);
+    ``roles``: the case's engine roles."""
     if breadth == "all" or not heavy:
         return True
+    if scenario in LIGHT_FIRST or (scenario in KEY_SCENARIOS and "spark" in set(roles)):
+        return False
     if settings.get("writer") == "spark":
         return CORE_SPARK_WRITTEN.get(approach) == scenario and settings.get("write_mode") != "merge-on-read"
     if scenario == "reader-crash" and settings.get("delivery") == "exactly-once":

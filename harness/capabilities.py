@@ -28,6 +28,9 @@ class Capabilities:
     ``dropped``: columns the approach declares it leaves out (a projection, part of its
     settings); the net-per-commit checker leaves them out of the committed images and the final
     state too, so a dropped column still delivered, or another one missing, is a ``schema``.
+    ``keyless``: a table without a primary key arrives keyed by the row's identity (all columns,
+    or the replica identity index) and its updates as ``key_updates`` says; False for an approach
+    that keys such tables its own way (a scenario requiring ``keyless`` is then unsupported).
     ``settings``: case settings the approach applies to its own reader session (e.g.
     ``logical_decoding_work_mem``); a scenario requiring ``setting:<name>`` needs it.
     """
@@ -41,6 +44,7 @@ class Capabilities:
     truncate: bool = False
     resume: bool = True
     net_per_commit: bool = False
+    keyless: bool = True
     dropped: frozenset[str] = field(default_factory=frozenset)
     notes: tuple[str, ...] = ()
     settings: frozenset[str] = field(default_factory=frozenset)
@@ -65,6 +69,8 @@ class Capabilities:
             return "cannot resume from an acknowledged position"
         if kind == "setting" and arg not in self.settings:
             return f"does not apply the setting '{arg}' to its reader"
+        if kind == "keyless" and not self.keyless:
+            return "keys a table without a primary key its own way (see its notes), which no claim states yet"
         if kind == "before" and self.before_image != "full":
             return f"gives before images '{self.before_image}', not full"
         return None
@@ -81,6 +87,7 @@ class Capabilities:
             "truncate": self.truncate,
             "resume": self.resume,
             "net_per_commit": self.net_per_commit,
+            "keyless": self.keyless,
             "dropped": sorted(self.dropped),
             "notes": list(self.notes),
             "settings": sorted(self.settings),

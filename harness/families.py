@@ -54,6 +54,9 @@ class Family:
     writers: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
     #: the name of the family's own writer (shown in the interop matrix), e.g. ``delta-rs``
     writer: str = ""
+    #: settings of a variant that the reader must apply to its own session (a case carrying one
+    #: needs an approach whose capabilities list it in ``settings``; else it is ``unsupported``)
+    reader_settings: frozenset[str] = frozenset()
 
     def writer_name(self, settings: Mapping[str, Any] | None = None) -> str:
         """Which writer a case's tables come from (``""`` for a family without other writers)."""
@@ -185,6 +188,7 @@ def register_builtin(registry: FamilyRegistry) -> None:
                   ("no-key", tuple({"replica_identity": r} for r in ("default", "full", "index", "nothing"))),
                   # a walsender memory of 64 kB: the large transactions spill (or stream) at smoke size
                   ("large-txn-abort", ({"replica_identity": "default", "logical_decoding_work_mem": "64kB"},))),
+        reader_settings=frozenset({"logical_decoding_work_mem"}),
     ))
     registry.register(Family("mysql", "harness.sources.mysql:MySqlSource", ("mysql",), variants=MYSQL_VARIANTS))
 

@@ -97,9 +97,10 @@ class CaseResult:
 
 
 def requirement_gap(scenario: Scenario, approach_cls: type, source_cls: type[Source],
-                    caps: Capabilities) -> str | None:
-    """Why this approach (claiming ``caps``) cannot run this scenario on this source, or None."""
-    needs = list(scenario.requires)
+                    caps: Capabilities, reader_settings: Iterable[str] = ()) -> str | None:
+    """Why this approach (claiming ``caps``) cannot run this scenario on this source, or None;
+    ``reader_settings``: the case's settings that its reader must apply to its own session."""
+    needs = [*scenario.requires, *(f"setting:{name}" for name in sorted(reader_settings))]
     if not source_cls.truncate_as_deletes and _has(scenario.steps, Truncate):
         needs.append("truncate")
     for need in needs:
@@ -351,7 +352,8 @@ def run_case(case: Case, engines: Mapping[str, Any], scenario_factory: Callable[
     source_cls = family.source_class(dict(case.settings))
     scenario = scenario_factory(seed, scale, getattr(source_cls, "supported_types", frozenset()))
     caps = case.claims()
-    gap = requirement_gap(scenario, case.approach, source_cls, caps) or fault_gap(
+    reader_settings = family.reader_settings & {name for name, _ in case.settings}
+    gap = requirement_gap(scenario, case.approach, source_cls, caps, reader_settings) or fault_gap(
         scenario, engines, family.source_role)
     if gap:
         return CaseResult(Verdict.unsupported(gap), engines=engines)

@@ -15,8 +15,8 @@ from harness.results import QUANTILES, ReportError, Results, load, row_label, va
 
 COLORS = {"pass": "#1a7f37", "fail": "#cf222e", "unsupported": "#9a6700"}
 BACKGROUNDS = {"pass": "#dafbe1", "fail": "#ffebe9", "unsupported": "#fff8c5"}
-CAPABILITY_FIELDS = ("before_image", "updates", "key_updates", "transactions", "delivery", "ddl", "truncate",
-                     "resume", "settings")
+CAPABILITY_FIELDS = ("before_image", "updates", "key_updates", "keyless", "transactions", "delivery", "ddl",
+                     "truncate", "resume", "settings")
 MAX_EXAMPLES = 3
 
 CSS = """

@@ -80,7 +80,6 @@ class ScenarioRegistry:
 
 def register_builtin_scenarios(reg: ScenarioRegistry) -> None:
     """Add the built-in scenarios to ``reg`` (the plugin's ``pytest_cdc_scenarios``)."""
-    from harness.options import HEAVY_ROLES
     from scenarios import core, faults, kafka, keys, pipeline, schema, shapes, tables_maintenance
 
     for module in (core, schema, faults):
@@ -88,16 +87,15 @@ def register_builtin_scenarios(reg: ScenarioRegistry) -> None:
             reg.register(name, factory)
     for name, factory in tables_maintenance.SCENARIOS.items():
         reg.register(name, factory, frozenset({"delta", "iceberg"}))
-    for name, factory in keys.SCENARIOS.items():  # on the JVM engines: Debezium's, not yet Spark's
-        reg.register(name, factory, without_roles=frozenset({"spark"}))
-    for name, (factory, families) in shapes.LIGHT_SCENARIOS.items():  # not on JVM engines: the suite's time
-        reg.register(name, factory, families, without_roles=HEAVY_ROLES)
+    for name, factory in keys.SCENARIOS.items():  # on Spark in all breadth only (harness.breadth)
+        reg.register(name, factory)
+    for name, (factory, families) in shapes.LIGHT_SCENARIOS.items():  # on JVM engines in all breadth only
+        reg.register(name, factory, families)
     from scenarios.mysql import MYSQL_SCENARIOS, SHARED
-    from scenarios.postgres import LIGHT, POSTGRES_SCENARIOS
+    from scenarios.postgres import POSTGRES_SCENARIOS
 
     for name, factory in POSTGRES_SCENARIOS.items():
-        reg.register(name, _adapt(factory), frozenset({"postgres", "mysql"} if name in SHARED else {"postgres"}),
-                     without_roles=HEAVY_ROLES if name in LIGHT else frozenset())
+        reg.register(name, _adapt(factory), frozenset({"postgres", "mysql"} if name in SHARED else {"postgres"}))
     for name, factory in MYSQL_SCENARIOS.items():
         reg.register(name, _adapt(factory), frozenset({"mysql"}))
     for name, (factory, roles) in (*kafka.SCENARIOS.items(), *pipeline.SCENARIOS.items()):

@@ -243,5 +243,3 @@ POSTGRES_SCENARIOS: dict[str, Callable[[int, str], Scenario]] = {
     "net-drop": net_drop,
     "large-txn-abort": large_txn_abort,
 }
-#: not generated for approaches on JVM engines (Debezium): they run at smoke scale in one group
-LIGHT = frozenset({"large-txn-abort"})

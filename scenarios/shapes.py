@@ -1,7 +1,8 @@
 """Table-shape scenarios: generated columns, tables without a key, partitioned tables (pitfalls 21, 22, 24).
 
-``LIGHT_SCENARIOS`` maps an id to ``(factory, families)``; they are not generated for approaches
-on JVM engines (Debezium), which run at smoke scale in one group and set the suite's time.
+``LIGHT_SCENARIOS`` maps an id to ``(factory, families)``; on the JVM engines (Debezium, Spark),
+which run at smoke scale in one group and set the suite's time, they run in ``all`` breadth only
+(``harness.breadth``).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def no_key(seed: int, scale: str, types: frozenset[str] = frozenset()) -> Scenar
                       Delete("nokey", (3,)))))
     steps.append(Txn((Update("nokey", (4,), {"qty": -1}), Delete("nokey", (5,))), commit=False))
     steps.extend(Delete("nokey", (k,)) for k in range(6, n + 1, 4))
-    return Scenario("no-key", (NOKEY,), steps,
+    return Scenario("no-key", (NOKEY,), steps, requires=("keyless",),
                     description="a table without a primary key, matched by whole row (pitfall 21)")
 
 

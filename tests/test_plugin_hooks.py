@@ -120,3 +120,32 @@ def test_undeclared_fault_is_unsupported_before_any_write(tmp_path: Path) -> Non
     assert result.verdict.status == "unsupported"
     assert "does not inject 'source-restart' (declares: none)" in result.verdict.reason
     assert result.outcome is None and not any((tmp_path / "wh").iterdir())
+
+
+def test_reader_settings_and_keyless_tables_need_a_claim() -> None:
+    """A case setting the family marks as the reader's own (``Family.reader_settings``) needs an
+    approach that applies it, and a keyless-table scenario one that claims ``keyless``: else the
+    cell is ``unsupported`` with the reason, before any write."""
+    from dataclasses import replace
+
+    from harness.approaches.pg_debezium import PgDebezium
+    from harness.approaches.pg_pgoutput import PgOutput
+    from harness.families import builtin_registry
+    from harness.runner import requirement_gap
+    from harness.sources.postgres import PostgresSource
+    from scenarios.postgres import large_txn_abort
+    from scenarios.shapes import no_key
+
+    family = builtin_registry().get("postgres")
+    assert family.reader_settings == frozenset({"logical_decoding_work_mem"})
+    big = large_txn_abort(1, "smoke")
+    want = {"logical_decoding_work_mem"}
+    assert requirement_gap(big, PgOutput, PostgresSource, PgOutput.capabilities, want) is None
+    gap = requirement_gap(big, PgDebezium, PostgresSource, PgDebezium.capabilities, want)
+    assert gap and "does not apply the setting 'logical_decoding_work_mem'" in gap
+    assert requirement_gap(big, PgDebezium, PostgresSource, PgDebezium.capabilities) is None  # no such setting
+    keyless = no_key(1, "smoke")
+    assert requirement_gap(keyless, PgOutput, PostgresSource, PgOutput.capabilities) is None
+    gap = requirement_gap(keyless, PgDebezium, PostgresSource, PgDebezium.capabilities)
+    assert gap and "keys a table without a primary key its own way" in gap
+    assert requirement_gap(keyless, PgDebezium, PostgresSource, replace(PgDebezium.capabilities, keyless=True)) is None

@@ -68,7 +68,10 @@ class DebeziumApproach(BaseApproach):
     capabilities: ClassVar[Capabilities] = Capabilities(
         before_image="full", updates="update", key_updates="delete+insert", transactions=True,
         delivery="at-least-once", ddl=frozenset({"add", "drop", "rename", "type"}), truncate=True, resume=True,
-        notes=("a primary-key change arrives as delete (old key, + tombstone) and create (new key)",))
+        keyless=False,
+        notes=("a primary-key change arrives as delete (old key, + tombstone) and create (new key)",
+               "a table without a primary key is keyed by a unique index Debezium picks (PostgreSQL) or by no "
+               "key (MariaDB): an update there is one update unless that index's columns change"))
     #: per scenario: the Debezium settings variants run beside the family's
     variants: ClassVar[tuple[tuple[str, tuple[dict, ...]], ...]] = (
         ("*", ({"connector": "tuned", "delivery": "at-least-once"},)),

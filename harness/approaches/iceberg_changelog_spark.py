@@ -119,6 +119,8 @@ class IcebergChangelogSpark(BaseApproach):
     def _read(self, idx: int, table: str, tbl: Any, snaps: list[Any]) -> list[ChangeEvent]:
         meta = tbl.metadata
         key_cols = [meta.schema().find_field(i).name for i in meta.schema().identifier_field_ids]
+        if not key_cols:  # a table without a key: a row is identified by all its columns
+            key_cols = [f.name for f in meta.schema().fields]
         view = f"cdc_changelog_{next(_views)}"
         start = snaps[0].parent_snapshot_id
         options = f"'end-snapshot-id', '{snaps[-1].snapshot_id}'"

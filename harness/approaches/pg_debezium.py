@@ -44,7 +44,7 @@ class PgDebezium(DebeziumApproach):
         """Full before images under ``replica_identity=full``; exactly-once with that delivery."""
         caps = super().capabilities_for(settings)
         if str(settings.get("replica_identity", "default")).lower() == "full":
-            caps = replace(caps, before_image="full", notes=())
+            caps = replace(caps, before_image="full", notes=DebeziumApproach.capabilities.notes)
         return caps
 
     def __init__(self) -> None:
