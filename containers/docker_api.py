@@ -122,19 +122,15 @@ def is_podman(api: Any) -> bool:
 
 
 def image_for(family: str, chosen: str | None = None) -> str:
-    """The image to run for ``family``: ``chosen`` (``--cdc-image``), else the project's own build
-    when it is in the engine's store (the same server build as the local backend; for PostgreSQL
-    the one with wal2json, which the official image lacks), else the official one when it is in
-    the store or the engine is a Docker daemon (which can pull it). Raises ``EngineUnavailable``
-    naming the fix when it is not there and cannot be pulled (podman here has no registry:
-    pulling would only fail slowly)."""
+    """The image to run for ``family``: ``chosen`` (``--cdc-image``), else the official one when it
+    is in the engine's store or the engine is a Docker daemon (which can pull it), else the
+    project's own build. Raises ``EngineUnavailable`` naming the fix when it is not there and
+    cannot be pulled (podman here has no registry: pulling would only fail slowly)."""
     official, local = IMAGES[family]
     api = client(timeout_s=30)
     try:
         podman = is_podman(api)
         if chosen is None:
-            if _present(api, local):
-                return local
             if _present(api, official) or not podman:
                 return official
             chosen = local

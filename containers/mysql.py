@@ -500,9 +500,8 @@ class DockerMySql(MySqlEngine):
     """MariaDB (or MySQL 8.4) in a testcontainers ``MySqlContainer``, port bound to 127.0.0.1, with
     the binlog settings as server flags, labelled with its owner process and run (see
     ``containers.docker_api``). The image is ``image`` (``--cdc-image mysql=NAME``, or the
-    ``CDC_MYSQL_IMAGE`` environment variable), else the project's ``localhost/cdc-mariadb:10.11``
-    (Debian's MariaDB, the local backend's server) when it is built, else ``mariadb:11`` where it
-    can be pulled.
+    ``CDC_MYSQL_IMAGE`` environment variable), else ``mariadb:11`` where it can be pulled, else the
+    project's ``localhost/cdc-mariadb:10.11`` (Debian's MariaDB, the local backend's server).
     ``kill()``/``restart()`` go through the container API."""
 
     backend = "docker"

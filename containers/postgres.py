@@ -522,10 +522,9 @@ class DockerPostgres(PostgresEngine):
     settings as server flags; on any Docker-compatible API (a Docker daemon, or the podman
     service ``--cdc-engines=docker`` starts: ``containers.docker_api``).
 
-    The image is ``image`` (``--cdc-image postgres=NAME``), else the project's own build
-    ``localhost/cdc-postgres:15`` (``scripts/setup-docker.sh``, with wal2json) when it is there,
-    else the official ``postgres:15`` where it can be pulled; both honour the same environment
-    contract. Faults go through
+    The image is ``image`` (``--cdc-image postgres=NAME``), else the official ``postgres:15``
+    where it can be pulled, else the project's own build ``localhost/cdc-postgres:15``
+    (``scripts/setup-docker.sh``); both honour the same environment contract. Faults go through
     the container API: ``kill()`` SIGKILLs the container, ``restart()`` starts it again (crash
     recovery on the same data and port); ``net-drop`` terminates the run's connections.
     The container carries the run's labels and is removed by ``stop()`` (or by the next

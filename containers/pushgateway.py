@@ -64,9 +64,9 @@ class PushgatewayEngine:
 
     ``backend`` is ``local`` (Debian's binary as a child process on a free loopback port, no
     persistence file, so ``restart()`` comes back empty like a fresh gateway), ``docker``
-    (testcontainers on the Docker-compatible API that answers: ``localhost/cdc-pushgateway:1``
-    from ``scripts/setup-docker.sh`` when it is built, else the official image where it can be
-    pulled; ``image`` overrides) or ``external`` (``url`` given).
+    (testcontainers on the Docker-compatible API that answers: the official image where it can be
+    pulled, else ``localhost/cdc-pushgateway:1`` from ``scripts/setup-docker.sh``; ``image``
+    overrides) or ``external`` (``url`` given).
     """
 
     family: ClassVar[str] = "pushgateway"
