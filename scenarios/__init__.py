@@ -92,10 +92,12 @@ def register_builtin_scenarios(reg: ScenarioRegistry) -> None:
     for name, (factory, families) in shapes.LIGHT_SCENARIOS.items():  # on JVM engines in all breadth only
         reg.register(name, factory, families)
     from scenarios.mysql import MYSQL_SCENARIOS, SHARED
-    from scenarios.postgres import POSTGRES_SCENARIOS
+    from scenarios.postgres import EVERY_FAMILY, POSTGRES_SCENARIOS
 
     for name, factory in POSTGRES_SCENARIOS.items():
-        reg.register(name, _adapt(factory), frozenset({"postgres", "mysql"} if name in SHARED else {"postgres"}))
+        relational = frozenset({"postgres", "mysql"} if name in SHARED else {"postgres"})
+        families = None if name in EVERY_FAMILY else relational
+        reg.register(name, _adapt(factory), families)
     for name, factory in MYSQL_SCENARIOS.items():
         reg.register(name, _adapt(factory), frozenset({"mysql"}))
     for name, (factory, roles) in (*kafka.SCENARIOS.items(), *pipeline.SCENARIOS.items()):

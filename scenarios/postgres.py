@@ -233,6 +233,10 @@ def large_txn_abort(seed: int, scale: str) -> Scenario:
                     description=f"transactions of {n}+ changes past the server's in-memory limit, one rolled back")
 
 
+#: the scenarios of this module whose steps every family can write (table formats: the aborted
+#: transaction is a write that fails before its commit, the savepoint's rollback is planned away)
+EVERY_FAMILY = frozenset({"large-txn-abort"})
+
 POSTGRES_SCENARIOS: dict[str, Callable[[int, str], Scenario]] = {
     "toast": toast,
     "bulk-copy": bulk_copy,

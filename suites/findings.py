@@ -221,7 +221,8 @@ _PYICEBERG_TORN = (
     "wrote (writer=spark: one MERGE, one snapshot) pass"
 )
 for _scenario in ("crud", "txn", "types", "bulk", "truncate", "schema-add", "schema-rename", "schema-type",
-                  "schema-offline", "reader-crash", "pk-update", "composite-key", "partitioned", "no-key"):
+                  "schema-offline", "reader-crash", "pk-update", "composite-key", "partitioned", "no-key",
+                  "large-txn-abort"):
     FINDINGS[("iceberg-changelog-spark", _scenario, ())] = (frozenset({"torn-txn"}), _PYICEBERG_TORN)
 FINDINGS[("iceberg-changelog-spark", "schema-drop", ())] = (
     frozenset({"torn-txn", "schema"}),
