@@ -82,6 +82,11 @@ class MariaDbDebezium(DebeziumApproach):
             "schema.history.internal.kafka.bootstrap.servers": self._kafka_engine.bootstrap,
             "schema.history.internal.kafka.topic": f"{ctx.name_prefix}.schemahistory",
             "connect.timeout.ms": "10000",
+            # the schema snapshot of no_data reads only the run's database, without a global read
+            # lock (nothing runs DDL before start() returns): the server is shared by many runs
+            "schema.history.internal.store.only.captured.databases.ddl": "true",
+            "schema.history.internal.store.only.captured.tables.ddl": "true",
+            "snapshot.locking.mode": "none",
         }
 
     def route_regex(self, ctx: RunContext) -> str:
