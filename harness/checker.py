@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -51,6 +51,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from harness.aligned import Aligned, aligned, torn
 from harness.capabilities import Capabilities
 from harness.columnar import (
     RowBatch,
@@ -122,29 +123,95 @@ class _Indexed(Sequence):
         return self.log[int(self.ridx[i])]
 
 
-@dataclass
 class EncodedHistory:
-    """Ledger and events as polars frames (built once, checked many times).
+    """Ledger and events, encoded on demand into polars frames (built once, checked many times).
 
-    Images are not kept as strings: each row carries ``rbh``/``rah``, u64 hashes of its before
-    and after images computed from native column values (``harness.columnar.image_hash``), and
-    ``ridx``, its row in ``llog``/``elog``, where its content is read again to confirm a match
-    (``harness.columnar.same_images``) or to name an anomaly (canonical strings, for the few
-    rows that are anomalies).
+    ``llog``/``elog`` are the ledger's and the events' ``RowLog``. The frames are computed the
+    first time a check needs them (a capture equal to the ledger row by row is confirmed
+    without them, ``harness.aligned``). Images are not kept as strings: each row carries
+    ``rbh``/``rah``, u64 hashes of its before and after images computed from native column
+    values (``harness.columnar.image_hash``), and ``ridx``, its row in ``llog``/``elog``, where
+    its content is read again to confirm a match (``harness.columnar.same_images``) or to name
+    an anomaly (canonical strings, for the few rows that are anomalies).
     """
 
-    ledger: pl.DataFrame
-    events: pl.DataFrame
-    ledger_rows: Sequence[LedgerChange]
-    event_rows: Sequence[ChangeEvent]
-    ddl: list[LedgerChange]
-    rolled_back: pl.DataFrame
-    #: per reader epoch, the position acknowledged before the restart that began it (epoch 0: None)
-    acked_at_epoch: Sequence[Any] = (None,)
-    #: where each ``ddl`` change stands in the whole ledger (row index, for ``_project``)
-    ddl_at: Sequence[int] = ()
-    llog: Any = None
-    elog: Any = None
+    def __init__(self, llog: RowLog, elog: RowLog, epochs: Sequence[int] | None = None,
+                 acked_at_epoch: Sequence[Any] = (None,)) -> None:
+        self.llog = llog
+        self.elog = elog
+        self.epochs = epochs
+        #: per reader epoch, the position acknowledged before the restart that began it (epoch 0: None)
+        self.acked_at_epoch = acked_at_epoch
+
+    @cached_property
+    def _tokens(self) -> dict[str, frozenset[str]]:
+        lsegs, esegs = _segments(self.llog), _segments(self.elog)
+        return token_columns([b for segs in (lsegs, esegs) for i in range(len(segs.items))
+                              for _, _, b in segs.runs(i)])
+
+    @cached_property
+    def _ledger_all(self) -> pl.DataFrame:
+        lsegs = _segments(self.llog)
+        lparts = [_ledger_segment(lsegs, i, self._tokens) for i in range(len(lsegs.items))]
+        return (pl.concat(lparts) if lparts else pl.DataFrame(schema=_LEDGER_SCHEMA)).with_row_index("ridx")
+
+    @cached_property
+    def _committed(self) -> pl.DataFrame:
+        return self._ledger_all.filter(~pl.col("rolled") & _NOT_DDL)
+
+    @cached_property
+    def ledger(self) -> pl.DataFrame:
+        """Committed row changes (no DDL) in commit order: ``lseq``, keys, image hashes, commit times."""
+        return _ledger_frame(self._committed)
+
+    @cached_property
+    def rolled_back(self) -> pl.DataFrame:
+        """Rolled-back row changes, framed like ``ledger`` (to name phantoms)."""
+        return _ledger_frame(self._ledger_all.filter(pl.col("rolled") & _NOT_DDL))
+
+    @cached_property
+    def ledger_rows(self) -> Sequence[LedgerChange]:
+        """``ledger``'s rows as ``LedgerChange`` objects, turned into Python when looked at."""
+        return _Indexed(self.llog, self._committed["ridx"])
+
+    @cached_property
+    def ddl_at(self) -> list[int]:
+        """Where each committed DDL change stands in the whole ledger (row index, for ``_project``)."""
+        return self._ledger_all.filter(~pl.col("rolled") & ~_NOT_DDL)["ridx"].to_list()
+
+    @cached_property
+    def ddl(self) -> list[LedgerChange]:
+        """The committed DDL changes, in order."""
+        return [self.llog[i] for i in self.ddl_at]
+
+    @cached_property
+    def _events_all(self) -> pl.DataFrame:
+        esegs = _segments(self.elog)
+        eparts = [_event_part(p, self._tokens, esegs.runs(i) if isinstance(p, list) else None)
+                  for i, p in enumerate(esegs.items)]
+        eall = (pl.concat(eparts) if eparts else pl.DataFrame(schema=_EVENT_SCHEMA)).with_row_index("ridx")
+        return eall.with_columns(pl.Series("epoch", self.epochs, dtype=pl.Int32) if self.epochs is not None
+                                 else pl.lit(0, pl.Int32).alias("epoch")).filter(_NOT_DDL)
+
+    @cached_property
+    def events(self) -> pl.DataFrame:
+        """Captured row events (no DDL) in capture order: ``eidx``, keys, image hashes, ``epoch``."""
+        return self._events_all.with_row_index("eidx").with_columns(_key_hash(), *_VIEWS).with_columns(
+            _view_hashes())
+
+    @cached_property
+    def event_rows(self) -> Sequence[ChangeEvent]:
+        """``events``' rows as ``ChangeEvent`` objects, turned into Python when looked at."""
+        return _Indexed(self.elog, self._events_all["ridx"])
+
+
+_NOT_DDL = pl.col("op") != "ddl"
+_VIEWS = [pl.lit(True).alias("vb"), pl.lit(True).alias("va")]
+
+
+def _ledger_frame(rows: pl.DataFrame) -> pl.DataFrame:
+    return rows.drop("rolled").with_row_index("lseq").with_columns(
+        _key_hash(), *_VIEWS).with_columns(_view_hashes())
 
 
 _BASE_SCHEMA = {"table": pl.String, "key": pl.String, "okey": pl.String, "op": pl.String, "rbh": pl.UInt64,
@@ -367,31 +434,7 @@ def encode_history(ledger: Ledger | Sequence[LedgerChange], events: Any,
         raise ValueError(f"delivery record has {len(epochs)} epochs for {n_events} events")
     acked_at_epoch = [None] + [r.acked for r in delivery.restarts] if delivery is not None else [None]
 
-    lsegs, esegs = _segments(llog), _segments(elog)
-    tokens = token_columns([b for segs in (lsegs, esegs) for i in range(len(segs.items)) for _, _, b in segs.runs(i)])
-    lparts = [_ledger_segment(lsegs, i, tokens) for i in range(len(lsegs.items))]
-    lall = (pl.concat(lparts) if lparts else pl.DataFrame(schema=_LEDGER_SCHEMA)).with_row_index("ridx")
-    eparts = [_event_part(p, tokens, esegs.runs(i) if isinstance(p, list) else None)
-              for i, p in enumerate(esegs.items)]
-    eall = (pl.concat(eparts) if eparts else pl.DataFrame(schema=_EVENT_SCHEMA)).with_row_index("ridx")
-    eall = eall.with_columns(pl.Series("epoch", epochs, dtype=pl.Int32) if epochs is not None
-                             else pl.lit(0, pl.Int32).alias("epoch"))
-    views = [pl.lit(True).alias("vb"), pl.lit(True).alias("va")]
-
-    def ledger_frame(rows: pl.DataFrame) -> pl.DataFrame:
-        return rows.drop("rolled").with_row_index("lseq").with_columns(
-            _key_hash(), *views).with_columns(_view_hashes())
-
-    not_ddl = pl.col("op") != "ddl"
-    committed = lall.filter(~pl.col("rolled") & not_ddl)
-    rolled = lall.filter(pl.col("rolled") & not_ddl)
-    ddl_idx = lall.filter(~pl.col("rolled") & ~not_ddl)["ridx"].to_list()
-    ev = eall.filter(not_ddl)
-    events_df = ev.with_row_index("eidx").with_columns(_key_hash(), *views).with_columns(_view_hashes())
-    return EncodedHistory(ledger_frame(committed), events_df,
-                          _Indexed(llog, committed["ridx"]), _Indexed(elog, ev["ridx"]),
-                          [llog[i] for i in ddl_idx], ledger_frame(rolled), acked_at_epoch,
-                          ddl_idx, llog, elog)
+    return EncodedHistory(llog, elog, epochs, acked_at_epoch)
 
 
 # -- content, read again for the few rows that need it --------------------------------------------
@@ -651,6 +694,9 @@ def check(
     collision cannot hide an anomaly (``tests/test_columnar.py::test_hash_collisions_are_told_apart``).
     """
     found = _Anomalies()
+    fast = aligned(history.llog, history.elog, capabilities)
+    if fast is not None:
+        return _check_aligned(found, fast, history, capabilities, final_state)
     L = _capability_view(history.ledger, capabilities)
     E = history.events
     if capabilities.before_image != "full":
@@ -742,6 +788,23 @@ def check(
         examples={k: found.examples[k] for k in counts},
         measurements=measurements,
     )
+
+
+def _check_aligned(found: _Anomalies, fast: Aligned, history: EncodedHistory, capabilities: Capabilities,
+                   final_state: FinalState | None) -> Verdict:
+    """The verdict when every event equals the committed change of its rank (``harness.aligned``):
+    only transaction boundaries and the engine's final state remain to be checked."""
+    if capabilities.transactions and torn(fast):  # the general check names the torn transactions
+        pairs = pl.DataFrame({"txid": fast.txid, "eidx": np.arange(fast.n, dtype=np.uint32), "etx": fast.etx})
+        _check_transactions(found, pairs, history)
+    if final_state is not None:  # without it, the replay is implied by the exact matches
+        _check_replay(found, history, final_state)
+    lag_ns = pl.Series(fast.captured_at - fast.issued_at).filter(pl.Series(fast.issued_at > 0))
+    measurements = lag_summary(lag_ns)
+    measurements.update(events=fast.n, committed=fast.n, matched=fast.n, redelivered=0)
+    counts = {k: found.counts[k] for k in ANOMALIES if found.counts.get(k)}
+    return Verdict(status="fail" if counts else "pass", anomalies=counts,
+                   examples={k: found.examples[k] for k in counts}, measurements=measurements)
 
 
 def lag_summary(lag_ns: pl.Series | Sequence[float]) -> dict[str, Any]:
