@@ -149,7 +149,7 @@ def _same_structs(a: pa.ChunkedArray | None, b: pa.ChunkedArray | None, m: int, 
     Other types: ``same_images`` on native forms."""
     if a is None or b is None:
         return a is None and b is None
-    if not a.type.equals(b.type, check_metadata=True):
+    if not _same_fields(a.type, b.type):
         if not by_name:
             return False
         same = same_images(a, b, m)
@@ -172,6 +172,13 @@ def _same_structs(a: pa.ChunkedArray | None, b: pa.ChunkedArray | None, m: int, 
         if not pc.all(pc.fill_null(eq, False)).as_py():
             return False
     return True
+
+
+def _same_fields(a: pa.StructType, b: pa.StructType) -> bool:
+    """Same field names, types and metadata, in one order (whether a field may be NULL aside)."""
+    return a.num_fields == b.num_fields and all(
+        x.name == y.name and x.type.equals(y.type, check_metadata=True) and x.metadata == y.metadata
+        for x, y in zip(a, b, strict=True))
 
 
 def _etx(tables: list[pa.Table]) -> pl.Series:

@@ -407,6 +407,41 @@ def event_from_arrow(batch: pa.RecordBatch | pa.Table, i: int) -> Any:
                        r.get("txid"), r.get("commit_ts"), r.get("captured_at") or 0, r.get("old_key"))
 
 
+def is_batch(item: Any) -> bool:
+    """Whether ``item`` is an Arrow event batch (``RecordBatch`` or ``Table``)."""
+    return isinstance(item, (pa.RecordBatch, pa.Table))
+
+
+def polled_parts(polled: Any) -> list[Any]:
+    """A poll's result as parts in order: lists of ``ChangeEvent`` and Arrow batches (a poll
+    returns a list of events and/or batches, or one batch; empty parts are left out)."""
+    if is_batch(polled):
+        return [polled] if polled.num_rows else []
+    parts: list[Any] = []
+    rows: list[Any] = []
+    for item in polled:
+        if is_batch(item):
+            if rows:
+                parts.append(rows)
+                rows = []
+            if item.num_rows:
+                parts.append(item)
+        else:
+            rows.append(item)
+    if rows:
+        parts.append(rows)
+    return parts
+
+
+def events_of(polled: Any) -> list[Any]:
+    """A poll's result as a list of ``ChangeEvent`` (Arrow rows turned into Python objects): for
+    wrappers that rewrite events one by one, at a Python object's cost per row."""
+    out: list[Any] = []
+    for part in polled_parts(polled):
+        out.extend(part if isinstance(part, list) else (event_from_arrow(part, i) for i in range(part.num_rows)))
+    return out
+
+
 class RowLog(Sequence):
     """Rows kept as parts — lists of Python rows and Arrow batches — in order.
 

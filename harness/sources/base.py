@@ -191,13 +191,22 @@ class Source:
             by_table.setdefault(ch.table, []).append(ch)
         for table, group in by_table.items():
             txid = self.ledger.begin()
-            for ch in group:
-                self.ledger.stage(txid, ch.table, ch.op, ch.key, ch.before, ch.after, ch.old_key)
+            batch = self.changes_batch(table, group)
+            if batch is not None:  # a bulk commit: one Arrow batch, no Python object per change
+                self.ledger.stage_batch(txid, batch)
+            else:
+                for ch in group:
+                    self.ledger.stage(txid, ch.table, ch.op, ch.key, ch.before, ch.after, ch.old_key)
             times = self.commit_table(table, group, commit)
             if commit and times is not None:
                 self.ledger.commit(txid, *times)
             else:
                 self.ledger.rollback(txid)
+
+    def changes_batch(self, table: str, changes: list[RowChange]) -> Any:
+        """Table formats: one commit's changes as an Arrow ledger batch, or None to stage them
+        row by row (the default; ``arrow_types.changes_batch`` for sources with Arrow types)."""
+        return None
 
     def commit_table(self, table: str, changes: list[RowChange], commit: bool) -> tuple[int, int] | None:
         """Table formats: write one table's net changes as one commit (``commit=False``: a

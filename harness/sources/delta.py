@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow as pa
 
 from harness.errors import MissingDependency, Unsupported
-from harness.sources.arrow_types import ARROW_TYPES, arrow_field, arrow_schema, rows_to_table
+from harness.sources.arrow_types import ARROW_TYPES, arrow_field, arrow_schema, changes_batch, rows_to_table
 from harness.sources.base import Row, RowChange, Source, now_ns
 from harness.steps import AddColumn, TableSpec
 
@@ -58,6 +58,9 @@ class DeltaSource(Source):
         Path(self.path(spec.name)).parent.mkdir(parents=True, exist_ok=True)
         DeltaTable.create(self.path(spec.name), schema=schema, name=spec.name,
                           configuration={"delta.enableChangeDataFeed": "true"})
+
+    def changes_batch(self, table: str, changes: list[RowChange]) -> pa.RecordBatch | None:
+        return changes_batch(self.specs[table], self.key_columns(table), changes)
 
     def commit_table(self, table: str, changes: list[RowChange], commit: bool) -> tuple[int, int] | None:
         spec = self.specs[table]
