@@ -54,6 +54,7 @@ import pyarrow.compute as pc
 from harness.aligned import Aligned, aligned, torn
 from harness.capabilities import Capabilities
 from harness.columnar import (
+    ArrowRows,
     RowBatch,
     RowLog,
     Tokens,
@@ -1126,18 +1127,38 @@ class _FinalRow:
         self.table, self.key, self.before, self.after = table, key, None, after
 
 
-def _final_frame(final_state: FinalState) -> tuple[pl.DataFrame, list[_FinalRow], RowLog]:
-    """The engine's final rows: keys encoded column by column; the rows, for examples; and
-    their log, where their images are read when compared."""
-    rows = [_FinalRow(t, k, row) for t, by_key in final_state.items() for k, row in by_key.items()]
+def _final_frame(final_state: FinalState) -> tuple[pl.DataFrame, RowLog, RowLog]:
+    """The engine's final rows: keys encoded column by column; the rows' log, where examples and
+    images are read (a table held as ``ArrowRows`` stays Arrow; other tables are Python rows)."""
     log = RowLog()
-    log.append_part(rows)
-    keys = [_encode_struct_like(b.key, stop - start, False) for start, stop, b in rows_to_batches(rows)]
-    df = pl.DataFrame({"table": pl.Series([r.table for r in rows], dtype=pl.String),
+    tables: list[pl.Series] = []
+    keys: list[pl.Series] = []
+    pending: list[_FinalRow] = []
+
+    def flush() -> None:
+        for start, stop, b in rows_to_batches(pending):
+            keys.append(_encode_struct_like(b.key, stop - start, False))
+        tables.append(pl.Series([r.table for r in pending], dtype=pl.String))
+        log.append_part(pending[:])
+        pending.clear()
+
+    for t, by_key in final_state.items():
+        if isinstance(by_key, ArrowRows):
+            if pending:
+                flush()
+            batch = by_key.batch(t)
+            log.append_part(batch)
+            keys.append(encode_keys(batch.column("key"), batch.num_rows))
+            tables.append(pl.Series([t] * batch.num_rows, dtype=pl.String))
+        else:
+            pending.extend(_FinalRow(t, k, row) for k, row in by_key.items())
+    if pending:
+        flush()
+    df = pl.DataFrame({"table": pl.concat(tables) if tables else pl.Series([], dtype=pl.String),
                        "key": pl.concat(keys) if keys else pl.Series([], dtype=pl.String)})
     df = df.with_row_index("idx").with_columns(pl.col("idx").alias("ridx"), _key_hash()).select(
         "kh", "table", "key", "idx", "ridx")
-    return df, rows, log
+    return df, log, log
 
 
 def _check_replay(found: _Anomalies, history: EncodedHistory, final_state: FinalState | None,

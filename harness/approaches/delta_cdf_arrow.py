@@ -10,7 +10,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from harness.columnar import events_of
+from harness.columnar import events_of, plain_views
 
 META = ("_change_type", "_commit_version", "_commit_timestamp")
 
@@ -66,8 +66,8 @@ def _to_arrow(data: pa.Table, events: pl.DataFrame, table: str, idx: int, key_co
               captured_at: int) -> pa.Table:
     n = events.height
     names = [c for c in data.column_names if c not in META]
-    image = pa.StructArray.from_arrays([_plain(data.column(c)) for c in names], names=names)
-    key = pa.StructArray.from_arrays([_plain(data.column(c)) for c in key_cols], names=list(key_cols))
+    image = pa.StructArray.from_arrays([plain_views(data.column(c)) for c in names], names=names)
+    key = pa.StructArray.from_arrays([plain_views(data.column(c)) for c in key_cols], names=list(key_cols))
     rows = events["i"].to_arrow()
     stamp = events["stamp"].to_numpy()
     version = events["version"].to_numpy()
@@ -89,20 +89,6 @@ def _to_arrow(data: pa.Table, events: pl.DataFrame, table: str, idx: int, key_co
         "commit_ts": pa.array(stamp * 1_000_000, pa.int64()),
         "captured_at": pa.array(np.full(n, captured_at, dtype=np.int64)),
     })
-
-
-def _plain(col: pa.ChunkedArray) -> pa.Array:
-    """A column in one chunk, string and binary views as plain strings and bytes (``take`` has
-    no kernel for views; the ledger's columns are plain)."""
-    arr = col.combine_chunks()
-    for is_view, plain, large in ((pa.types.is_string_view, pa.string(), pa.large_string()),
-                                  (pa.types.is_binary_view, pa.binary(), pa.large_binary())):
-        if is_view(arr.type):
-            try:
-                return arr.cast(plain)
-            except pa.ArrowInvalid:  # past 2 GB of values: 64-bit offsets
-                return arr.cast(large)
-    return arr
 
 
 def in_position_order(parts: list[Any], after: tuple | None = None) -> list[Any]:

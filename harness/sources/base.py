@@ -152,12 +152,25 @@ class Source:
         """The key tuple of a row of ``table`` (``key_columns`` order)."""
         return tuple(row[k] for k in self.key_columns(table))
 
-    def final_state(self) -> dict[str, dict[tuple, Row]]:
-        """The engine's rows now, by key — what a replay of the captured events must give."""
-        out: dict[str, dict[tuple, Row]] = {}
+    def final_state(self) -> dict[str, Mapping[tuple, Row]]:
+        """The engine's rows now, by key — what a replay of the captured events must give. A
+        table with a primary key that the source reads as Arrow (``read_arrow``) stays Arrow
+        (``harness.columnar.ArrowRows``, a mapping built on first lookup)."""
+        from harness.columnar import ArrowRows
+
+        out: dict[str, Mapping[tuple, Row]] = {}
         for name, spec in self.specs.items():
-            out[name] = {self.key_of(name, r): dict(r) for r in self.read_table(spec)}
+            data = self.read_arrow(spec) if spec.key else None
+            if data is not None:
+                out[name] = ArrowRows(data, self.key_columns(name))
+            else:
+                out[name] = {self.key_of(name, r): dict(r) for r in self.read_table(spec)}
         return out
+
+    def read_arrow(self, spec: TableSpec) -> Any:
+        """The table's rows as a ``pyarrow.Table`` (columns named as the spec's), or None when the
+        source reads rows only (the default)."""
+        return None
 
     # -- internals ----------------------------------------------------------------------------
     def _apply_txn(self, steps: Iterable[Any], commit: bool) -> None:

@@ -106,7 +106,10 @@ class DeltaSource(Source):
         return issued, now_ns()
 
     def read_table(self, spec: TableSpec) -> Iterable[Row]:
-        return pa.table(DeltaTable(self.path(spec.name)).to_pyarrow_table()).to_pylist()
+        return self.read_arrow(spec).to_pylist()
+
+    def read_arrow(self, spec: TableSpec) -> pa.Table:
+        return pa.table(DeltaTable(self.path(spec.name)).to_pyarrow_table())
 
     def compact(self, table: str) -> int:
         """delta-rs ``optimize.compact()``: a commit with ``dataChange=false`` files."""
