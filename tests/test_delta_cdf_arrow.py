@@ -42,7 +42,7 @@ def _content(events: list[Any]) -> Counter:
                    for e in events)
 
 
-@pytest.mark.parametrize("scenario", ["crud", "txn", "bulk", "pk-update", "composite-key", "schema-add"])
+@pytest.mark.parametrize("scenario", ["txn", "bulk", "pk-update", "schema-add"])
 def test_arrow_decode_gives_the_row_decode_events(tmp_path: Path, scenario: str) -> None:
     BothDecodes.reads = []
     engine = DeltaWarehouse(root=tmp_path / "warehouse")
