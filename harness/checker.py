@@ -1,5 +1,9 @@
 """The checker: compares what the source committed with what an approach captured.
 
+A capture equal to the ledger row by row (both Arrow, events in commit order) is confirmed column
+by column on its values and only its transaction boundaries and final state are checked
+(``harness.aligned``). Every other history takes the general path below.
+
 Vectorized with polars, without a canonical string per image: keys are encoded into
 type-aware canonical strings (``harness.values``), images into u64 hashes of their native column
 values (``harness.columnar.image_hash``: equal exactly when the canonical strings are, up to
@@ -415,8 +419,9 @@ def _event_log(events: Any) -> RowLog:
 
 def encode_history(ledger: Ledger | Sequence[LedgerChange], events: Any,
                    delivery: Any = None) -> EncodedHistory:
-    """Encode ledger changes and captured events into frames of keys and image hashes, column
-    by column (``harness.columnar``): Arrow batches as they are, Python rows run by run.
+    """Wrap ledger changes and captured events for ``check``: their frames of keys and image
+    hashes are encoded on demand, column by column (``harness.columnar``: Arrow batches as they
+    are, Python rows run by run), and only when the general path needs them.
 
     ``events`` is a list of ``ChangeEvent`` and/or Arrow event batches, or the capture loop's
     ``RowLog``. ``delivery`` (a ``harness.capture.DeliveryRecord``: ``epochs`` per event,
