@@ -205,9 +205,22 @@ class EncodedHistory:
             _view_hashes())
 
     @cached_property
+    def event_keys(self) -> pl.DataFrame:
+        """``events`` without image hashes (``eidx``, table, key, old key, op, ``kh``, ``ridx``):
+        what the replay needs; taken from ``events`` when that is encoded already."""
+        if "events" in self.__dict__:
+            return self.events.select("eidx", "table", "key", "okey", "op", "kh", "ridx")
+        esegs = _segments(self.elog)
+        parts = [_base(p, batch_len(p), self._tokens, esegs.runs(i) if isinstance(p, list) else None, images=False)
+                 for i, p in enumerate(esegs.items)]
+        frame = pl.concat(parts) if parts else pl.DataFrame(schema={k: _EVENT_SCHEMA[k] for k in
+                                                                    ("table", "key", "okey", "op")})
+        return frame.with_row_index("ridx").filter(_NOT_DDL).with_row_index("eidx").with_columns(_key_hash())
+
+    @cached_property
     def event_rows(self) -> Sequence[ChangeEvent]:
         """``events``' rows as ``ChangeEvent`` objects, turned into Python when looked at."""
-        return _Indexed(self.elog, self._events_all["ridx"])
+        return _Indexed(self.elog, self.event_keys["ridx"])
 
 
 _NOT_DDL = pl.col("op") != "ddl"
@@ -226,8 +239,9 @@ _LEDGER_SCHEMA = {**_BASE_SCHEMA, "txid": pl.Int64, "commit_seq": pl.Int64, "iss
 _EVENT_SCHEMA = {**_BASE_SCHEMA, "etx": pl.String, "captured_at": pl.Int64}
 
 
-def _base(part: Any, n: int, tokens: Mapping[str, frozenset[str]], runs: list | None = None) -> pl.DataFrame:
-    """table, key (canonical string), op and image hashes of one part, run by run."""
+def _base(part: Any, n: int, tokens: Mapping[str, frozenset[str]], runs: list | None = None,
+          images: bool = True) -> pl.DataFrame:
+    """table, key (canonical string), op and (``images``) image hashes of one part, run by run."""
     frames = []
     for start, stop, batch in (runs if runs is not None else _row_batches(part)):
         m = stop - start
@@ -246,10 +260,10 @@ def _base(part: Any, n: int, tokens: Mapping[str, frozenset[str]], runs: list | 
             after = batch.column("after") if "after" in names else None
             tables = pc.unique(batch.column("table")).to_pylist()
             tcols = frozenset().union(*(tokens.get(t, frozenset()) for t in tables))
+        hashes = {"rbh": image_hash(before, m, tcols), "rah": image_hash(after, m, tcols)} if images else {}
         frames.append(pl.DataFrame({
-            **table_op, "key": _encode_struct_like(key, m, False), "okey": okey, "rbh": image_hash(before, m, tcols),
-            "rah": image_hash(after, m, tcols)}).with_columns(pl.col("table").cast(pl.String),
-                                                           pl.col("op").cast(pl.String)))
+            **table_op, "key": _encode_struct_like(key, m, False), "okey": okey, **hashes}).with_columns(
+            pl.col("table").cast(pl.String), pl.col("op").cast(pl.String)))
     return pl.concat(frames) if len(frames) > 1 else frames[0]
 
 
@@ -1177,7 +1191,7 @@ def _check_replay(found: _Anomalies, history: EncodedHistory, final_state: Final
     committed change it was paired with), so a column dropped and re-added under the same name
     keeps the value written after the re-add.
     """
-    got = _alive(history.events, "eidx")
+    got = _alive(history.event_keys, "eidx")
     if final_state is None:
         want = _alive(history.ledger, "lseq")
         want_rows: Sequence[Any] = history.ledger_rows
