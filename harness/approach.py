@@ -13,6 +13,9 @@ from harness.context import RunContext
 from harness.errors import InvalidPlugin, UnknownId
 from harness.events import ChangeEvent, Position
 
+#: what ``poll`` returns: ChangeEvents and/or Arrow event batches (``pyarrow.RecordBatch``/``Table``)
+Polled = list[ChangeEvent] | Any
+
 
 @runtime_checkable
 class Approach(Protocol):
@@ -27,6 +30,12 @@ class Approach(Protocol):
     - ``poll(max_events, timeout_s)``: return captured events in position order, waiting at
       most ``timeout_s``; ``[]`` means nothing arrived in that time. May return more than
       ``max_events`` to keep one commit whole. Each event's ``captured_at`` is stamped on receipt.
+      The events are a list of ``ChangeEvent`` and/or Arrow event batches, or one batch
+      (``pyarrow.RecordBatch`` or ``Table`` in the shape ``harness.columnar`` documents:
+      ``table``, ``op``, ``key``, ``before``, ``after``, ``position`` as ``list<int64>``,
+      optional ``txid``, ``commit_ts``, ``captured_at``, ``old_key``), which the harness keeps
+      and checks without a Python object per row. A wrapper that rewrites events one by one
+      takes them as ``ChangeEvent`` with ``harness.columnar.events_of``.
     - ``ack(position)``: durable progress: after a crash, ``start(resume=True)`` resumes after it.
     - ``stop()``: graceful shutdown, releasing connections. ``crash()``: abrupt, no ack, no flush.
     - optional ``caught_up() -> bool``: True when the approach has read everything its source
@@ -42,7 +51,7 @@ class Approach(Protocol):
     capabilities: ClassVar[Capabilities]
 
     def start(self, ctx: RunContext, resume: bool = False) -> None: ...
-    def poll(self, max_events: int, timeout_s: float) -> list[ChangeEvent]: ...
+    def poll(self, max_events: int, timeout_s: float) -> Polled: ...
     def ack(self, position: Position) -> None: ...
     def stop(self) -> None: ...
     def crash(self) -> None: ...
@@ -68,7 +77,7 @@ class BaseApproach:
     def start(self, ctx: RunContext, resume: bool = False) -> None:
         self.ctx = ctx
 
-    def poll(self, max_events: int, timeout_s: float) -> list[ChangeEvent]:
+    def poll(self, max_events: int, timeout_s: float) -> Polled:
         raise NotImplementedError
 
     def ack(self, position: Position) -> None:

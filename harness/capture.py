@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 
 from tenacity import Retrying, stop_after_delay, wait_exponential
 
-from harness.approach import Approach
+from harness.approach import Approach, Polled
+from harness.columnar import RowLog, batch_len, polled_parts
 from harness.context import RunContext
 from harness.errors import ReaderFailed, Unsupported
-from harness.events import ChangeEvent, Position
+from harness.events import Position
+from harness.positions import PositionCount
 
 #: how often (s) the reader asks an approach that offers ``caught_up()`` during a drain
 CAUGHT_UP_EVERY_S = 0.5
@@ -40,7 +42,9 @@ class DeliveryRecord:
 class CaptureLoop:
     """Runs ``approach.poll`` in a background thread, appending events and acking each batch.
 
-    Contract: events are kept in receipt order across crashes and restarts; ``acked`` is the
+    Contract: events are kept in receipt order across crashes and restarts, in ``events`` (a
+    ``RowLog``: a poll's ``ChangeEvent`` list, or its Arrow event batch as it is, never turned
+    into Python objects; indexing a row of a batch gives a ``ChangeEvent``); ``acked`` is the
     last position passed to ``ack``; ``record`` holds each event's epoch and each restart's
     acked position (the harness never hands that position to the approach: a restarted
     approach finds it in its own durable state). ``pause()``/``resume()`` hand the approach to
@@ -56,9 +60,9 @@ class CaptureLoop:
         self.ctx = ctx
         self.batch = batch
         self.poll_timeout_s = poll_timeout_s
-        self.events: list[ChangeEvent] = []
+        self.events = RowLog()
         self.record = DeliveryRecord()
-        self._positions: set = set()
+        self._positions = PositionCount()
         self.acked: Position | None = None
         self.reader_errors: list[str] = []
         #: set when the reader raised ``Unsupported`` (e.g. delete files it cannot read): the run ends so
@@ -127,8 +131,9 @@ class CaptureLoop:
             self.approach = None
 
     # -- reading ------------------------------------------------------------------------------
-    def poll_once(self, max_events: int | None = None, ack: bool = True) -> list[ChangeEvent]:
-        """One poll on the caller's thread (loop paused); keeps the events, acks if asked."""
+    def poll_once(self, max_events: int | None = None, ack: bool = True) -> Polled:
+        """One poll on the caller's thread (loop paused); keeps the events, acks if asked.
+        Returns what the approach returned (a ``ChangeEvent`` list or an Arrow event batch)."""
         if self.approach is None:
             return []
         got = self.approach.poll(max_events or self.batch, self.poll_timeout_s)
@@ -225,19 +230,21 @@ class CaptureLoop:
         self._caught_twice = bool(answer and previous and previous[2] and previous[1] == len(self.events))
         self._caught_up = (now, len(self.events), answer)
 
-    def _keep(self, got: list[ChangeEvent], ack: bool) -> None:
-        if not got:
+    def _keep(self, got: Polled, ack: bool) -> None:
+        parts = polled_parts(got)
+        if not parts:
             return
-        self.events.extend(got)
-        self.record.epochs.extend([self.restarts] * len(got))
-        self._positions.update(e.position for e in got)
+        for part in parts:
+            self.events.append_part(part)
+            self.record.epochs.extend([self.restarts] * batch_len(part))
+            last = self._positions.add(part)
         self.last_event_at = time.monotonic()
         if self.expected is not None and self.complete_at is None and len(self._positions) >= self.expected:
             self.complete_at = self.last_event_at
         if ack:
             assert self.approach is not None
-            self.approach.ack(got[-1].position)
-            self.acked = got[-1].position
+            self.approach.ack(last)
+            self.acked = last
 
     def _run(self) -> None:
         while not self._stop.is_set():

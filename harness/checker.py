@@ -1,5 +1,9 @@
 """The checker: compares what the source committed with what an approach captured.
 
+A capture equal to the ledger row by row (both Arrow, events in commit order) is confirmed column
+by column on its values and only its transaction boundaries and final state are checked
+(``harness.aligned``). Every other history takes the general path below.
+
 Vectorized with polars, without a canonical string per image: keys are encoded into
 type-aware canonical strings (``harness.values``), images into u64 hashes of their native column
 values (``harness.columnar.image_hash``: equal exactly when the canonical strings are, up to
@@ -43,7 +47,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -51,8 +55,10 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from harness.aligned import Aligned, aligned, torn
 from harness.capabilities import Capabilities
 from harness.columnar import (
+    ArrowRows,
     RowBatch,
     RowLog,
     Tokens,
@@ -122,29 +128,108 @@ class _Indexed(Sequence):
         return self.log[int(self.ridx[i])]
 
 
-@dataclass
 class EncodedHistory:
-    """Ledger and events as polars frames (built once, checked many times).
+    """Ledger and events, encoded on demand into polars frames (built once, checked many times).
 
-    Images are not kept as strings: each row carries ``rbh``/``rah``, u64 hashes of its before
-    and after images computed from native column values (``harness.columnar.image_hash``), and
-    ``ridx``, its row in ``llog``/``elog``, where its content is read again to confirm a match
-    (``harness.columnar.same_images``) or to name an anomaly (canonical strings, for the few
-    rows that are anomalies).
+    ``llog``/``elog`` are the ledger's and the events' ``RowLog``. The frames are computed the
+    first time a check needs them (a capture equal to the ledger row by row is confirmed
+    without them, ``harness.aligned``). Images are not kept as strings: each row carries
+    ``rbh``/``rah``, u64 hashes of its before and after images computed from native column
+    values (``harness.columnar.image_hash``), and ``ridx``, its row in ``llog``/``elog``, where
+    its content is read again to confirm a match (``harness.columnar.same_images``) or to name
+    an anomaly (canonical strings, for the few rows that are anomalies).
     """
 
-    ledger: pl.DataFrame
-    events: pl.DataFrame
-    ledger_rows: Sequence[LedgerChange]
-    event_rows: Sequence[ChangeEvent]
-    ddl: list[LedgerChange]
-    rolled_back: pl.DataFrame
-    #: per reader epoch, the position acknowledged before the restart that began it (epoch 0: None)
-    acked_at_epoch: Sequence[Any] = (None,)
-    #: where each ``ddl`` change stands in the whole ledger (row index, for ``_project``)
-    ddl_at: Sequence[int] = ()
-    llog: Any = None
-    elog: Any = None
+    def __init__(self, llog: RowLog, elog: RowLog, epochs: Sequence[int] | None = None,
+                 acked_at_epoch: Sequence[Any] = (None,)) -> None:
+        self.llog = llog
+        self.elog = elog
+        self.epochs = epochs
+        #: per reader epoch, the position acknowledged before the restart that began it (epoch 0: None)
+        self.acked_at_epoch = acked_at_epoch
+
+    @cached_property
+    def _tokens(self) -> dict[str, frozenset[str]]:
+        lsegs, esegs = _segments(self.llog), _segments(self.elog)
+        return token_columns([b for segs in (lsegs, esegs) for i in range(len(segs.items))
+                              for _, _, b in segs.runs(i)])
+
+    @cached_property
+    def _ledger_all(self) -> pl.DataFrame:
+        lsegs = _segments(self.llog)
+        lparts = [_ledger_segment(lsegs, i, self._tokens) for i in range(len(lsegs.items))]
+        return (pl.concat(lparts) if lparts else pl.DataFrame(schema=_LEDGER_SCHEMA)).with_row_index("ridx")
+
+    @cached_property
+    def _committed(self) -> pl.DataFrame:
+        return self._ledger_all.filter(~pl.col("rolled") & _NOT_DDL)
+
+    @cached_property
+    def ledger(self) -> pl.DataFrame:
+        """Committed row changes (no DDL) in commit order: ``lseq``, keys, image hashes, commit times."""
+        return _ledger_frame(self._committed)
+
+    @cached_property
+    def rolled_back(self) -> pl.DataFrame:
+        """Rolled-back row changes, framed like ``ledger`` (to name phantoms)."""
+        return _ledger_frame(self._ledger_all.filter(pl.col("rolled") & _NOT_DDL))
+
+    @cached_property
+    def ledger_rows(self) -> Sequence[LedgerChange]:
+        """``ledger``'s rows as ``LedgerChange`` objects, turned into Python when looked at."""
+        return _Indexed(self.llog, self._committed["ridx"])
+
+    @cached_property
+    def ddl_at(self) -> list[int]:
+        """Where each committed DDL change stands in the whole ledger (row index, for ``_project``)."""
+        return self._ledger_all.filter(~pl.col("rolled") & ~_NOT_DDL)["ridx"].to_list()
+
+    @cached_property
+    def ddl(self) -> list[LedgerChange]:
+        """The committed DDL changes, in order."""
+        return [self.llog[i] for i in self.ddl_at]
+
+    @cached_property
+    def _events_all(self) -> pl.DataFrame:
+        esegs = _segments(self.elog)
+        eparts = [_event_part(p, self._tokens, esegs.runs(i) if isinstance(p, list) else None)
+                  for i, p in enumerate(esegs.items)]
+        eall = (pl.concat(eparts) if eparts else pl.DataFrame(schema=_EVENT_SCHEMA)).with_row_index("ridx")
+        return eall.with_columns(pl.Series("epoch", self.epochs, dtype=pl.Int32) if self.epochs is not None
+                                 else pl.lit(0, pl.Int32).alias("epoch")).filter(_NOT_DDL)
+
+    @cached_property
+    def events(self) -> pl.DataFrame:
+        """Captured row events (no DDL) in capture order: ``eidx``, keys, image hashes, ``epoch``."""
+        return self._events_all.with_row_index("eidx").with_columns(_key_hash(), *_VIEWS).with_columns(
+            _view_hashes())
+
+    @cached_property
+    def event_keys(self) -> pl.DataFrame:
+        """``events`` without image hashes (``eidx``, table, key, old key, op, ``kh``, ``ridx``):
+        what the replay needs; taken from ``events`` when that is encoded already."""
+        if "events" in self.__dict__:
+            return self.events.select("eidx", "table", "key", "okey", "op", "kh", "ridx")
+        esegs = _segments(self.elog)
+        parts = [_base(p, batch_len(p), self._tokens, esegs.runs(i) if isinstance(p, list) else None, images=False)
+                 for i, p in enumerate(esegs.items)]
+        frame = pl.concat(parts) if parts else pl.DataFrame(schema={k: _EVENT_SCHEMA[k] for k in
+                                                                    ("table", "key", "okey", "op")})
+        return frame.with_row_index("ridx").filter(_NOT_DDL).with_row_index("eidx").with_columns(_key_hash())
+
+    @cached_property
+    def event_rows(self) -> Sequence[ChangeEvent]:
+        """``events``' rows as ``ChangeEvent`` objects, turned into Python when looked at."""
+        return _Indexed(self.elog, self.event_keys["ridx"])
+
+
+_NOT_DDL = pl.col("op") != "ddl"
+_VIEWS = [pl.lit(True).alias("vb"), pl.lit(True).alias("va")]
+
+
+def _ledger_frame(rows: pl.DataFrame) -> pl.DataFrame:
+    return rows.drop("rolled").with_row_index("lseq").with_columns(
+        _key_hash(), *_VIEWS).with_columns(_view_hashes())
 
 
 _BASE_SCHEMA = {"table": pl.String, "key": pl.String, "okey": pl.String, "op": pl.String, "rbh": pl.UInt64,
@@ -154,8 +239,9 @@ _LEDGER_SCHEMA = {**_BASE_SCHEMA, "txid": pl.Int64, "commit_seq": pl.Int64, "iss
 _EVENT_SCHEMA = {**_BASE_SCHEMA, "etx": pl.String, "captured_at": pl.Int64}
 
 
-def _base(part: Any, n: int, tokens: Mapping[str, frozenset[str]], runs: list | None = None) -> pl.DataFrame:
-    """table, key (canonical string), op and image hashes of one part, run by run."""
+def _base(part: Any, n: int, tokens: Mapping[str, frozenset[str]], runs: list | None = None,
+          images: bool = True) -> pl.DataFrame:
+    """table, key (canonical string), op and (``images``) image hashes of one part, run by run."""
     frames = []
     for start, stop, batch in (runs if runs is not None else _row_batches(part)):
         m = stop - start
@@ -174,10 +260,10 @@ def _base(part: Any, n: int, tokens: Mapping[str, frozenset[str]], runs: list | 
             after = batch.column("after") if "after" in names else None
             tables = pc.unique(batch.column("table")).to_pylist()
             tcols = frozenset().union(*(tokens.get(t, frozenset()) for t in tables))
+        hashes = {"rbh": image_hash(before, m, tcols), "rah": image_hash(after, m, tcols)} if images else {}
         frames.append(pl.DataFrame({
-            **table_op, "key": _encode_struct_like(key, m, False), "okey": okey, "rbh": image_hash(before, m, tcols),
-            "rah": image_hash(after, m, tcols)}).with_columns(pl.col("table").cast(pl.String),
-                                                           pl.col("op").cast(pl.String)))
+            **table_op, "key": _encode_struct_like(key, m, False), "okey": okey, **hashes}).with_columns(
+            pl.col("table").cast(pl.String), pl.col("op").cast(pl.String)))
     return pl.concat(frames) if len(frames) > 1 else frames[0]
 
 
@@ -347,8 +433,9 @@ def _event_log(events: Any) -> RowLog:
 
 def encode_history(ledger: Ledger | Sequence[LedgerChange], events: Any,
                    delivery: Any = None) -> EncodedHistory:
-    """Encode ledger changes and captured events into frames of keys and image hashes, column
-    by column (``harness.columnar``): Arrow batches as they are, Python rows run by run.
+    """Wrap ledger changes and captured events for ``check``: their frames of keys and image
+    hashes are encoded on demand, column by column (``harness.columnar``: Arrow batches as they
+    are, Python rows run by run), and only when the general path needs them.
 
     ``events`` is a list of ``ChangeEvent`` and/or Arrow event batches, or the capture loop's
     ``RowLog``. ``delivery`` (a ``harness.capture.DeliveryRecord``: ``epochs`` per event,
@@ -367,31 +454,7 @@ def encode_history(ledger: Ledger | Sequence[LedgerChange], events: Any,
         raise ValueError(f"delivery record has {len(epochs)} epochs for {n_events} events")
     acked_at_epoch = [None] + [r.acked for r in delivery.restarts] if delivery is not None else [None]
 
-    lsegs, esegs = _segments(llog), _segments(elog)
-    tokens = token_columns([b for segs in (lsegs, esegs) for i in range(len(segs.items)) for _, _, b in segs.runs(i)])
-    lparts = [_ledger_segment(lsegs, i, tokens) for i in range(len(lsegs.items))]
-    lall = (pl.concat(lparts) if lparts else pl.DataFrame(schema=_LEDGER_SCHEMA)).with_row_index("ridx")
-    eparts = [_event_part(p, tokens, esegs.runs(i) if isinstance(p, list) else None)
-              for i, p in enumerate(esegs.items)]
-    eall = (pl.concat(eparts) if eparts else pl.DataFrame(schema=_EVENT_SCHEMA)).with_row_index("ridx")
-    eall = eall.with_columns(pl.Series("epoch", epochs, dtype=pl.Int32) if epochs is not None
-                             else pl.lit(0, pl.Int32).alias("epoch"))
-    views = [pl.lit(True).alias("vb"), pl.lit(True).alias("va")]
-
-    def ledger_frame(rows: pl.DataFrame) -> pl.DataFrame:
-        return rows.drop("rolled").with_row_index("lseq").with_columns(
-            _key_hash(), *views).with_columns(_view_hashes())
-
-    not_ddl = pl.col("op") != "ddl"
-    committed = lall.filter(~pl.col("rolled") & not_ddl)
-    rolled = lall.filter(pl.col("rolled") & not_ddl)
-    ddl_idx = lall.filter(~pl.col("rolled") & ~not_ddl)["ridx"].to_list()
-    ev = eall.filter(not_ddl)
-    events_df = ev.with_row_index("eidx").with_columns(_key_hash(), *views).with_columns(_view_hashes())
-    return EncodedHistory(ledger_frame(committed), events_df,
-                          _Indexed(llog, committed["ridx"]), _Indexed(elog, ev["ridx"]),
-                          [llog[i] for i in ddl_idx], ledger_frame(rolled), acked_at_epoch,
-                          ddl_idx, llog, elog)
+    return EncodedHistory(llog, elog, epochs, acked_at_epoch)
 
 
 # -- content, read again for the few rows that need it --------------------------------------------
@@ -651,6 +714,9 @@ def check(
     collision cannot hide an anomaly (``tests/test_columnar.py::test_hash_collisions_are_told_apart``).
     """
     found = _Anomalies()
+    fast = aligned(history.llog, history.elog, capabilities)
+    if fast is not None:
+        return _check_aligned(found, fast, history, capabilities, final_state)
     L = _capability_view(history.ledger, capabilities)
     E = history.events
     if capabilities.before_image != "full":
@@ -742,6 +808,23 @@ def check(
         examples={k: found.examples[k] for k in counts},
         measurements=measurements,
     )
+
+
+def _check_aligned(found: _Anomalies, fast: Aligned, history: EncodedHistory, capabilities: Capabilities,
+                   final_state: FinalState | None) -> Verdict:
+    """The verdict when every event equals the committed change of its rank (``harness.aligned``):
+    only transaction boundaries and the engine's final state remain to be checked."""
+    if capabilities.transactions and torn(fast):  # the general check names the torn transactions
+        pairs = pl.DataFrame({"txid": fast.txid, "eidx": np.arange(fast.n, dtype=np.uint32), "etx": fast.etx})
+        _check_transactions(found, pairs, history)
+    if final_state is not None:  # without it, the replay is implied by the exact matches
+        _check_replay(found, history, final_state)
+    lag_ns = pl.Series(fast.captured_at - fast.issued_at).filter(pl.Series(fast.issued_at > 0))
+    measurements = lag_summary(lag_ns)
+    measurements.update(events=fast.n, committed=fast.n, matched=fast.n, redelivered=0)
+    counts = {k: found.counts[k] for k in ANOMALIES if found.counts.get(k)}
+    return Verdict(status="fail" if counts else "pass", anomalies=counts,
+                   examples={k: found.examples[k] for k in counts}, measurements=measurements)
 
 
 def lag_summary(lag_ns: pl.Series | Sequence[float]) -> dict[str, Any]:
@@ -1063,18 +1146,38 @@ class _FinalRow:
         self.table, self.key, self.before, self.after = table, key, None, after
 
 
-def _final_frame(final_state: FinalState) -> tuple[pl.DataFrame, list[_FinalRow], RowLog]:
-    """The engine's final rows: keys encoded column by column; the rows, for examples; and
-    their log, where their images are read when compared."""
-    rows = [_FinalRow(t, k, row) for t, by_key in final_state.items() for k, row in by_key.items()]
+def _final_frame(final_state: FinalState) -> tuple[pl.DataFrame, RowLog, RowLog]:
+    """The engine's final rows: keys encoded column by column; the rows' log, where examples and
+    images are read (a table held as ``ArrowRows`` stays Arrow; other tables are Python rows)."""
     log = RowLog()
-    log.append_part(rows)
-    keys = [_encode_struct_like(b.key, stop - start, False) for start, stop, b in rows_to_batches(rows)]
-    df = pl.DataFrame({"table": pl.Series([r.table for r in rows], dtype=pl.String),
+    tables: list[pl.Series] = []
+    keys: list[pl.Series] = []
+    pending: list[_FinalRow] = []
+
+    def flush() -> None:
+        for start, stop, b in rows_to_batches(pending):
+            keys.append(_encode_struct_like(b.key, stop - start, False))
+        tables.append(pl.Series([r.table for r in pending], dtype=pl.String))
+        log.append_part(pending[:])
+        pending.clear()
+
+    for t, by_key in final_state.items():
+        if isinstance(by_key, ArrowRows):
+            if pending:
+                flush()
+            batch = by_key.batch(t)
+            log.append_part(batch)
+            keys.append(encode_keys(batch.column("key"), batch.num_rows))
+            tables.append(pl.Series([t] * batch.num_rows, dtype=pl.String))
+        else:
+            pending.extend(_FinalRow(t, k, row) for k, row in by_key.items())
+    if pending:
+        flush()
+    df = pl.DataFrame({"table": pl.concat(tables) if tables else pl.Series([], dtype=pl.String),
                        "key": pl.concat(keys) if keys else pl.Series([], dtype=pl.String)})
     df = df.with_row_index("idx").with_columns(pl.col("idx").alias("ridx"), _key_hash()).select(
         "kh", "table", "key", "idx", "ridx")
-    return df, rows, log
+    return df, log, log
 
 
 def _check_replay(found: _Anomalies, history: EncodedHistory, final_state: FinalState | None,
@@ -1088,7 +1191,7 @@ def _check_replay(found: _Anomalies, history: EncodedHistory, final_state: Final
     committed change it was paired with), so a column dropped and re-added under the same name
     keeps the value written after the re-add.
     """
-    got = _alive(history.events, "eidx")
+    got = _alive(history.event_keys, "eidx")
     if final_state is None:
         want = _alive(history.ledger, "lseq")
         want_rows: Sequence[Any] = history.ledger_rows

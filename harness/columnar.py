@@ -33,7 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -407,6 +407,91 @@ def event_from_arrow(batch: pa.RecordBatch | pa.Table, i: int) -> Any:
                        r.get("txid"), r.get("commit_ts"), r.get("captured_at") or 0, r.get("old_key"))
 
 
+def is_batch(item: Any) -> bool:
+    """Whether ``item`` is an Arrow event batch (``RecordBatch`` or ``Table``)."""
+    return isinstance(item, (pa.RecordBatch, pa.Table))
+
+
+def polled_parts(polled: Any) -> list[Any]:
+    """A poll's result as parts in order: lists of ``ChangeEvent`` and Arrow batches (a poll
+    returns a list of events and/or batches, or one batch; empty parts are left out)."""
+    if is_batch(polled):
+        return [polled] if polled.num_rows else []
+    parts: list[Any] = []
+    rows: list[Any] = []
+    for item in polled:
+        if is_batch(item):
+            if rows:
+                parts.append(rows)
+                rows = []
+            if item.num_rows:
+                parts.append(item)
+        else:
+            rows.append(item)
+    if rows:
+        parts.append(rows)
+    return parts
+
+
+def events_of(polled: Any) -> list[Any]:
+    """A poll's result as a list of ``ChangeEvent`` (Arrow rows turned into Python objects): for
+    wrappers that rewrite events one by one, at a Python object's cost per row."""
+    out: list[Any] = []
+    for part in polled_parts(polled):
+        out.extend(part if isinstance(part, list) else (event_from_arrow(part, i) for i in range(part.num_rows)))
+    return out
+
+
+def plain_views(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A column in one chunk, string and binary views as plain strings and bytes (``take`` has
+    no kernel for views here; sources stage plain types)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    for is_view, plain, large in ((pa.types.is_string_view, pa.string(), pa.large_string()),
+                                  (pa.types.is_binary_view, pa.binary(), pa.large_binary())):
+        if is_view(arr.type):
+            try:
+                return arr.cast(plain)
+            except pa.ArrowInvalid:  # past 2 GB of values: 64-bit offsets
+                return arr.cast(large)
+    return arr
+
+
+class ArrowRows(Mapping):
+    """A table's rows held as Arrow (``data``), read as a mapping key tuple -> row dict (built
+    on first lookup). ``key_columns`` must identify each row (a primary key): the checker
+    compares them with the replay column by column, never as Python rows."""
+
+    def __init__(self, data: pa.Table, key_columns: Sequence[str]) -> None:
+        self.data = data
+        self.key_columns = tuple(key_columns)
+        self._rows: dict[tuple, dict] | None = None
+
+    def _by_key(self) -> dict[tuple, dict]:
+        if self._rows is None:
+            self._rows = {tuple(r[k] for k in self.key_columns): r for r in self.data.to_pylist()}
+        return self._rows
+
+    def __getitem__(self, key: tuple) -> dict:
+        return self._by_key()[key]
+
+    def __iter__(self) -> Iterator[tuple]:
+        return iter(self._by_key())
+
+    def __len__(self) -> int:
+        return self.data.num_rows
+
+    def batch(self, table: str) -> pa.RecordBatch:
+        """The rows as an event-shaped batch (``table``, ``op`` insert, ``key``, ``after``)."""
+        n = self.data.num_rows
+        cols = {name: plain_views(self.data.column(name)) for name in self.data.column_names}
+        after = pa.StructArray.from_arrays(list(cols.values()), names=list(cols)) if cols else pa.nulls(n)
+        key = pa.StructArray.from_arrays([cols[k] for k in self.key_columns], names=list(self.key_columns))
+        return pa.RecordBatch.from_arrays(
+            [pa.array([table] * n, pa.string()), pa.array(["insert"] * n, pa.string()), key, pa.nulls(n), after],
+            names=["table", "op", "key", "before", "after"])
+
+
 class RowLog(Sequence):
     """Rows kept as parts — lists of Python rows and Arrow batches — in order.
 
@@ -726,6 +811,12 @@ def _raw_comparable(t: pa.DataType) -> bool:
             or pa.types.is_null(t))
 
 
+def _same_field_types(a: pa.DataType, b: pa.DataType) -> bool:
+    """Two struct types with the same field names and types in one order (nullability aside)."""
+    return a.num_fields == b.num_fields and all(x.name == y.name and x.type == y.type
+                                                for x, y in zip(a, b, strict=True))
+
+
 def _same_raw(a: Any, b: Any, n: int) -> pl.Series | None:
     """``same_images`` of two struct columns of one type, on their stored values (floats: NaN
     equal to NaN, -0.0 to 0.0); None when the types differ or one needs its native form."""
@@ -733,7 +824,7 @@ def _same_raw(a: Any, b: Any, n: int) -> pl.Series | None:
         a = a.combine_chunks()
     if isinstance(b, pa.ChunkedArray):
         b = b.combine_chunks()
-    if a.type != b.type or any(f.metadata for f in a.type) \
+    if not _same_field_types(a.type, b.type) or any(f.metadata for f in (*a.type, *b.type)) \
             or not all(_raw_comparable(f.type) for f in a.type):
         return None
     eqs = []

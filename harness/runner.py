@@ -10,7 +10,7 @@ measurements.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,7 +69,8 @@ class RunOutcome:
     engine's final state, and timings (``recovery_s``: None when the capture never completed)."""
 
     ledger: Ledger
-    events: list
+    #: the capture loop's ``RowLog`` (``ChangeEvent`` lists and Arrow event batches, in receipt order)
+    events: Sequence
     delivery: DeliveryRecord
     final_state: dict
     write_s: float

@@ -1,5 +1,5 @@
-"""Checker cost: ``check`` and ``encode_history`` (columnar: keys as canonical strings, images as
-hashes of native values) on a large correct history of Python rows, and end to end on Arrow batches.
+"""Checker cost: ``check`` and encoding (columnar: keys as canonical strings, images as hashes of
+native values) on a large correct history of Python rows, and end to end on Arrow batches.
 
 ``pytest suites/ -k checker --benchmark-only`` runs the 1,000,000-event size; a normal run uses a
 50,000-event smoke size so the test suite stays fast. Building the history is not timed.
@@ -27,7 +27,14 @@ def big_history(request: pytest.FixtureRequest) -> History:
 
 @pytest.fixture(scope="module")
 def encoded(big_history: History) -> EncodedHistory:
-    return encode_history(big_history.ledger, big_history.events)
+    return _encoded(big_history)
+
+
+def _encoded(h: History) -> EncodedHistory:
+    """The history encoded into its frames (``encode_history`` encodes on demand: forced here)."""
+    enc = encode_history(h.ledger, h.events)
+    assert enc.ledger.height and enc.events.height
+    return enc
 
 
 def _rate(benchmark, events: int, seconds: float) -> None:
@@ -48,12 +55,11 @@ def test_checker_1m_events(benchmark, encoded: EncodedHistory) -> None:
 
 @pytest.mark.benchmark(group="checker")
 def test_checker_encode_history(benchmark, big_history: History) -> None:
-    """Time ``encode_history`` (ledger + events of Python rows, column by column) on the same history."""
-    enc = benchmark.pedantic(encode_history, args=(big_history.ledger, big_history.events), rounds=1,
-                             iterations=1, warmup_rounds=0)
+    """Time encoding the ledger and events of Python rows into frames, column by column, on the
+    same history."""
+    enc = benchmark.pedantic(_encoded, args=(big_history,), rounds=1, iterations=1, warmup_rounds=0)
     assert enc.events.height == len(big_history.events)
-    seconds = benchmark.stats.stats.min if benchmark.stats else _time(
-        lambda: encode_history(big_history.ledger, big_history.events))
+    seconds = benchmark.stats.stats.min if benchmark.stats else _time(lambda: _encoded(big_history))
     _rate(benchmark, enc.events.height, seconds)
     benchmark.extra_info["rows_encoded"] = enc.events.height + enc.ledger.height
 
@@ -112,35 +118,51 @@ def _interleave(a, b):
 
 
 @pytest.mark.benchmark(group="checker")
-@pytest.mark.parametrize("size", [1_000_000, 10_000_000], ids=["1m", "10m"])
-def test_checker_end_to_end_arrow(benchmark, size: int, request: pytest.FixtureRequest) -> None:
+@pytest.mark.parametrize(("size", "in_order"), [(1_000_000, True), (10_000_000, True), (1_000_000, False)],
+                         ids=["1m", "10m", "1m-unaligned"])
+def test_checker_end_to_end_arrow(benchmark, size: int, in_order: bool, request: pytest.FixtureRequest) -> None:
     """Encode + check of an Arrow-staged history (ledger batches + event batches), end to end.
 
-    extra_info: encode_s, check_s, events_per_s (encode + check), peak_rss_gb (the process's
-    peak, history building included) and load_1m (the machine's load average: figures from a
-    shared machine are only comparable at a like load). A normal run uses 20,000 events.
+    In order, every event equals the committed change of its rank: the checker's aligned path
+    (``harness.aligned``). ``unaligned``: each batch's events in reverse order (still correct:
+    one transaction, distinct keys), which takes the general path (hashes, join, confirmation).
+    ``encode_history`` encodes on demand: the frames the general path needs are built, and
+    timed, inside ``check``.
+    extra_info: encode_s, check_s, events_per_s (encode + check), cpu_s (the process's CPU
+    seconds over both, every thread's: on a loaded machine wall time stretches), peak_rss_gb (the process's
+    peak, history building included), load_1m (the machine's load average: figures from a
+    shared machine are only comparable at a like load) and path. A normal run uses 20,000 events.
     """
     import os
     import resource
 
+    from harness.aligned import aligned
+
     if not request.config.getoption("benchmark_only", default=False):
         size = 20_000
     ledger, batches = arrow_history(size)
+    if not in_order:
+        batches = [b.take(list(range(b.num_rows - 1, -1, -1))) for b in batches]
     timings: dict[str, float] = {}
 
     def run():
+        timings["cpu0"] = time.process_time()
         t = time.perf_counter()
         h = encode_history(ledger, batches)
         timings["encode_s"] = time.perf_counter() - t
         t = time.perf_counter()
         v = check(h, FULL)
         timings["check_s"] = time.perf_counter() - t
+        timings["cpu_s"] = time.process_time() - timings["cpu0"]
         return v
 
     verdict = benchmark.pedantic(run, rounds=1, iterations=1, warmup_rounds=0)
+    h = encode_history(ledger, batches)
+    path = "aligned" if aligned(h.llog, h.elog, FULL) is not None else "general"
     assert verdict.passed, verdict.summary()
     total = timings["encode_s"] + timings["check_s"]
     benchmark.extra_info.update(events=size, encode_s=round(timings["encode_s"], 3),
                                 check_s=round(timings["check_s"], 3), events_per_s=round(size / total),
+                                cpu_s=round(timings["cpu_s"], 3),
                                 peak_rss_gb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 3),
-                                load_1m=round(os.getloadavg()[0], 2))
+                                load_1m=round(os.getloadavg()[0], 2), path=path)

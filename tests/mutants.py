@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from harness.capabilities import Capabilities
+from harness.columnar import events_of
 from harness.events import ChangeEvent, Position
 
 #: fault class -> the one anomaly the checker must report for it
@@ -203,7 +204,7 @@ class Mutant:
         return self._held is None and inner is not None and inner()
 
     def poll(self, max_events: int, timeout_s: float) -> list[ChangeEvent]:
-        got = self.inner.poll(max_events, timeout_s)
+        got = events_of(self.inner.poll(max_events, timeout_s))  # rewritten one by one
         if got:
             self._last = got[-1].position
             self._quiet_since = None

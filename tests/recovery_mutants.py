@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from harness.columnar import events_of
 from harness.events import ChangeEvent, Position
 
 #: recovery fault -> the verdict's anomaly kinds (empty: the run must pass)
@@ -53,7 +54,7 @@ class RecoveryMutant:
             self._pending = list(self.store.get("acked_events", []))
 
     def poll(self, max_events: int, timeout_s: float) -> list[ChangeEvent]:
-        got = self.inner.poll(max_events, timeout_s)
+        got = events_of(self.inner.poll(max_events, timeout_s))  # rewritten one by one
         if self.fault == "repeat":
             out = []
             for e in got:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 
 from harness.approach import BaseApproach
+from harness.approaches.delta_cdf_arrow import META, cdf_batch, in_position_order
 from harness.capabilities import Capabilities
 from harness.context import RunContext
 from harness.events import ChangeEvent, Position
-
-META = ("_change_type", "_commit_version", "_commit_timestamp")
 
 
 class DeltaCdf(BaseApproach):
@@ -29,6 +28,8 @@ class DeltaCdf(BaseApproach):
 
     name = "delta-cdf"
     family = "delta"
+    #: events as Arrow batches (the Spark readers, which decode rows of their own, say False)
+    columnar: ClassVar[bool] = True
     capabilities = Capabilities(
         before_image="full",
         updates="update",
@@ -89,39 +90,43 @@ class DeltaCdf(BaseApproach):
         """True when no table has a version this reader has not read yet."""
         return all(self._latest_version(t) < self.next_version[t] for t in self.tables)
 
-    def poll(self, max_events: int, timeout_s: float) -> list[ChangeEvent]:
-        events: list[ChangeEvent] = []
+    def poll(self, max_events: int, timeout_s: float) -> list[Any]:
+        """Events in position order: Arrow batches (``delta_cdf_arrow``) where the CDF rows allow
+        it, ``ChangeEvent`` otherwise (and always when ``columnar`` is False)."""
+        parts: list[Any] = []
         for idx, table in enumerate(self.tables):
             latest = self._latest_version(table)
             start = self.next_version[table]
             if latest < start:
                 continue
-            events.extend(self._read(idx, table, start, latest))
+            parts.extend(self._read(idx, table, start, latest))
             self.next_version[table] = latest + 1
-        if not events:
+        out = in_position_order(parts, self.resume_from)
+        if not out:
             time.sleep(min(timeout_s, 0.05))
-            return []
-        events.sort(key=lambda e: e.position)
-        if self.resume_from is not None:
-            events = [e for e in events if e.position > self.resume_from]
-        return events
+        return out
 
-    def _read(self, idx: int, table: str, start: int, end: int) -> list[ChangeEvent]:
+    def _read(self, idx: int, table: str, start: int, end: int) -> list[Any]:
         from deltalake import DeltaTable
 
         path = self.paths[table]
         if DeltaTable(path, version=start).schema() == self.handles[table].schema():
             return self._decode(idx, table, self.handles[table].load_cdf(start, end))
-        out: list[ChangeEvent] = []
+        out: list[Any] = []
         for v in range(start, end + 1):  # a DDL lies in the range: read each version as of itself
             out.extend(self._decode(idx, table, DeltaTable(path, version=v).load_cdf(v, v)))
         return out
 
-    def _decode(self, idx: int, table: str, reader: Any) -> list[ChangeEvent]:
+    def _decode(self, idx: int, table: str, reader: Any) -> list[Any]:
+        """One read's events: ``[batch]`` (columnar) or ``ChangeEvent`` objects."""
         data = pa.table(reader)
         captured_at = time.time_ns()
         if data.num_rows == 0:
             return []
+        if self.columnar:
+            batch = cdf_batch(data, table, idx, self.keys[table], captured_at)
+            if batch is not None:
+                return [batch]
         cols = [c for c in data.column_names if c not in META]
         rows = data.select(cols).to_pylist()
         kinds = data.column("_change_type").to_pylist()

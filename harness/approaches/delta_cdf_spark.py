@@ -28,6 +28,7 @@ class DeltaCdfSpark(DeltaCdf):
     """
 
     name = "delta-cdf-spark"
+    columnar = False  # Spark hands rows over: decoded row by row
     family = "delta"
     roles = ("spark",)
     capabilities = Capabilities(

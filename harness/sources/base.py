@@ -152,12 +152,25 @@ class Source:
         """The key tuple of a row of ``table`` (``key_columns`` order)."""
         return tuple(row[k] for k in self.key_columns(table))
 
-    def final_state(self) -> dict[str, dict[tuple, Row]]:
-        """The engine's rows now, by key — what a replay of the captured events must give."""
-        out: dict[str, dict[tuple, Row]] = {}
+    def final_state(self) -> dict[str, Mapping[tuple, Row]]:
+        """The engine's rows now, by key — what a replay of the captured events must give. A
+        table with a primary key that the source reads as Arrow (``read_arrow``) stays Arrow
+        (``harness.columnar.ArrowRows``, a mapping built on first lookup)."""
+        from harness.columnar import ArrowRows
+
+        out: dict[str, Mapping[tuple, Row]] = {}
         for name, spec in self.specs.items():
-            out[name] = {self.key_of(name, r): dict(r) for r in self.read_table(spec)}
+            data = self.read_arrow(spec) if spec.key else None
+            if data is not None:
+                out[name] = ArrowRows(data, self.key_columns(name))
+            else:
+                out[name] = {self.key_of(name, r): dict(r) for r in self.read_table(spec)}
         return out
+
+    def read_arrow(self, spec: TableSpec) -> Any:
+        """The table's rows as a ``pyarrow.Table`` (columns named as the spec's), or None when the
+        source reads rows only (the default)."""
+        return None
 
     # -- internals ----------------------------------------------------------------------------
     def _apply_txn(self, steps: Iterable[Any], commit: bool) -> None:
@@ -191,13 +204,22 @@ class Source:
             by_table.setdefault(ch.table, []).append(ch)
         for table, group in by_table.items():
             txid = self.ledger.begin()
-            for ch in group:
-                self.ledger.stage(txid, ch.table, ch.op, ch.key, ch.before, ch.after, ch.old_key)
+            batch = self.changes_batch(table, group)
+            if batch is not None:  # a bulk commit: one Arrow batch, no Python object per change
+                self.ledger.stage_batch(txid, batch)
+            else:
+                for ch in group:
+                    self.ledger.stage(txid, ch.table, ch.op, ch.key, ch.before, ch.after, ch.old_key)
             times = self.commit_table(table, group, commit)
             if commit and times is not None:
                 self.ledger.commit(txid, *times)
             else:
                 self.ledger.rollback(txid)
+
+    def changes_batch(self, table: str, changes: list[RowChange]) -> Any:
+        """Table formats: one commit's changes as an Arrow ledger batch, or None to stage them
+        row by row (the default; ``arrow_types.changes_batch`` for sources with Arrow types)."""
+        return None
 
     def commit_table(self, table: str, changes: list[RowChange], commit: bool) -> tuple[int, int] | None:
         """Table formats: write one table's net changes as one commit (``commit=False``: a

@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow as pa
 
 from harness.errors import MissingDependency, Unsupported
-from harness.sources.arrow_types import ARROW_TYPES, arrow_field, arrow_schema, rows_to_table
+from harness.sources.arrow_types import ARROW_TYPES, arrow_field, arrow_schema, changes_batch, rows_to_table
 from harness.sources.base import Row, RowChange, Source, now_ns
 from harness.steps import AddColumn, TableSpec
 
@@ -61,6 +61,9 @@ class DeltaSource(Source):
                           partition_by=list(spec.partition_by) or None,
                           configuration={"delta.enableChangeDataFeed": "true"})
 
+    def changes_batch(self, table: str, changes: list[RowChange]) -> pa.RecordBatch | None:
+        return changes_batch(self.specs[table], self.key_columns(table), changes)
+
     def commit_table(self, table: str, changes: list[RowChange], commit: bool) -> tuple[int, int] | None:
         spec = self.specs[table]
         if not commit:
@@ -105,7 +108,10 @@ class DeltaSource(Source):
         return issued, now_ns()
 
     def read_table(self, spec: TableSpec) -> Iterable[Row]:
-        return pa.table(DeltaTable(self.path(spec.name)).to_pyarrow_table()).to_pylist()
+        return self.read_arrow(spec).to_pylist()
+
+    def read_arrow(self, spec: TableSpec) -> pa.Table:
+        return pa.table(DeltaTable(self.path(spec.name)).to_pyarrow_table())
 
     def compact(self, table: str) -> int:
         """delta-rs ``optimize.compact()``: a commit with ``dataChange=false`` files."""

@@ -52,5 +52,8 @@ class SparkDeltaSource(DeltaSource):
         """``OPTIMIZE``: the small files rewritten into one (a ``dataChange=false`` commit)."""
         return int(self.writer.spark.sql(f"OPTIMIZE {self.target(table)}").collect()[0]["metrics"]["numFilesRemoved"])
 
+    def read_arrow(self, spec: TableSpec) -> None:
+        return None  # the final state is read through Spark (read_table)
+
     def read_table(self, spec: TableSpec) -> Iterable[Row]:
         return self.writer.read(self.target(spec.name), spec)

@@ -1,0 +1,208 @@
+"""The checker's fast path: a capture equal to the ledger row by row, confirmed on Arrow values.
+
+When every committed change and every captured event are Arrow rows (``LedgerBatch`` parts and
+event batches), as many events as committed changes, and the n-th event equals the n-th change
+in table, op, key, old key and images (compared on their values, column by column: the same
+equality the hash matching confirms its candidates with, ``harness.columnar.same_images``),
+then the exact matching pairs row n with row n and nothing is lost, duplicated, phantom,
+reordered or mismatched. No hash, key string or join is computed for it. Anything else — a
+Python row, a DDL, a truncate, a split update, a column type that cannot be compared on its
+values, a single differing row — returns None, and the checker takes its general path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from harness.capabilities import Capabilities
+from harness.columnar import RowLog, same_images
+
+
+@dataclass
+class Aligned:
+    """Row n of the ledger matched to event n, for all ``n`` rows: per pair the ledger txid,
+    the event's commit identity ``etx``, and the times lag is computed from."""
+
+    n: int
+    txid: np.ndarray
+    etx: pl.Series
+    issued_at: np.ndarray
+    captured_at: np.ndarray
+
+
+def aligned(llog: RowLog, elog: RowLog, caps: Capabilities) -> Aligned | None:
+    """The row-by-row match of ``llog``'s committed changes and ``elog``'s events, or None
+    (see the module docstring)."""
+    lparts = [p for p in llog.parts if not getattr(p, "rolled_back", False)]
+    if not all(hasattr(p, "data") and hasattr(p, "txid") for p in llog.parts):
+        return None
+    if not all(isinstance(p, (pa.RecordBatch, pa.Table)) for p in elog.parts):
+        return None
+    n = sum(len(p) for p in lparts)
+    if n == 0 or n != len(elog):
+        return None
+    ltables = _groups([p.data for p in lparts])
+    etables = _groups(elog.parts)
+    if ltables is None or etables is None:
+        return None
+    for lt, lo, et, eo, m in _ranges(ltables, etables):
+        if not _same_rows(lt.slice(lo, m), et.slice(eo, m), m, caps):
+            return None
+    sizes = [len(p) for p in lparts]
+    etx = _etx(etables)
+    captured = [pc.fill_null(t.column("captured_at").cast(pa.int64()), 0).to_numpy()
+                if "captured_at" in t.schema.names
+                else np.zeros(t.num_rows, dtype=np.int64) for t in etables]
+    return Aligned(n, np.repeat(np.asarray([p.txid for p in lparts], dtype=np.int64), sizes), etx,
+                   np.repeat(np.asarray([p.commit_issued_at for p in lparts], dtype=np.int64), sizes),
+                   np.concatenate(captured).astype(np.int64) if captured else np.zeros(0, np.int64))
+
+
+def _groups(parts: list[Any]) -> list[pa.Table] | None:
+    """Consecutive parts of one schema as one table each (None: a part holds no ``op`` column)."""
+    out: list[pa.Table] = []
+    run: list[pa.RecordBatch] = []
+    for part in parts:
+        if "op" not in part.schema.names:
+            return None
+        batches = part.to_batches() if isinstance(part, pa.Table) else [part]
+        if run and part.schema != run[0].schema:
+            out.append(pa.Table.from_batches(run))
+            run = []
+        run.extend(b for b in batches if b.num_rows)
+    if run:
+        out.append(pa.Table.from_batches(run))
+    return out
+
+
+def _ranges(a: list[pa.Table], b: list[pa.Table]) -> Iterator[tuple[pa.Table, int, pa.Table, int, int]]:
+    """Walk two equally long sequences of tables together: (table of a, offset, table of b,
+    offset, rows) for each stretch lying in one table on both sides."""
+    i = j = ia = jb = 0
+    while i < len(a) and j < len(b):
+        m = min(a[i].num_rows - ia, b[j].num_rows - jb)
+        yield a[i], ia, b[j], jb, m
+        ia += m
+        jb += m
+        if ia == a[i].num_rows:
+            i, ia = i + 1, 0
+        if jb == b[j].num_rows:
+            j, jb = j + 1, 0
+
+
+def _same_rows(lt: pa.Table, et: pa.Table, m: int, caps: Capabilities) -> bool:
+    """Whether every row of the ledger stretch ``lt`` equals the event row beside it in ``et``."""
+    ops = lt.column("op")
+    if not _same_strings(ops, et.column("op")) or not _same_strings(lt.column("table"), et.column("table")):
+        return False
+    if pc.any(pc.is_in(ops, pa.array(["ddl", "truncate"]))).as_py():
+        return False  # DDL and truncates take the general path (projection, whole-table replay)
+    updates = pc.any(pc.equal(ops, "update")).as_py()
+    old_l, old_e = _column(lt, "old_key"), _column(et, "old_key")
+    if updates and caps.splits_updates and (caps.updates == "delete+insert" or old_l is not None):
+        return False  # the ledger view splits these updates
+    if caps.before_image == "key" and (updates or pc.any(pc.equal(ops, "delete")).as_py()):
+        return False  # partial before images are checked value by value on the general path
+    if not _same_keys(_column(lt, "key"), _column(et, "key"), m) or not _same_keys(old_l, old_e, m):
+        return False
+    sides = ("before", "after") if caps.before_image == "full" else ("after",)
+    return all(_same_structs(_column(lt, side), _column(et, side), m, by_name=True) for side in sides)
+
+
+def _column(t: pa.Table, name: str) -> pa.ChunkedArray | None:
+    """A column, None when absent or NULL on every row (no image, no old key)."""
+    if name not in t.schema.names:
+        return None
+    col = t.column(name)
+    return None if col.null_count == len(col) else col
+
+
+def _same_strings(a: pa.ChunkedArray, b: pa.ChunkedArray) -> bool:
+    if a.type != b.type:
+        a, b = a.cast(pa.large_string()), b.cast(pa.large_string())
+    if a.null_count or b.null_count:
+        return False
+    return bool(pc.all(pc.equal(a, b)).as_py())
+
+
+def _same_keys(a: pa.ChunkedArray | None, b: pa.ChunkedArray | None, m: int) -> bool:
+    """Keys compare in key order, whatever their columns' names: both sides must name them alike."""
+    if a is None or b is None:
+        return a is None and b is None
+    if [f.name for f in a.type] != [f.name for f in b.type]:
+        return False
+    return _same_structs(a, b, m, by_name=False)
+
+
+def _same_structs(a: pa.ChunkedArray | None, b: pa.ChunkedArray | None, m: int, by_name: bool) -> bool:
+    """Whether two struct columns hold equal values on every row (NULL rows alike). Same types:
+    Arrow's equality per field (field metadata such as JSON's included in the type), which
+    implies equal canonical tokens (NaN equal to NaN; a value
+    it cannot compare, or a difference it cannot judge, gives False: the general path decides).
+    Other types: ``same_images`` on native forms."""
+    if a is None or b is None:
+        return a is None and b is None
+    if not _same_fields(a.type, b.type):
+        if not by_name:
+            return False
+        same = same_images(a, b, m)
+        return same is not None and bool(same.all())
+    null_a = pc.is_null(a)
+    if (a.null_count or b.null_count) and not pc.all(pc.equal(null_a, pc.is_null(b))).as_py():
+        return False
+    for i in range(a.type.num_fields):
+        x, y = pc.struct_field(a, [i]), pc.struct_field(b, [i])
+        try:
+            eq = pc.equal(x, y)
+        except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+            return False
+        if eq.null_count:
+            eq = pc.or_kleene(eq, pc.and_(pc.is_null(x), pc.is_null(y)))
+        if pa.types.is_floating(x.type) and not pc.all(eq).as_py():
+            eq = pc.or_kleene(eq, pc.and_kleene(pc.is_nan(x), pc.is_nan(y)))
+        if a.null_count:
+            eq = pc.or_kleene(eq, null_a)
+        if not pc.all(pc.fill_null(eq, False)).as_py():
+            return False
+    return True
+
+
+def _same_fields(a: pa.StructType, b: pa.StructType) -> bool:
+    """Same field names, types and metadata, in one order (whether a field may be NULL aside)."""
+    return a.num_fields == b.num_fields and all(
+        x.name == y.name and x.type.equals(y.type, check_metadata=True) and x.metadata == y.metadata
+        for x, y in zip(a, b, strict=True))
+
+
+def _etx(tables: list[pa.Table]) -> pl.Series:
+    """Each event's commit identity (``txid``): its values when every table has one integer or
+    string type and no NULL, else ``repr`` strings as the general path has them."""
+    from harness.columnar import values_repr
+
+    cols = [t.column("txid") if "txid" in t.schema.names else None for t in tables]
+    types = {c.type for c in cols if c is not None}
+    if None not in cols and len(types) == 1 and not any(c.null_count for c in cols):
+        t = types.pop()
+        if pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_large_string(t):
+            s = pl.from_arrow(pa.chunked_array([ch for c in cols for ch in c.chunks], t))
+            assert isinstance(s, pl.Series)
+            return s.cast(pl.String) if s.dtype != pl.Int64 and s.dtype != pl.String else s
+    return pl.concat([values_repr(c, t.num_rows) for c, t in zip(cols, tables, strict=True)])
+
+
+def torn(fast: Aligned) -> bool:
+    """Whether some transaction's events do not share one commit identity (its changes are
+    contiguous on both sides: the ledger keeps a transaction's changes together)."""
+    if fast.n < 2:
+        return False
+    same_tx = fast.txid[1:] == fast.txid[:-1]
+    etx = fast.etx
+    changed = etx.slice(1).ne_missing(etx.slice(0, fast.n - 1)).to_numpy()
+    return bool((same_tx & changed).any())
