@@ -8,7 +8,11 @@ What core leaves out is only a variant axis whose other values run beside it:
   reader interop with the scenario that matters most for it), not every scenario;
 - Debezium's fault scenarios under ``replica_identity=default`` (they run under ``full``, with
   both deliveries; the other scenarios run under both identities), and ``reader-crash`` (a crash of
-  the consumer, which the source's delivery mode does not change) with ``delivery=exactly-once``.
+  the consumer, which the source's delivery mode does not change) with ``delivery=exactly-once``;
+- the Spark sink of the pipeline (``pg-kafka-iceberg-spark``): two smoke cells with the
+  exactly-once sink (``CORE_SPARK_SINK``: the plain path and a crash after the Iceberg commit); its
+  other scenarios and sink modes are ``pg-kafka-iceberg``'s, which runs them all, with the same
+  sink steps and another writer.
 
 Light engines (PostgreSQL, MariaDB, delta-rs, pyiceberg) always run every cell.
 """
@@ -28,11 +32,18 @@ CORE_SPARK_WRITTEN = {
     "iceberg-snapshot-diff": "schema-rename",  # pyiceberg reads Spark's rename
 }
 
+#: the pipeline with the Spark sink: the cells core breadth keeps (every sink step is shared with
+#: pg-kafka-iceberg; these two run Spark's transport and MERGE, and its resume from the table)
+CORE_SPARK_SINK = frozenset({"crud", "sink-crash-after-commit"})
+
 
 def in_breadth(breadth: str, approach: str, scenario: str, settings: dict[str, Any], heavy: bool) -> bool:
     """True when the cell runs at ``breadth`` (``all`` keeps everything; so does any light cell)."""
     if breadth == "all" or not heavy:
         return True
+    if approach == "pg-kafka-iceberg-spark":
+        return (scenario in CORE_SPARK_SINK and settings.get("sink") == "exactly-once"
+                and not settings.get("sink_drop"))
     if settings.get("writer") == "spark":
         return CORE_SPARK_WRITTEN.get(approach) == scenario and settings.get("write_mode") != "merge-on-read"
     if scenario == "reader-crash" and settings.get("delivery") == "exactly-once":
