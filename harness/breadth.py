@@ -10,7 +10,12 @@ What core leaves out is only a variant axis whose other values run beside it:
   both deliveries; the other scenarios run under both identities), and ``reader-crash`` (a crash of
   the consumer, which the source's delivery mode does not change) with ``delivery=exactly-once``;
 - the table-shape and large-transaction scenarios (``LIGHT_FIRST``) on heavy engines, and the key
-  scenarios on Spark: they run on every light engine, and on the heavy ones in ``all`` breadth.
+  scenarios on Spark: they run on every light engine, and on the heavy ones in ``all`` breadth;
+- the Spark sink of the pipeline (``pg-kafka-iceberg-spark``): one smoke cell with the
+  exactly-once sink (``CORE_SPARK_SINK``: a crash after the Iceberg commit, the plain path before
+  and after it; its cold start, the first Kafka micro-batch and MERGE, costs ~2 minutes); its
+  other scenarios and sink modes are ``pg-kafka-iceberg``'s, which runs them all, with the same
+  sink steps and another writer.
 
 Light engines (PostgreSQL, MariaDB, delta-rs, pyiceberg) always run every cell.
 """
@@ -35,6 +40,10 @@ LIGHT_FIRST = frozenset({"partitioned", "generated-columns", "no-key", "large-tx
 #: scenarios Spark cells run in ``all`` breadth only (key changes and composite keys)
 KEY_SCENARIOS = frozenset({"pk-update", "composite-key"})
 
+#: the pipeline with the Spark sink: the cells core breadth keeps (every sink step is shared with
+#: pg-kafka-iceberg; this one runs Spark's transport and MERGE, a crash and the resume from the table)
+CORE_SPARK_SINK = frozenset({"sink-crash-after-commit"})
+
 
 def in_breadth(breadth: str, approach: str, scenario: str, settings: dict[str, Any], heavy: bool,
                roles: Iterable[str] = ()) -> bool:
@@ -42,6 +51,9 @@ def in_breadth(breadth: str, approach: str, scenario: str, settings: dict[str, A
     ``roles``: the case's engine roles."""
     if breadth == "all" or not heavy:
         return True
+    if approach == "pg-kafka-iceberg-spark":
+        return (scenario in CORE_SPARK_SINK and settings.get("sink") == "exactly-once"
+                and not settings.get("sink_drop"))
     if scenario in LIGHT_FIRST or (scenario in KEY_SCENARIOS and "spark" in set(roles)):
         return False
     if settings.get("writer") == "spark":

@@ -141,7 +141,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def _group(case: Any) -> tuple[Any, ...]:
     """xdist: the cases on heavy engines (one JVM per engine and worker) form groups, so that
     under ``--dist loadgroup`` a single worker starts those engines: Kafka + Connect cases in
-    ``heavy-engines``, Spark-only cases in ``spark-engine`` (the two groups may run side by side)."""
+    ``heavy-engines``, Spark-only cases in ``spark-engine`` (the two groups may run side by side).
+    A case on Kafka/Connect *and* Spark (``pg-kafka-iceberg-spark``) goes with Kafka's: one Spark
+    JVM more on that worker, instead of a broker and a Connect worker more on the Spark one."""
     heavy = set(case.roles) & HEAVY_ROLES
     if not heavy:
         return ()

@@ -196,21 +196,22 @@ def known_finding(approach: str, scenario: str,
     return FINDINGS.get((approach, scenario, tuple(settings)))
 
 
-#: pg-kafka-iceberg's naive sinks (known-bad references beside the exactly-once sink)
+#: the pipelines' naive sinks (known-bad references beside the exactly-once sink)
 _PIPE = (("connector", "tuned"), ("delivery", "at-least-once"), ("replica_identity", "full"))
-FINDINGS[("pg-kafka-iceberg", "sink-crash-after-commit", (*_PIPE, ("sink", "offsets-after")))] = (
-    frozenset({"duplicate"}),
-    "pitfall 10 (the window pitfall 9 describes, seen from the other side): the naive sink commits the consumer "
-    "group's offset after its Iceberg commit; killed between the two, it restarts from the old offset and applies "
-    "the batch again (its second commit records the same source changes; the rows come out the same only because "
-    "an upsert by key is idempotent). None with the offsets in the Iceberg commit",
-)
-FINDINGS[("pg-kafka-iceberg", "sink-crash-before-commit", (*_PIPE, ("sink", "offsets-before")))] = (
-    frozenset({"lost"}),
-    "pitfall 9: the naive sink commits the consumer group's offset before its Iceberg commit; killed between the "
-    "two, it restarts after a batch it never wrote: the batch's changes are lost (airbyte #12821, risingwave "
-    "#14060). None with the offsets in the Iceberg commit",
-)
+for _pipeline in ("pg-kafka-iceberg", "pg-kafka-iceberg-spark"):  # the same sink steps, two writers
+    FINDINGS[(_pipeline, "sink-crash-after-commit", (*_PIPE, ("sink", "offsets-after")))] = (
+        frozenset({"duplicate"}),
+        "pitfall 10 (the window pitfall 9 describes, seen from the other side): the naive sink commits the consumer "
+        "group's offset after its Iceberg commit; killed between the two, it restarts from the old offset and "
+        "applies the batch again (its second commit records the same source changes; the rows come out the same "
+        "only because an upsert by key is idempotent). None with the offsets in the Iceberg commit",
+    )
+    FINDINGS[(_pipeline, "sink-crash-before-commit", (*_PIPE, ("sink", "offsets-before")))] = (
+        frozenset({"lost"}),
+        "pitfall 9: the naive sink commits the consumer group's offset before its Iceberg commit; killed between the "
+        "two, it restarts after a batch it never wrote: the batch's changes are lost (airbyte #12821, risingwave "
+        "#14060). None with the offsets in the Iceberg commit",
+    )
 
 
 #: Spark's changelog view on tables pyiceberg wrote (the interop matrix: pyiceberg writer × Spark reader)

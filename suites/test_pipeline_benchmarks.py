@@ -5,9 +5,11 @@ Connect worker, warmed by its ``warm`` fixture: ``CDC_KAFKA_BENCH_WARM`` inserts
 connector first) and a fresh Iceberg warehouse and sink per test. Figures go to
 ``benchmark.extra_info`` (``pytest suites/test_pipeline_benchmarks.py --benchmark-only``):
 
-- ``test_pipeline_lag``: ``CDC_PIPE_BENCH_RATE`` one-row commits/s (default 1000) offered open
-  loop for ``CDC_PIPE_BENCH_SECONDS`` (default 10) by four writer processes, with a
-  ``CDC_PIPE_BENCH_BATCH_S`` (default 1.0) sink batch interval. Per change: end to end (commit
+- ``test_pipeline_lag[pyiceberg|spark]``: ``CDC_PIPE_BENCH_RATE`` one-row commits/s (default 1000)
+  offered open loop for ``CDC_PIPE_BENCH_SECONDS`` (default 10) by four writer processes, with a
+  ``CDC_PIPE_BENCH_BATCH_S`` (default 1.0) sink batch interval, for each sink: pyiceberg
+  (``pg-kafka-iceberg``) and Spark (``pg-kafka-iceberg-spark``; its session warmed first with two
+  MERGEs on a throwaway table, so the JVM's first MERGE is not in the figures). Per change: end to end (commit
   issued → the Iceberg commit that made it visible, done), and the hops: commit issued → source
   commit time (PostgreSQL), source commit → Kafka record (Debezium + Connect), Kafka record →
   Iceberg commit done (the sink: waiting for its batch, then writing). p50/p95/p99 of each and
@@ -26,6 +28,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,22 +57,52 @@ def _benchmark_only(request: pytest.FixtureRequest) -> None:
 SPEC = TableSpec("t", (Column("id", "bigint", nullable=False), Column("name", "text"), Column("qty", "int")))
 
 
-def _pipeline(pg: Any, engines: Any, name: str, tmp_path: Path) -> tuple[Any, Any, RunContext, str]:
-    """A started pg-kafka-iceberg approach on the module's engines, a fresh warehouse and sink."""
+@pytest.fixture(scope="module")
+def spark_session() -> Iterator[Any]:
+    """A local Spark session for the Spark sink, warmed with two MERGEs (skipped with the fix when absent)."""
+    pytest.importorskip("pyspark", reason="fix: pip install -e '.[spark]'")
+    from containers.engine import IcebergWarehouse
+    from containers.spark import SparkEngine
+    from harness.errors import EngineUnavailable
+    from harness.pipeline.spark_apply import SparkIcebergWriter
+
+    engine = SparkEngine()
+    try:
+        engine.start()
+    except EngineUnavailable as exc:
+        pytest.skip(str(exc))
+    warehouse = IcebergWarehouse()
+    warehouse.start()
+    try:
+        writer = SparkIcebergWriter(engine, warehouse)
+        writer.ensure(SPEC)
+        for i in range(2):
+            writer.apply("t", [{"id": i, "name": "warm", "qty": i}], [], False, {"cdc.warm": str(i)})
+    finally:
+        warehouse.stop()
+    yield engine
+    engine.stop()
+
+
+def _pipeline(pg: Any, engines: Any, name: str, tmp_path: Path,
+              spark: Any = None) -> tuple[Any, Any, RunContext, str]:
+    """A started pg-kafka-iceberg approach (``pg-kafka-iceberg-spark`` when given a Spark engine) on
+    the module's engines, a fresh warehouse and sink."""
     from containers.engine import IcebergWarehouse
     from containers.sink import SinkEngine
     from harness.approaches.pg_kafka_iceberg import PgKafkaIceberg
+    from harness.approaches.pg_kafka_iceberg_spark import PgKafkaIcebergSpark
 
     warehouse, sink = IcebergWarehouse(), SinkEngine()
     warehouse.start()
     ctx = RunContext(run_id=name, worker="pbench", workdir=tmp_path, source_role="postgres",
                      engines={"postgres": pg, "kafka": engines.kafka, "connect": engines.connect,
-                              "iceberg": warehouse, "sink": sink},
+                              "iceberg": warehouse, "sink": sink, **({"spark": spark} if spark else {})},
                      settings={"connector": "tuned", "delivery": "at-least-once", "replica_identity": "full",
                                "sink": "exactly-once", "sink_batch_s": BATCH_S}, timeout_s=60)
     table = _create_table(pg, ctx)
     ctx.tables = {"t": SPEC}
-    approach = PgKafkaIceberg()
+    approach = PgKafkaIcebergSpark() if spark is not None else PgKafkaIceberg()
     approach.start(ctx)
     return approach, warehouse, ctx, table
 
@@ -79,9 +112,11 @@ def _pct(values: list[float]) -> dict:
 
 
 @pytest.mark.benchmark(group="pipeline-rate")
-def test_pipeline_lag(benchmark, pg_engine, stack, warm, tmp_path) -> None:  # noqa: F811
-    """RATE one-row commits/s offered open loop; lag per change and per hop (see the module)."""
-    approach, warehouse, ctx, table = _pipeline(pg_engine, stack, "prate", tmp_path)
+@pytest.mark.parametrize("sink_kind", ["pyiceberg", "spark"])
+def test_pipeline_lag(benchmark, pg_engine, stack, warm, tmp_path, request, sink_kind) -> None:  # noqa: F811
+    """RATE one-row commits/s offered open loop; lag per change and per hop (see the module), per sink."""
+    spark = request.getfixturevalue("spark_session") if sink_kind == "spark" else None
+    approach, warehouse, ctx, table = _pipeline(pg_engine, stack, f"prate{sink_kind}", tmp_path, spark)
     results: list = []
 
     def offer() -> None:
@@ -103,7 +138,7 @@ def test_pipeline_lag(benchmark, pg_engine, stack, warm, tmp_path) -> None:  # n
     try:
         benchmark.pedantic(offer, rounds=1, iterations=1)
         hops = approach.sink.hops
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while len({h[1] for h in hops}) < len(results) and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(BATCH_S + 0.5)
@@ -124,7 +159,8 @@ def test_pipeline_lag(benchmark, pg_engine, stack, warm, tmp_path) -> None:  # n
     sink = [first[k][2] - first[k][1] * 1_000_000 for k in issued]
     mean = sum(e2e) / len(e2e)
     benchmark.extra_info.update(
-        offered_per_s=RATE, seconds=SECONDS, writers=WRITERS, sink_batch_s=BATCH_S, changes=len(issued),
+        sink_kind=sink_kind, offered_per_s=RATE, seconds=SECONDS, writers=WRITERS, sink_batch_s=BATCH_S,
+        changes=len(issued),
         lag_ms=_pct(e2e), hop_commit_ms=_pct(pg), hop_debezium_kafka_ms=_pct(connect), hop_sink_iceberg_ms=_pct(sink),
         share_of_mean={"commit": round(sum(pg) / len(pg) / mean, 3), "debezium_kafka": round(
             sum(connect) / len(connect) / mean, 3), "sink_iceberg": round(sum(sink) / len(sink) / mean, 3)},

@@ -1,4 +1,4 @@
-"""``--cdc-heavy-cells=core``: heavy cells sampled on the interop and delivery axes only, every scenario kept."""
+"""``--cdc-heavy-cells=core``: heavy cells sampled on interop, delivery and the Spark sink, every scenario kept."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.breadth import CORE_SPARK_WRITTEN, KEY_SCENARIOS, LIGHT_FIRST, in_breadth
+from harness.breadth import CORE_SPARK_SINK, CORE_SPARK_WRITTEN, KEY_SCENARIOS, LIGHT_FIRST, in_breadth
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,6 +46,20 @@ def test_core_runs_shapes_on_light_engines_and_keys_on_debezium_only() -> None:
         assert in_breadth("all", "delta-cdf-spark", scenario, {}, heavy=True, roles=("delta", "spark"))
 
 
+def test_core_keeps_two_cells_of_the_spark_sink() -> None:
+    pipe = {"connector": "tuned", "delivery": "at-least-once", "replica_identity": "full"}
+    assert len(CORE_SPARK_SINK) <= 2
+    for scenario in CORE_SPARK_SINK:
+        assert in_breadth("core", "pg-kafka-iceberg-spark", scenario, {**pipe, "sink": "exactly-once"}, heavy=True)
+        assert not in_breadth("core", "pg-kafka-iceberg-spark", scenario, {**pipe, "sink": "offsets-after"},
+                              heavy=True)
+    assert not in_breadth("core", "pg-kafka-iceberg-spark", "crud",
+                          {**pipe, "sink": "exactly-once", "sink_drop": "price"}, heavy=True)
+    assert not in_breadth("core", "pg-kafka-iceberg-spark", "types", {**pipe, "sink": "exactly-once"}, heavy=True)
+    assert in_breadth("all", "pg-kafka-iceberg-spark", "types", {**pipe, "sink": "exactly-once"}, heavy=True)
+    assert in_breadth("core", "pg-kafka-iceberg", "types", {**pipe, "sink": "exactly-once"}, heavy=True)
+
+
 def _collected(breadth: str) -> set[str]:
     out = subprocess.run([sys.executable, "-m", "pytest", "suites/test_conformance.py", "--collect-only", "-q",
                           "-p", "no:cacheprovider", f"--cdc-heavy-cells={breadth}"],
@@ -66,12 +80,15 @@ def test_core_keeps_every_approach_and_scenario_pair_it_had_without_a_spark_writ
     assert core < every
     dropped = every - core
     faults = ("connect-crash", "broker-restart", "reader-crash", "source-restart", "net-drop")
+    spark_sink = {c for c in every if c.startswith("pg-kafka-iceberg-spark-")}
+    assert len(spark_sink & core) == len(CORE_SPARK_SINK), sorted(spark_sink & core)
     assert all("writer-spark" in cell or (cell.startswith(tuple(f"pg-debezium-{f}" for f in faults))
                                           and "replica-identity-default" in cell)
-               or ("reader-crash" in cell and "exactly-once" in cell) or _sampled_out(cell)
+               or ("reader-crash" in cell and "exactly-once" in cell) or _sampled_out(cell) or cell in spark_sink
                for cell in dropped), sorted(dropped)[:5]
 
     def pair(cell: str) -> str:  # approach-scenario without the settings suffix
         return re.sub(r"-(writer|connector|delivery|replica-identity|column-mapping|write-mode)-.*$", "", cell)
 
-    assert {pair(c) for c in every if "writer-spark" not in c and not _sampled_out(c)} <= {pair(c) for c in core}
+    kept = {pair(c) for c in every if "writer-spark" not in c and not _sampled_out(c) and c not in spark_sink}
+    assert kept <= {pair(c) for c in core}

@@ -1,4 +1,4 @@
-"""Spark's pieces that need no JVM: engine URL errors, writer selection, snapshot-schema projection."""
+"""Spark's pieces that need no JVM: engine URL errors, writers, snapshot-schema projection, the sink's progress."""
 
 from __future__ import annotations
 
@@ -66,3 +66,15 @@ def test_rows_are_projected_onto_the_schema_that_wrote_them() -> None:
     row = {"id": 1, "quantity": 5, "color": None}
     assert _project(row, current, written) == {"id": 1, "qty": 5}  # renamed back; dropped 'name' is gone
     assert _project(row, current, current) is row
+
+
+def test_the_spark_sink_reads_its_query_progress_offsets_in_either_form() -> None:
+    from harness.pipeline.spark_sink import _offsets, _Record
+
+    # the JVM's JSON, and the str(dict) pyspark 4's SourceProgress.fromJson keeps
+    assert _offsets('{"run_changes":{"0":91}}') == {"run_changes": {"0": 91}}
+    assert _offsets("{'run_changes': {'0': 91}}") == {"run_changes": {"0": 91}}
+    assert _offsets(None) == {} and _offsets("latest") == {}
+    record = _Record({"key": b"k", "value": b"v", "offset": 7, "ts": 1_700_000_000_123})
+    assert (record.error(), record.key(), record.value(), record.offset(), record.timestamp()) == (
+        None, b"k", b"v", 7, (1, 1_700_000_000_123))

@@ -17,6 +17,7 @@ BUILTIN = (
     "harness.approaches.delta_cdf_spark_stream:DeltaCdfSparkStream",
     "harness.approaches.iceberg_changelog_spark:IcebergChangelogSpark",
     "harness.approaches.pg_kafka_iceberg:PgKafkaIceberg",
+    "harness.approaches.pg_kafka_iceberg_spark:PgKafkaIcebergSpark",
 )
 
 

@@ -30,8 +30,8 @@ from harness.context import RunContext
 from harness.errors import EngineUnavailable
 from harness.events import ChangeEvent, Position
 from harness.netcommit import SinkCommit
-from harness.pipeline.apply import PREFIX, PyIcebergWriter
-from harness.pipeline.sink import MARKER_TABLE
+from harness.pipeline.apply import PREFIX, PyIcebergWriter, TableWriter
+from harness.pipeline.sink import MARKER_TABLE, IcebergSink
 from harness.steps import TableSpec
 
 #: calls of ``caught_up`` further apart than this begin a new wait (a marker of the last one is stale)
@@ -113,11 +113,8 @@ class PgKafkaIceberg(BaseApproach):
         self._probe: Any = None
 
     def start(self, ctx: RunContext, resume: bool = False) -> None:
-        from harness.pipeline.sink import IcebergSink
-
         super().start(ctx, resume)
         self.capabilities = self.capabilities_for(ctx.settings)
-        warehouse = ctx.role("iceberg")
         self.sink = ctx.role("sink")
         upstream = _Upstream()
         if not resume:
@@ -125,7 +122,7 @@ class PgKafkaIceberg(BaseApproach):
         upstream.start(ctx, resume)
         self.upstream = upstream
         if not resume:
-            writer = PyIcebergWriter(warehouse)
+            writer = self.table_writer(ctx)
             for spec in ctx.tables.values():
                 writer.ensure(TableSpec(spec.name, tuple(c for c in spec.columns if c.name not in
                                                          self.capabilities.dropped), spec.key))
@@ -137,13 +134,21 @@ class PgKafkaIceberg(BaseApproach):
             dropped = self.capabilities.dropped
 
             def incarnation(n: int) -> IcebergSink:
-                return IcebergSink(bootstrap, topic, group, PyIcebergWriter(warehouse), specs, _Upstream().to_event,
-                                   mode, batch_s, n, hops, dropped)
+                return self.new_sink(ctx, n, bootstrap, topic, group, self.table_writer(ctx), specs,
+                                     _Upstream().to_event, mode, batch_s, n, hops, dropped)
 
             self.sink.supervise(incarnation)
         reader = IcebergSnapshotDiff()
         reader.start(replace(ctx, source_role="iceberg"), resume)
         self.reader = reader
+
+    def table_writer(self, ctx: RunContext) -> TableWriter:
+        """The engine that writes the sink tables: pyiceberg on the run's warehouse."""
+        return PyIcebergWriter(ctx.role("iceberg"))
+
+    def new_sink(self, ctx: RunContext, n: int, *args: Any) -> IcebergSink:
+        """Sink incarnation ``n`` (``args``: ``IcebergSink``'s): the confluent-kafka consumer loop."""
+        return IcebergSink(*args)
 
     def poll(self, max_events: int, timeout_s: float) -> list[ChangeEvent]:
         """The sink tables' net changes of the commits not read yet; a sink incarnation that died
@@ -177,7 +182,10 @@ class PgKafkaIceberg(BaseApproach):
         if self._marker_sent >= 0 and self.sink.marker >= self._marker_sent:
             self._marker_seen = True
             self._marker_sent = -1
-        if self._marker_sent < 0 or now - self._marker_at > MARKER_RETRY_S:  # none yet, or one lost
+        if not self._marker_seen and (self._marker_sent < 0 or now - self._marker_at > MARKER_RETRY_S):
+            # none yet in this wait, or one lost; once one is through, none more: a marker behind
+            # it would move the topic's end again and a slow sink (Spark's micro-batches) would
+            # never be seen idle at it twice in a row
             self._marker_sent, self._marker_at = self._write_marker(), now
         return bool(self._marker_seen and self.sink.caught_up(self._topic_end()) and self.reader.caught_up())
 
@@ -243,7 +251,7 @@ class PgKafkaIceberg(BaseApproach):
 
     def commit_log(self, ctx: RunContext) -> list[SinkCommit]:
         """Every sink commit of the run's tables, from the records in the Iceberg snapshots."""
-        writer = PyIcebergWriter(ctx.role("iceberg"))
+        writer = self.table_writer(ctx)
         out = []
         for table in sorted(ctx.tables):
             for r in writer.records(table):

@@ -1,9 +1,9 @@
 """The sink's apply step: one atomic table commit per batch and table, the sink's record inside it.
 
 ``TableWriter`` is the seam between the sink's consumer loop (``harness.pipeline.sink``) and the
-engine that writes the table: ``PyIcebergWriter`` here (pyiceberg, embedded SQLite catalog); a
-Spark Structured Streaming writer (``foreachBatch`` + ``MERGE INTO`` with the record as commit
-properties) implements the same four methods.
+engine that writes the table: ``PyIcebergWriter`` here (pyiceberg, embedded SQLite catalog);
+``harness.pipeline.spark_apply.SparkIcebergWriter`` (one ``MERGE INTO`` with the record as commit
+properties) implements the same three methods for the Spark sink.
 """
 
 from __future__ import annotations
@@ -44,6 +44,12 @@ def stored_type(logical: str) -> str:
     return "text" if logical in AS_TEXT else logical
 
 
+def stored_spec(spec: TableSpec) -> TableSpec:
+    """The table as stored: every column with its ``stored_type``."""
+    return TableSpec(spec.name, tuple(Column(c.name, stored_type(c.type), c.nullable) for c in spec.columns),
+                     spec.key)
+
+
 class PyIcebergWriter:
     """``TableWriter`` on an ``IcebergWarehouse`` with pyiceberg: copy-on-write delete + append in
     one transaction (one metadata commit, the record in each of its snapshots' summaries)."""
@@ -54,17 +60,13 @@ class PyIcebergWriter:
         self.catalog.create_namespace_if_not_exists(warehouse.namespace)
         self.specs: dict[str, TableSpec] = {}
 
-    def _stored(self, spec: TableSpec) -> TableSpec:
-        return TableSpec(spec.name, tuple(Column(c.name, stored_type(c.type), c.nullable) for c in spec.columns),
-                         spec.key)
-
     def ensure(self, spec: TableSpec) -> None:
         from pyiceberg import types as it
         from pyiceberg.schema import Schema
 
         from harness.sources.iceberg import iceberg_type
 
-        stored = self._stored(spec)
+        stored = stored_spec(spec)
         ident = self.warehouse.identifier(spec.name)
         if not self.catalog.table_exists(ident):
             ids = [len(stored.columns)]
@@ -97,7 +99,7 @@ class PyIcebergWriter:
             elif keys:
                 tx.delete(_key_filter(spec, keys), snapshot_properties=props)
             if upserts:
-                data = rows_to_table(spec, [_stored_row(spec, r) for r in upserts])
+                data = rows_to_table(spec, [stored_row(spec, r) for r in upserts])
                 tx.append(data.cast(_arrow_schema(tbl, data)), snapshot_properties=props)
 
     def records(self, table: str) -> list[dict[str, Any]]:
@@ -120,7 +122,7 @@ def _arrow_schema(tbl: Any, data: Any) -> Any:
     return __import__("pyarrow").schema([schema.field(n) for n in data.schema.names])
 
 
-def _stored_row(spec: TableSpec, row: Mapping[str, Any]) -> dict[str, Any]:
+def stored_row(spec: TableSpec, row: Mapping[str, Any]) -> dict[str, Any]:
     """A decoded source row as stored: json as canonical JSON text, uuid as its text."""
     import json
 
@@ -141,4 +143,4 @@ def _key_filter(spec: TableSpec, keys: Sequence[tuple]) -> Any:
     return terms[0] if len(terms) == 1 else Or(*terms)
 
 
-__all__ = ["ARROW_TYPES", "PREFIX", "PyIcebergWriter", "TableWriter", "stored_type"]
+__all__ = ["ARROW_TYPES", "PREFIX", "PyIcebergWriter", "TableWriter", "stored_row", "stored_spec", "stored_type"]
