@@ -302,3 +302,19 @@ def test_image_option_is_validated(work: Work) -> None:  # noqa: F811
     """``--cdc-image`` names a family that has a Docker backend."""
     proc = run(work, "--collect-only", "-q", "--cdc-image", "spark=apache/spark")
     assert proc.returncode == 4 and "has no Docker backend" in proc.stderr, proc.stderr
+
+
+def test_properties_become_the_official_images_variables() -> None:
+    """The local backend's properties as apache/kafka's and Debezium's variables (the names each
+    image's entrypoint turns back into the same properties)."""
+    from containers.jvm_env import connect_env, kafka_env, parse_properties
+
+    props = parse_properties("# c\nnode.id=1\nlog.dirs=/tmp/k\nsome_name-x.y=a=b\n")
+    assert props == {"node.id": "1", "log.dirs": "/tmp/k", "some_name-x.y": "a=b"}
+    assert kafka_env(props) == {"KAFKA_NODE_ID": "1", "KAFKA_LOG_DIRS": "/tmp/k", "KAFKA_SOME___NAME__X_Y": "a=b"}
+    assert connect_env({"bootstrap.servers": "127.0.0.1:9", "group.id": "g", "listeners": "http://127.0.0.1:8",
+                        "exactly.once.source.support": "enabled"}) == {
+        "BOOTSTRAP_SERVERS": "127.0.0.1:9", "GROUP_ID": "g", "CONNECT_LISTENERS": "http://127.0.0.1:8",
+        "CONNECT_EXACTLY_ONCE_SOURCE_SUPPORT": "enabled"}
+    with pytest.raises(ValueError, match="no CONNECT_ variable"):
+        connect_env({"a_b": "1"})
