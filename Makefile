@@ -35,7 +35,7 @@ VENV_REDO = FORCE
 endif
 
 .PHONY: setup setup-docker venv run test test-docker bench report clean FORCE
-DOCKER_RECIPES = scripts/setup-docker.sh $(wildcard containers/images/*/*)
+DOCKER_RECIPES = scripts/setup-docker.sh $(wildcard containers/images/*/*) containers/jvm/log4j2.properties
 
 $(VENV_STAMP): pyproject.toml scripts/setup-venv.sh $(VENV_REDO)
 	PYTHON='$(PYTHON)' VENV='$(VENV)' bash scripts/setup-venv.sh
@@ -67,9 +67,11 @@ test: setup  ## the harness's own tests and the conformance suite (as CI runs th
 		$(SELECT) $(XDIST) --alluredir=allure-results --clean-alluredir
 	$(PYTEST) suites/test_conformance.py $(DOCKER_SELECT) --cdc-scale=smoke --cdc-results=$(DOCKER_RESULTS) -q
 
-test-docker: setup  ## every PostgreSQL and MariaDB binlog cell on the Docker backend (podman's service when no Docker daemon answers)
-	$(PYTEST) suites/test_conformance.py --cdc-engines=docker --cdc-approaches=pg-pgoutput,pg-wal2json,mysql-binlog \
-		--cdc-scale=$(SCALE) --cdc-results=$(DOCKER_RESULTS) $(XDIST) -q
+test-docker: setup  ## every PostgreSQL and MariaDB cell, Debezium's too (Kafka + Connect containers), on the Docker backend (podman's service when no Docker daemon answers)
+	$(PYTEST) suites/test_conformance.py --cdc-engines=docker \
+		--cdc-approaches=pg-pgoutput,pg-wal2json,mysql-binlog,pg-debezium,mariadb-debezium \
+		--cdc-scale=$(SCALE) --cdc-heavy-scale=$(HEAVY_SCALE) --cdc-heavy-cells=$(HEAVY_CELLS) \
+		--cdc-results=$(DOCKER_RESULTS) $(XDIST) -q
 
 bench: setup  ## benchmarks with figures in extra_info (compare runs with pytest-benchmark compare)
 	$(PYTEST) suites --benchmark-only --benchmark-autosave $(SELECT)

@@ -1,10 +1,10 @@
 """Kafka Connect engine: local distributed workers with the Debezium plugins (from the Maven
-jars), a testcontainers Connect image, or an external Connect REST URL.
+jars), the same workers in containers (``containers.connect_docker``), or an external Connect REST URL.
 
 All backends share :class:`ConnectEngine`: ``url`` (the REST root of the worker a run uses),
 ``register(name, config)`` (returns when the connector's task is RUNNING), ``status``,
 ``restart_connector`` and ``delete`` (REST), and ``cleanup(prefix)``. The local engine runs one
-worker per delivery mode, started on first use on the session's broker: ``at-least-once``
+worker per delivery mode (the docker engine too), started on first use on the session's broker: ``at-least-once``
 (``exactly.once.source.support=disabled``) and ``exactly-once`` (``enabled``: transactional
 source tasks, offsets committed in the same transaction). Faults: ``connect-crash`` (kill -9 the
 worker, restart it; its tasks resume from the offsets in Kafka) and ``connector-restart`` (REST).
@@ -238,12 +238,13 @@ class ConnectWorker(JvmServer):
         return answer.status_code == 200
 
 
-class LocalConnect(ConnectEngine):
-    """Local Connect workers on the session's Kafka broker, one per delivery mode, each started
-    on first use (the at-least-once one at ``start()``). The worker group and its topics are
-    named per session, so sessions sharing an external broker never collide."""
+class ModeWorkers(ConnectEngine):
+    """Connect workers on the session's Kafka broker, one per delivery mode, each started on first
+    use (the at-least-once one at ``start()``); subclasses make the worker (``new_worker``): an
+    object with ``url``, ``start``, ``kill``, ``restart``, ``running``, ``shutdown``, ``log_path``.
+    The worker groups and their topics are named per session, so sessions sharing an external
+    broker never collide."""
 
-    backend = "local"
     faults = frozenset({"connect-crash", "connector-restart"})
 
     def __init__(self, kafka: Any, group: str, start_timeout_s: float = 90.0) -> None:
@@ -251,7 +252,11 @@ class LocalConnect(ConnectEngine):
         self.kafka = kafka
         self.group = group
         self.start_timeout_s = start_timeout_s
-        self.workers: dict[str, ConnectWorker] = {}
+        self.workers: dict[str, Any] = {}
+
+    def new_worker(self, group: str, exactly_once: bool) -> Any:
+        """A worker (not started) of ``group`` with exactly-once source support or without."""
+        raise NotImplementedError
 
     def start(self) -> None:
         self.worker_url("at-least-once")
@@ -261,8 +266,7 @@ class LocalConnect(ConnectEngine):
             raise EngineMisconfigured(f"unknown delivery mode {mode!r}; valid: {', '.join(MODES)}")
         worker = self.workers.get(mode)
         if worker is None:
-            worker = ConnectWorker(self.kafka.bootstrap, f"{self.group}_{mode.replace('-', '_')}",
-                                   exactly_once=mode == "exactly-once", start_timeout_s=self.start_timeout_s)
+            worker = self.new_worker(f"{self.group}_{mode.replace('-', '_')}", exactly_once=mode == "exactly-once")
             worker.start()
             self.workers[mode] = worker
             if not self.url:
@@ -301,6 +305,16 @@ class LocalConnect(ConnectEngine):
         self.url = ""
 
 
+class LocalConnect(ModeWorkers):
+    """Local Connect workers (``ConnectWorker``: JVM processes from the jars), one per delivery mode."""
+
+    backend = "local"
+
+    def new_worker(self, group: str, exactly_once: bool) -> ConnectWorker:
+        return ConnectWorker(self.kafka.bootstrap, group, exactly_once=exactly_once,
+                             start_timeout_s=self.start_timeout_s)
+
+
 class ExternalConnect(ConnectEngine):
     """A user-given Connect REST URL (``--cdc-engine-url connect=http://…``): checked at start,
     declares no fault; ``stop()`` deletes the connectors the session created."""
@@ -332,15 +346,18 @@ class ExternalConnect(ConnectEngine):
 
 
 def engine_from_options(kafka: Any, backend: str = "auto", url: str | None = None, name_prefix: str = "cdc_",
-                        timeout_s: float = 60.0) -> ConnectEngine:
-    """The Connect engine for ``--cdc-engines`` and an optional URL, on the ``kafka`` engine."""
+                        timeout_s: float = 60.0, image: str | None = None) -> ConnectEngine:
+    """The Connect engine for ``--cdc-engines`` and an optional URL, on the ``kafka`` engine
+    (``image``: ``--cdc-image connect=NAME`` for the docker backend)."""
     if backend == "external" or (backend == "auto" and url):
         if not url:
             raise EngineMisconfigured("--cdc-engines=external needs --cdc-engine-url connect=http://host:port")
         return ExternalConnect(url, name_prefix)
     if backend == "docker":
-        raise EngineUnavailable("no Connect image is built for the docker backend yet (issue 17); fix: use "
-                                "--cdc-engines=local or --cdc-engine-url connect=http://…")
+        from containers.connect_docker import DockerConnect
+
+        return DockerConnect(kafka, group=f"{name_prefix}_connect", image=image,
+                             start_timeout_s=max(timeout_s, 60.0))
     if backend not in ("auto", "local"):
         raise EngineMisconfigured(f"unknown engine backend {backend!r}; valid: auto, local, docker, external")
     from containers import jvm

@@ -33,6 +33,8 @@ IMAGES: dict[str, tuple[str, str]] = {
     "postgres": ("docker.io/library/postgres:15", "localhost/cdc-postgres:15"),
     "mysql": ("docker.io/library/mariadb:11", "localhost/cdc-mariadb:10.11"),
     "pushgateway": ("docker.io/prom/pushgateway:v1.11.1", "localhost/cdc-pushgateway:1"),
+    "kafka": ("apache/kafka:4.3.1", "localhost/cdc-kafka:4.3.1"),
+    "connect": ("debezium/connect:3.6.1.Final", "localhost/cdc-connect:4.3.1"),
 }
 _ENV = ("DOCKER_HOST", "TESTCONTAINERS_RYUK_DISABLED")
 
@@ -145,21 +147,6 @@ def image_for(family: str, chosen: str | None = None) -> str:
         get = "podman build -t NAME DIR" if local_name else "podman pull it where a registry answers"
         fix = f"{get} or podman load -i FILE; or drop --cdc-image {family}=… to run {local}, built by {BUILD_HINT}"
     raise EngineUnavailable(f"image {chosen} is not in podman's image store; fix: {fix}")
-
-
-def require_image(image: str, what: str) -> None:
-    """``EngineUnavailable`` when the API is podman's and ``image`` is not in its store: the
-    project builds no image for ``what`` yet and podman cannot pull one here (it would only
-    fail slowly). A Docker daemon is left to pull as usual."""
-    api = client(timeout_s=30)
-    try:
-        if not is_podman(api) or _present(api, image):
-            return
-    finally:
-        api.close()
-    raise EngineUnavailable(f"image {image} for {what} is not in podman's image store and the project builds none; "
-                            f"fix: podman load -i FILE (or podman pull {image} where a registry answers), "
-                            "or use --cdc-engines=local")
 
 
 def _present(api: Any, image: str) -> bool:

@@ -33,24 +33,9 @@ FOLDERS = {"kafka": "kafka", "debezium-postgres": "connect-plugins/debezium-post
            "debezium-mariadb": "connect-plugins/debezium-mariadb"}
 PLUGIN_PATH = "connect-plugins"
 PID_FILE = "server.pid"
-LOG4J2 = """\
-status = warn
-appender.file.type = File
-appender.file.name = file
-appender.file.fileName = {log}
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = %d{{ISO8601}} %-5p [%t] %c{{1}}: %m%n
-rootLogger.level = INFO
-rootLogger.appenderRef.file.ref = file
-logger.kafka.name = kafka
-logger.kafka.level = WARN
-logger.controller.name = org.apache.kafka
-logger.controller.level = WARN
-logger.reflections.name = org.reflections
-logger.reflections.level = ERROR
-logger.debezium.name = io.debezium
-logger.debezium.level = INFO
-"""
+#: the log4j2 configuration of every JVM engine (a file appender to ``-Dcdc.log``); the project's
+#: Kafka and Connect images copy it too (``scripts/setup-docker.sh``)
+LOG4J2 = PROJECT / "containers" / "jvm" / "log4j2.properties"
 
 
 def jars_root() -> Path:
@@ -144,7 +129,8 @@ class JvmServer:
         """``java`` with the class path, heap, log4j2 file config and the owner marker."""
         assert self.root is not None
         return [java(), f"-Xmx{self.heap}", f"-Xms{self.heap}", *self.jvm_options, "-Djava.awt.headless=true",
-                f"-Dlog4j2.configurationFile={self.root / 'log4j2.properties'}", f"-Dcdc.home={self.root}",
+                f"-Dlog4j2.configurationFile={LOG4J2}", f"-Dcdc.log={self.root / 'server.log'}",
+                f"-Dcdc.home={self.root}",
                 *extra_options, "-cp", classpath(*self.profiles), main_class, *args]
 
     def run_tool(self, main_class: str, args: Sequence[str], timeout_s: float = 60.0) -> str:
@@ -169,7 +155,6 @@ class JvmServer:
         if self.root is None:
             self.root = private_dir(self.label.replace(" ", "-"))
             self._finalizer = weakref.finalize(self, _finalize, None, self.root)
-            (self.root / "log4j2.properties").write_text(LOG4J2.format(log=self.root / "server.log"))
             self.prepare()
         install_sigterm()
         self._launch()

@@ -1,10 +1,10 @@
-"""Kafka broker engine: a private local KRaft node from the Maven jars, a testcontainers broker,
+"""Kafka broker engine: a private local KRaft node from the Maven jars, a KRaft node in a container,
 or an external cluster (``--cdc-engine-url kafka=host:port``).
 
 All backends share :class:`KafkaEngine`: ``url``/``bootstrap`` (``host:port``), ``admin()`` (a
 confluent-kafka AdminClient), ``topics(prefix)`` and ``cleanup(prefix)`` (delete the topics and
-consumer groups a run created, every name starting with the run's prefix). The local broker
-declares the ``broker-restart`` fault (kill -9, restart on the same log dirs).
+consumer groups a run created, every name starting with the run's prefix). The local and the
+Docker broker declare the ``broker-restart`` fault (kill -9, restart on the same log dirs).
 """
 
 from __future__ import annotations
@@ -234,70 +234,130 @@ class ExternalKafka(KafkaEngine):
 
 
 class DockerKafka(KafkaEngine):
-    """A testcontainers Kafka broker (``CDC_KAFKA_IMAGE``), port on 127.0.0.1; ``EngineUnavailable``
-    at once when no Docker engine answers."""
+    """A single-node KRaft broker in a container: the project's image ``localhost/cdc-kafka:4.3.1``
+    (the local backend's jars, ``scripts/setup-docker.sh``) or the official one where it can be
+    had (``--cdc-image kafka=NAME``, ``containers.docker_api.image_for``); both read the local
+    broker's ``SERVER_PROPERTIES`` as apache/kafka's ``KAFKA_*`` variables.
+
+    Addressing: a free loopback port P is chosen at start; the container listens on P (all of its
+    own interfaces), P is published on the host's 127.0.0.1 only, and the broker advertises
+    ``127.0.0.1:P``: clients on the host and containers on the host's network (Connect) reach it
+    at the address it advertises. The controller listens on the container's own loopback.
+    ``broker-restart``: SIGKILL of the container, then the same container started again (same
+    log dirs, same port). Labelled per run, removed by ``stop()`` or the next session's sweep.
+    """
 
     backend = "docker"
+    faults = frozenset({"broker-restart"})
+    #: the log dirs inside the container (apache/kafka's default, writable by its user too)
+    LOG_DIRS = "/tmp/kraft-combined-logs"
 
-    def __init__(self, image: str) -> None:
+    def __init__(self, prefix: str = "cdc_", image: str | None = None, start_timeout_s: float = 120.0) -> None:
         super().__init__()
+        self.prefix = prefix
         self.image = image
+        self.start_timeout_s = start_timeout_s
+        self.port = 0
         self._container: Any = None
 
+    def environment(self, port: int) -> dict[str, str]:
+        """The container's variables: the local broker's properties for a broker on ``port``."""
+        from containers.jvm_env import kafka_env, parse_properties
+
+        controller = 9093 if port != 9093 else 9094
+        props = parse_properties(SERVER_PROPERTIES.format(port=port, controller=controller, logs=self.LOG_DIRS))
+        del props["controller.quorum.bootstrap.servers"]  # a static voter: formatted without --standalone
+        props["controller.quorum.voters"] = f"1@127.0.0.1:{controller}"
+        props["listeners"] = f"PLAINTEXT://0.0.0.0:{port},CONTROLLER://127.0.0.1:{controller}"
+        props["advertised.listeners"] = f"PLAINTEXT://127.0.0.1:{port}"
+        jvm = " ".join(LocalKafka.jvm_options)
+        return {**kafka_env(props), "CLUSTER_ID": cluster_id(), "KAFKA_HEAP_OPTS": f"-Xmx{LocalKafka.heap} "
+                f"-Xms{LocalKafka.heap}", "KAFKA_JVM_PERFORMANCE_OPTS": jvm}
+
     def start(self) -> None:
-        from containers.docker_api import docker_answers
+        """Create and start the container; return when the broker answers a metadata request."""
+        if self._container is not None:
+            return
+        import port_for
+        from testcontainers.core.container import DockerContainer
 
-        why = docker_answers()
-        if why:
-            raise EngineUnavailable(f"{why}; fix: start Docker or use --cdc-engines=local")
+        from containers.docker_api import image_for, labels, require_docker
+
+        require_docker()
+        image = image_for("kafka", self.image)
+        self.port = port_for.select_random()
+        container = DockerContainer(image)
+        for name, value in self.environment(self.port).items():
+            container.with_env(name, value)
+        container.ports[f"{self.port}/tcp"] = ("127.0.0.1", self.port)  # loopback only
+        container.with_kwargs(labels=labels(self.prefix))
+        self._container = container
         try:
-            from testcontainers.community.kafka import KafkaContainer  # testcontainers >= 4.15
-        except ImportError:
-            from testcontainers.kafka import KafkaContainer
+            container.start()
+        except Exception as exc:  # noqa: BLE001 - docker/testcontainers raise many kinds: one line each
+            logs = self._logs()
+            self.stop()
+            raise EngineUnavailable(f"the Kafka container ({image}) did not start: {type(exc).__name__}: "
+                                    f"{one_line(exc)[:300]}; container log: {logs}") from None
+        self.url = f"127.0.0.1:{self.port}"
+        self._wait_ready("start")
 
-        from containers.docker_api import require_image
+    def _logs(self) -> str:
+        from containers.docker_api import log_tail
 
-        require_image(self.image, "Kafka")
-        try:
-            self._container = KafkaContainer(self.image).with_kraft().start()
-        except Exception as exc:  # docker raises many kinds here
-            raise EngineUnavailable(f"the Kafka container ({self.image}) did not start: {one_line(exc)}") from None
-        self.url = self._container.get_bootstrap_server()
-        self.check()
+        return log_tail(self._container)
+
+    def _wait_ready(self, what: str) -> None:
+        from containers.docker_api import wait_ready
+
+        wait_ready(lambda: broker_answers(self.url, timeout_s=1.0), self.start_timeout_s,
+                   lambda: f"the Kafka container did not answer on {self.url} after {what} within "
+                           f"{self.start_timeout_s:.0f} s; container log: {self._logs()}")
+
+    def kill(self) -> None:
+        """SIGKILL the container (the broker is its PID 1: no controlled shutdown)."""
+        from containers.docker_api import kill_container
+
+        kill_container(self._container)
+
+    def restart(self) -> None:
+        """Start the killed container again: same log dirs, same port; return when it answers."""
+        from containers.docker_api import start_again
+
+        start_again(self._container)
+        self._wait_ready("restart")
 
     def stop(self) -> None:
-        if self._container is not None:
+        """Remove the container (its topics go with it). Idempotent."""
+        container, self._container = self._container, None
+        if container is not None:
             with contextlib.suppress(Exception):
-                self._container.stop()
-            self._container = None
+                container.stop()
 
     def log_path(self) -> None:
         return None
 
 
 def engine_from_options(backend: str = "auto", url: str | None = None, name_prefix: str = "cdc_",
-                        timeout_s: float = 60.0) -> KafkaEngine:
+                        timeout_s: float = 60.0, image: str | None = None) -> KafkaEngine:
     """The Kafka engine for ``--cdc-engines`` and an optional URL (not started yet).
 
     ``auto``: the URL when given, else a Docker broker when Docker answers, else the local
     broker when java and the jars are there, else ``EngineUnavailable`` with the set-up command.
     """
-    import os
-
     from containers import jvm
 
-    image = os.environ.get("CDC_KAFKA_IMAGE", "apache/kafka:4.1.1")
     if backend == "external" or (backend == "auto" and url):
         if not url:
             raise EngineMisconfigured("--cdc-engines=external needs --cdc-engine-url kafka=host:port")
         return ExternalKafka(url, name_prefix)
     if backend == "docker":
-        return DockerKafka(image)
+        return DockerKafka(name_prefix, image, start_timeout_s=max(timeout_s, 60.0))
     if backend == "auto":
         from containers.docker_api import docker_answers
 
         if docker_answers(timeout_s=2.0) is None:
-            return DockerKafka(image)
+            return DockerKafka(name_prefix, image, start_timeout_s=max(timeout_s, 60.0))
         missing = jvm.available("kafka")
         if missing:
             raise EngineUnavailable(f"no Docker engine and {missing}")

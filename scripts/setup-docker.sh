@@ -2,16 +2,22 @@
 # Prepare the Docker backend without any image registry: podman (a Docker-compatible API that the
 # harness starts per session), runc, debootstrap; /etc/containers/containers.conf for this kind of
 # host; the base image localhost/debian:bookworm from debootstrap (the Debian mirror apt uses) and the
-# engine images built on it from containers/images/<name>/ (PostgreSQL 15 + wal2json, pushgateway).
-# Idempotent and cached: an image is rebuilt only when its recipe (the files of its folder) changes.
-# Usage: scripts/setup-docker.sh [IMAGE...]   (default: all images; names: postgres pushgateway mariadb)
+# engine images built on it from containers/images/<name>/ (PostgreSQL 15 + wal2json, pushgateway,
+# MariaDB, and Kafka and Kafka Connect from the jars scripts/setup-jvm.sh resolved into .cache/jars).
+# Idempotent and cached: an image is rebuilt only when its recipe (the files of its folder, and for
+# kafka/connect the jars and the JVM engines' log4j2 file staged with them) changes.
+# Usage: scripts/setup-docker.sh [IMAGE...]   (default: all images; names: postgres pushgateway mariadb
+# kafka connect; kafka and connect are skipped with a note while .cache/jars has no jars)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BASE=localhost/debian:bookworm
 CONF=/etc/containers/containers.conf
 MARK="# written by cdc-harness scripts/setup-docker.sh"
-if (($#)); then IMAGES=("$@"); else IMAGES=(postgres pushgateway mariadb); fi
+if (($#)); then IMAGES=("$@"); else IMAGES=(postgres pushgateway mariadb kafka connect); fi
+JARS="${CDC_JARS:-$PWD/.cache/jars}"
+# what each JVM image takes from $JARS into its build context's jars/ (scripts/setup-jvm.sh's folders)
+declare -A JVM_JARS=([kafka]="kafka" [connect]="kafka connect-plugins")
 
 log() { echo "setup-docker: $*"; }
 
@@ -86,10 +92,33 @@ else
 fi
 
 # -- engine images ----------------------------------------------------------------------------------
+# The JVM images' build context: the recipe, the JVM engines' log4j2 file and the jars, hard-linked
+# (copied across file systems) into a folder under .cache; its hash covers the jars too.
+stage() {  # stage NAME -> prints the context dir, or nothing when the jars are missing
+  local name=$1 ctx=.cache/docker-context/$1 folder
+  for folder in ${JVM_JARS[$name]}; do
+    [[ -n $(find "$JARS/$folder" -name '*.jar' -print -quit 2>/dev/null) ]] || return 0
+  done
+  rm -rf "$ctx" && mkdir -p "$ctx/jars"
+  cp containers/images/"$name"/* containers/jvm/log4j2.properties "$ctx/"
+  for folder in ${JVM_JARS[$name]}; do
+    mkdir -p "$ctx/jars/$folder"
+    cp -al "$JARS/$folder/." "$ctx/jars/$folder/" 2>/dev/null || cp -a "$JARS/$folder/." "$ctx/jars/$folder/"
+  done
+  echo "$ctx"
+}
+
 for name in "${IMAGES[@]}"; do
   dir=containers/images/$name
   [[ -f $dir/Containerfile ]] || { echo "setup-docker: no recipe $dir/Containerfile" >&2; exit 1; }
   tag=$(sed -n 's/^# image: *//p' "$dir/Containerfile" | head -n1)
+  if [[ -n ${JVM_JARS[$name]:-} ]]; then
+    dir=$(stage "$name")
+    if [[ -z $dir ]]; then
+      echo "setup-docker: no jars in $JARS for $tag; run bash scripts/setup-jvm.sh first (make setup does)" >&2
+      continue
+    fi
+  fi
   recipe=$(cd "$dir" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
   have=$(podman image inspect --format '{{ index .Labels "org.cdc-harness.recipe" }}' "$tag" 2>/dev/null || true)
   if [[ $have == "$recipe" ]]; then
@@ -106,3 +135,4 @@ for name in "${IMAGES[@]}"; do
   if [[ -n $old ]]; then podman rmi "$old" >/dev/null 2>&1 || true; fi  # the layers stay as build cache
   log "built $tag in $(( $(date +%s) - start )) s"
 done
+rm -rf .cache/docker-context

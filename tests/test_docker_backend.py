@@ -1,5 +1,5 @@
 """The Docker backend on this machine: podman's service started and stopped by the session, the
-project's PostgreSQL image honouring the official image's contract under testcontainers, labelled
+project's PostgreSQL, MariaDB, Kafka and Connect images honouring the official images' contracts, labelled
 containers removed at the end and by the next session's sweep, and one-line errors with the fix.
 
 Needs podman and the images of ``scripts/setup-docker.sh`` (``make setup`` builds them); skips
@@ -14,7 +14,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -23,6 +25,8 @@ from tests.pg_helpers import CASE, ROOT, Work, run, wait_for, work_fixture  # no
 LOCAL_IMAGE = "localhost/cdc-postgres:15"
 BASE_IMAGE = "localhost/debian:bookworm"
 MARIADB_IMAGE = "localhost/cdc-mariadb:10.11"
+KAFKA_IMAGE = "localhost/cdc-kafka:4.3.1"
+CONNECT_IMAGE = "localhost/cdc-connect:4.3.1"
 
 
 def _podman_images() -> None:
@@ -159,6 +163,81 @@ def test_pushgateway_runs_on_the_local_image(api) -> None:  # noqa: ANN001
     assert _labelled(f"{LABEL_RUN}=cdc_pushgateway_{engine.port}") == []
 
 
+def test_docker_kafka_and_connect_capture_a_change_and_survive_their_faults(api) -> None:  # noqa: ANN001
+    """DockerKafka and DockerConnect on the project's images (the local backend's jars): a missing
+    image is one line naming make setup-docker; the broker advertises its published loopback port;
+    a Debezium PostgreSQL connector on the Connect container reaches PostgreSQL (a container
+    published on the host's 127.0.0.1) and the broker, and its change arrives on the host; after
+    broker-restart and connect-crash (kill + start of the containers) the connector runs again and
+    a second change arrives; stop() leaves no container."""
+    ck = pytest.importorskip("confluent_kafka", reason="fix: pip install -e '.[kafka]'")
+    import requests
+
+    from containers.connect_docker import DockerConnect
+    from containers.docker_api import LABEL_RUN
+    from containers.kafka import DockerKafka
+    from containers.postgres import DockerPostgres
+    from harness.errors import EngineUnavailable
+
+    for image in (KAFKA_IMAGE, CONNECT_IMAGE):
+        if subprocess.run(["podman", "image", "exists", image], timeout=30).returncode != 0:
+            pytest.skip(f"image {image} is missing; fix: make setup-docker")
+    if api.started:
+        with pytest.raises(EngineUnavailable, match=r"^image localhost/cdc-kafka:no-such-tag is not in podman's image "
+                                                    r"store; fix: .* built by make setup-docker"):
+            DockerKafka("cdc_test_dockerkc_", image="localhost/cdc-kafka:no-such-tag").start()
+    prefix = "cdc_test_dockerkc"
+    pg, kafka = DockerPostgres(f"{prefix}_", image=LOCAL_IMAGE), DockerKafka(f"{prefix}_", image=KAFKA_IMAGE)
+    connect = DockerConnect(kafka, f"{prefix}_connect", image=CONNECT_IMAGE)
+    consumer = None
+    try:
+        pg.start()
+        kafka.start()
+        assert kafka.url == f"127.0.0.1:{kafka.port}"
+        broker = kafka.admin().list_topics(timeout=10).brokers
+        assert [(b.host, b.port) for b in broker.values()] == [("127.0.0.1", kafka.port)]  # what it advertises
+        connect.start()
+        plugins = {p["class"] for p in requests.get(f"{connect.url}/connector-plugins", timeout=10).json()}
+        assert "io.debezium.connector.postgresql.PostgresConnector" in plugins
+        with pg.connect() as conn:
+            conn.execute(f"CREATE TABLE {prefix}_t (k int PRIMARY KEY, v text)")
+        db = urlsplit(pg.url)
+        connect.register(f"{prefix}_pg", {
+            "connector.class": "io.debezium.connector.postgresql.PostgresConnector", "tasks.max": "1",
+            "database.hostname": db.hostname, "database.port": str(db.port), "database.user": db.username,
+            "database.password": unquote(db.password or ""), "database.dbname": "cdc", "topic.prefix": prefix,
+            "plugin.name": "pgoutput", "slot.name": prefix, "publication.name": prefix,
+            "publication.autocreate.mode": "filtered", "table.include.list": f"public.{prefix}_t",
+            "snapshot.mode": "no_data"}, timeout_s=120)
+        consumer = ck.Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": f"{prefix}_g",
+                                "auto.offset.reset": "earliest", "log_level": 0})
+        consumer.subscribe([f"{prefix}.public.{prefix}_t"])
+
+        def arrives(key: int) -> None:
+            with pg.connect() as conn:
+                conn.execute(f"INSERT INTO {prefix}_t VALUES ({key}, 'x')")
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                msg = consumer.poll(1.0)
+                if msg is not None and msg.error() is None and msg.value():
+                    if json.loads(msg.value())["payload"]["after"]["k"] == key:
+                        return
+            pytest.fail(f"the change of key {key} did not arrive within 120 s")
+
+        arrives(1)
+        kafka.inject("broker-restart", "after-delivery", prefix)
+        connect.inject("connect-crash", "after-delivery", prefix)
+        arrives(2)
+        assert len(_labelled(f"{LABEL_RUN}={prefix}_connect")) == 1
+    finally:
+        if consumer is not None:
+            consumer.close()
+        connect.stop()
+        kafka.stop()
+        pg.stop()
+    assert _labelled(f"{LABEL_RUN}={prefix}_") == [] and _labelled(f"{LABEL_RUN}={prefix}_connect") == []
+
+
 _CHILD = """
 import sys, time
 from containers.docker_api import DockerApi, labels
@@ -223,3 +302,19 @@ def test_image_option_is_validated(work: Work) -> None:  # noqa: F811
     """``--cdc-image`` names a family that has a Docker backend."""
     proc = run(work, "--collect-only", "-q", "--cdc-image", "spark=apache/spark")
     assert proc.returncode == 4 and "has no Docker backend" in proc.stderr, proc.stderr
+
+
+def test_properties_become_the_official_images_variables() -> None:
+    """The local backend's properties as apache/kafka's and Debezium's variables (the names each
+    image's entrypoint turns back into the same properties)."""
+    from containers.jvm_env import connect_env, kafka_env, parse_properties
+
+    props = parse_properties("# c\nnode.id=1\nlog.dirs=/tmp/k\nsome_name-x.y=a=b\n")
+    assert props == {"node.id": "1", "log.dirs": "/tmp/k", "some_name-x.y": "a=b"}
+    assert kafka_env(props) == {"KAFKA_NODE_ID": "1", "KAFKA_LOG_DIRS": "/tmp/k", "KAFKA_SOME___NAME__X_Y": "a=b"}
+    assert connect_env({"bootstrap.servers": "127.0.0.1:9", "group.id": "g", "listeners": "http://127.0.0.1:8",
+                        "exactly.once.source.support": "enabled"}) == {
+        "BOOTSTRAP_SERVERS": "127.0.0.1:9", "GROUP_ID": "g", "CONNECT_LISTENERS": "http://127.0.0.1:8",
+        "CONNECT_EXACTLY_ONCE_SOURCE_SUPPORT": "enabled"}
+    with pytest.raises(ValueError, match="no CONNECT_ variable"):
+        connect_env({"a_b": "1"})
