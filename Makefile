@@ -63,7 +63,7 @@ run: setup  ## the main job: the conformance suite on every available engine, ma
 	$(VPYTHON) -m reports.html $(RESULTS) -o reports/out/report.html
 
 test: setup  ## the harness's own tests and the conformance suite (as CI runs them)
-	$(PYTEST) tests suites --cdc-scale=$(TEST_SCALE) --cdc-heavy-scale=$(HEAVY_SCALE) --cdc-heavy-cells=$(HEAVY_CELLS) --cdc-results=$(RESULTS) \
+	$(PYTEST) tests suites -m "not jvm_containers" --cdc-scale=$(TEST_SCALE) --cdc-heavy-scale=$(HEAVY_SCALE) --cdc-heavy-cells=$(HEAVY_CELLS) --cdc-results=$(RESULTS) \
 		$(SELECT) $(XDIST) --alluredir=allure-results --clean-alluredir
 	$(PYTEST) suites/test_conformance.py $(DOCKER_SELECT) --cdc-scale=smoke --cdc-results=$(DOCKER_RESULTS) -q
 
@@ -72,6 +72,7 @@ test-docker: setup  ## every PostgreSQL and MariaDB cell, Debezium's too (Kafka 
 		--cdc-approaches=pg-pgoutput,pg-wal2json,mysql-binlog,pg-debezium,mariadb-debezium \
 		--cdc-scale=$(SCALE) --cdc-heavy-scale=$(HEAVY_SCALE) --cdc-heavy-cells=$(HEAVY_CELLS) \
 		--cdc-results=$(DOCKER_RESULTS) $(XDIST) -q
+	$(PYTEST) tests/test_docker_backend.py -m jvm_containers -q
 
 bench: setup  ## benchmarks with figures in extra_info (compare runs with pytest-benchmark compare)
 	$(PYTEST) suites --benchmark-only --benchmark-autosave $(SELECT)

@@ -53,6 +53,8 @@ def pytest_cdc_scenarios(registry: ScenarioRegistry) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "cdc: a conformance test of one approach × scenario")
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
+    config.addinivalue_line("markers", "jvm_containers: starts Kafka/Connect JVMs of its own (in containers); "
+                            "make test-docker runs it, make test leaves it out (one JVM per engine per session)")
     options = parse(config)
     approaches, families, scenarios = ApproachRegistry(), FamilyRegistry(), ScenarioRegistry()
     try:

@@ -163,6 +163,7 @@ def test_pushgateway_runs_on_the_local_image(api) -> None:  # noqa: ANN001
     assert _labelled(f"{LABEL_RUN}=cdc_pushgateway_{engine.port}") == []
 
 
+@pytest.mark.jvm_containers
 def test_docker_kafka_and_connect_capture_a_change_and_survive_their_faults(api) -> None:  # noqa: ANN001
     """DockerKafka and DockerConnect on the project's images (the local backend's jars): a missing
     image is one line naming make setup-docker; the broker advertises its published loopback port;
