@@ -175,6 +175,14 @@ RACES: dict[tuple[str, str, tuple[tuple[str, str], ...]], tuple[frozenset[str], 
         "runs here the restarted connector then delivered 13 more events and stopped: 2,850 changes lost, with "
         "a 2 s or a 10 s caught-up hold alike",
     ),
+    ("delta-cdf-spark-stream", "reader-crash", ()): (
+        frozenset({"lost"}),
+        "Spark 4.1's new-checkpoint check (SPARK-53103, spark.sql.streaming.verifyCheckpointDirectoryEmptyOnStart): "
+        "when the crash stops the query before its first batch is in the offset log but after a file landed in "
+        "offsets/ (an interrupted write), every restart finds no batch and a non-empty directory and fails with "
+        "STATE_STORE_CHECKPOINT_LOCATION_NOT_EMPTY 'should be empty on batch 0': all 38 changes lost in one CI run "
+        "of three; when the crash meets a logged first batch the query resumes and the cell passes",
+    ),
     ("mariadb-debezium", "broker-restart", tuple(sorted((*_DBZ_MARIADB, *_dbz())))): (
         frozenset({"lost"}),
         "at-least-once with snapshot.mode=no_data: when the broker restart makes the task fail and restart before "
