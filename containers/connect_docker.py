@@ -7,11 +7,12 @@ import contextlib
 from typing import Any
 
 from containers.connect import WORKER_PROPERTIES, ConnectWorker, ModeWorkers
+from containers.docker_api import ContainerFaults
 from harness.errors import EngineUnavailable
 from harness.secrets import one_line
 
 
-class ConnectContainer:
+class ConnectContainer(ContainerFaults):
     """One distributed Connect worker in a container (the project's ``localhost/cdc-connect``
     image or the official Debezium one): the local worker's ``WORKER_PROPERTIES`` as Debezium's
     variables (``containers.jvm_env.connect_env``), without ``plugin.path`` (the image's own).
@@ -99,25 +100,9 @@ class ConnectContainer:
             return wrapped.status == "running"
         return False
 
-    def kill(self) -> None:
-        """SIGKILL the container (the worker is its PID 1: no graceful task shutdown)."""
-        from containers.docker_api import kill_container
-
-        kill_container(self._container)
-
-    def restart(self) -> None:
-        """Start the container again (same group and port); return when its REST API answers."""
-        from containers.docker_api import start_again
-
-        start_again(self._container)
-        self._wait_ready("restart")
-
     def shutdown(self) -> None:
         """Remove the container. Idempotent."""
-        container, self._container = self._container, None
-        if container is not None:
-            with contextlib.suppress(Exception):
-                container.stop()
+        self._remove()
 
     def log_path(self) -> None:
         return None

@@ -185,6 +185,32 @@ def wait_ready(ready: Any, timeout_s: float, failure: Any) -> None:
         time.sleep(0.1)
 
 
+class ContainerFaults:
+    """Kill, restart and removal of one testcontainers container (``self._container``) whose
+    server is its PID 1; ``_wait_ready(what)`` is the engine's own readiness wait."""
+
+    _container: Any
+
+    def _wait_ready(self, what: str) -> None:
+        raise NotImplementedError
+
+    def kill(self) -> None:
+        """SIGKILL the container: no graceful shutdown of its server."""
+        kill_container(self._container)
+
+    def restart(self) -> None:
+        """Start the killed container again (same data, same port); return when it answers."""
+        start_again(self._container)
+        self._wait_ready("restart")
+
+    def _remove(self) -> None:
+        """Remove the container. Idempotent."""
+        container, self._container = self._container, None
+        if container is not None:
+            with contextlib.suppress(Exception):
+                container.stop()
+
+
 def log_tail(container: Any, lines: int = 3) -> str:
     """The last ``lines`` lines of a container's log on one line."""
     with contextlib.suppress(Exception):

@@ -15,6 +15,7 @@ import socket
 import uuid
 from typing import Any, ClassVar
 
+from containers.docker_api import ContainerFaults
 from containers.jvm import JvmServer, require_confluent_kafka
 from harness.errors import EngineMisconfigured, EngineUnavailable, Unsupported
 from harness.secrets import one_line
@@ -233,7 +234,7 @@ class ExternalKafka(KafkaEngine):
         return None
 
 
-class DockerKafka(KafkaEngine):
+class DockerKafka(ContainerFaults, KafkaEngine):
     """A single-node KRaft broker in a container: the project's image ``localhost/cdc-kafka:4.3.1``
     (the local backend's jars, ``scripts/setup-docker.sh``) or the official one where it can be
     had (``--cdc-image kafka=NAME``, ``containers.docker_api.image_for``); both read the local
@@ -314,25 +315,9 @@ class DockerKafka(KafkaEngine):
                    lambda: f"the Kafka container did not answer on {self.url} after {what} within "
                            f"{self.start_timeout_s:.0f} s; container log: {self._logs()}")
 
-    def kill(self) -> None:
-        """SIGKILL the container (the broker is its PID 1: no controlled shutdown)."""
-        from containers.docker_api import kill_container
-
-        kill_container(self._container)
-
-    def restart(self) -> None:
-        """Start the killed container again: same log dirs, same port; return when it answers."""
-        from containers.docker_api import start_again
-
-        start_again(self._container)
-        self._wait_ready("restart")
-
     def stop(self) -> None:
         """Remove the container (its topics go with it). Idempotent."""
-        container, self._container = self._container, None
-        if container is not None:
-            with contextlib.suppress(Exception):
-                container.stop()
+        self._remove()
 
     def log_path(self) -> None:
         return None
