@@ -9,13 +9,14 @@ RESULTS ?= reports/out/results.json
 SCALE ?= default
 APPROACHES ?=
 ENGINE ?=
-# the PostgreSQL cells `make test` also runs on the Docker backend (podman here), at smoke scale:
-# the faults (source-restart: kill + restart through the container API; net-drop) and what depends
-# on the image's server build (types, TOAST); `make test DOCKER_SCENARIOS=` runs all of them. One
+# the PostgreSQL and MariaDB cells `make test` also runs on the Docker backend (podman here), at
+# smoke scale: the faults (source-restart: kill + restart through the container API; net-drop) and
+# what depends on the image's server build (types, TOAST, generated columns: the Docker backend's
+# MariaDB is 11.8, the local one 10.11); `make test DOCKER_SCENARIOS=` runs all of them. One
 # process: with two xdist workers each starts its own podman service and container (41 s vs 58 s)
-DOCKER_SCENARIOS ?= crud,types,toast,source-restart,net-drop
+DOCKER_SCENARIOS ?= crud,types,toast,source-restart,net-drop,generated-columns
 DOCKER_RESULTS ?= reports/out/results-docker.json
-DOCKER_SELECT = --cdc-engines=docker --cdc-approaches=pg-pgoutput,pg-wal2json \
+DOCKER_SELECT = --cdc-engines=docker --cdc-approaches=pg-pgoutput,pg-wal2json,mysql-binlog \
 	$(if $(DOCKER_SCENARIOS),--cdc-scenarios=$(DOCKER_SCENARIOS),)
 SELECT = $(if $(APPROACHES),--cdc-approaches=$(APPROACHES),)
 # two xdist workers; the cases on JVM engines (Kafka, Connect) stay together on one of them

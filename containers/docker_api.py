@@ -31,7 +31,7 @@ PID_FILE = "podman.pid"
 #: the image of each engine family: the official one, and the project's own build (scripts/setup-docker.sh)
 IMAGES: dict[str, tuple[str, str]] = {
     "postgres": ("docker.io/library/postgres:15", "localhost/cdc-postgres:15"),
-    "mysql": ("docker.io/library/mariadb:11", "localhost/cdc-mariadb:10.11"),
+    "mysql": ("docker.io/library/mariadb:11", "localhost/cdc-mariadb:11.8"),
     "pushgateway": ("docker.io/prom/pushgateway:v1.11.1", "localhost/cdc-pushgateway:1"),
     "kafka": ("apache/kafka:4.3.1", "localhost/cdc-kafka:4.3.1"),
     "connect": ("debezium/connect:3.6.1.Final", "localhost/cdc-connect:4.3.1"),

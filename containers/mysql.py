@@ -501,7 +501,7 @@ class DockerMySql(MySqlEngine):
     the binlog settings as server flags, labelled with its owner process and run (see
     ``containers.docker_api``). The image is ``image`` (``--cdc-image mysql=NAME``, or the
     ``CDC_MYSQL_IMAGE`` environment variable), else ``mariadb:11`` where it can be pulled, else the
-    project's ``localhost/cdc-mariadb:10.11`` (Debian's MariaDB, the local backend's server).
+    project's ``localhost/cdc-mariadb:11.8`` (Debian trixie's MariaDB 11.8; the local backend runs 10.11).
     ``kill()``/``restart()`` go through the container API."""
 
     backend = "docker"

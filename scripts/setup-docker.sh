@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Prepare the Docker backend without any image registry: podman (a Docker-compatible API that the
 # harness starts per session), runc, debootstrap; /etc/containers/containers.conf for this kind of
-# host; the base image localhost/debian:bookworm from debootstrap (the Debian mirror apt uses) and the
-# engine images built on it from containers/images/<name>/ (PostgreSQL 15 + wal2json, pushgateway,
-# MariaDB, and Kafka and Kafka Connect from the jars scripts/setup-jvm.sh resolved into .cache/jars).
+# host; the base images localhost/debian:SUITE from debootstrap (the Debian mirror apt uses; bookworm,
+# and trixie for MariaDB 11, as each recipe's ARG BASE says) and the engine images built on them from
+# containers/images/<name>/ (PostgreSQL 15 + wal2json, pushgateway, MariaDB 11.8, and Kafka and Kafka
+# Connect from the jars scripts/setup-jvm.sh resolved into .cache/jars).
 # Idempotent and cached: an image is rebuilt only when its recipe (the files of its folder, and for
 # kafka/connect the jars and the JVM engines' log4j2 file staged with them) changes.
 # Usage: scripts/setup-docker.sh [IMAGE...]   (default: all images; names: postgres pushgateway mariadb
@@ -11,7 +12,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BASE=localhost/debian:bookworm
 CONF=/etc/containers/containers.conf
 MARK="# written by cdc-harness scripts/setup-docker.sh"
 if (($#)); then IMAGES=("$@"); else IMAGES=(postgres pushgateway mariadb kafka connect); fi
@@ -69,9 +69,13 @@ mirror() {  # the first Debian mirror apt uses for the main suite (deb822 .sourc
   done
 }
 
-if podman image exists "$BASE"; then
-  log "$BASE is there"
-else
+base() {  # base SUITE: localhost/debian:SUITE from debootstrap, once (a few minutes)
+  local suite=$1 tag=localhost/debian:$1 url root start
+  [[ -n $suite ]] || { echo "setup-docker: a recipe has no ARG BASE=localhost/debian:SUITE line" >&2; exit 1; }
+  if podman image exists "$tag"; then
+    log "$tag is there"
+    return
+  fi
   url=$(mirror | head -n1)
   if [[ -z $url ]]; then
     echo "setup-docker: no Debian bookworm mirror found in /etc/apt/sources.list{,.d}; add one, then rerun" >&2
@@ -79,17 +83,17 @@ else
   fi
   root=$(mktemp -d /var/tmp/cdc-debootstrap-XXXXXX)
   trap 'rm -rf "$root"' EXIT
-  log "debootstrap --variant=minbase bookworm from $url (a few minutes, once)"
+  log "debootstrap --variant=minbase $suite from $url (a few minutes, once)"
   start=$(date +%s)
-  debootstrap --variant=minbase bookworm "$root" "$url" >"$root.log" 2>&1 || {
-    echo "setup-docker: debootstrap failed; last lines of $root.log:" >&2; tail -n 5 "$root.log" >&2; exit 1; }
+  debootstrap --variant=minbase "$suite" "$root" "$url" >"$root.log" 2>&1 || {
+    echo "setup-docker: debootstrap $suite failed; last lines of $root.log:" >&2; tail -n 5 "$root.log" >&2; exit 1; }
   rm -f "$root.log"
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
-  tar -C "$root" -c . | podman import --quiet --change 'CMD ["/bin/bash"]' - "$BASE" >/dev/null
+  tar -C "$root" -c . | podman import --quiet --change 'CMD ["/bin/bash"]' - "$tag" >/dev/null
   rm -rf "$root"
   trap - EXIT
-  log "imported $BASE in $(( $(date +%s) - start )) s"
-fi
+  log "imported $tag in $(( $(date +%s) - start )) s"
+}
 
 # -- engine images ----------------------------------------------------------------------------------
 # The JVM images' build context: the recipe, the JVM engines' log4j2 file and the jars, hard-linked
@@ -112,6 +116,8 @@ for name in "${IMAGES[@]}"; do
   dir=containers/images/$name
   [[ -f $dir/Containerfile ]] || { echo "setup-docker: no recipe $dir/Containerfile" >&2; exit 1; }
   tag=$(sed -n 's/^# image: *//p' "$dir/Containerfile" | head -n1)
+  # the Debian suite of its base: ARG BASE=localhost/debian:SUITE (bookworm; MariaDB 11 needs trixie)
+  base "$(sed -n 's|^ARG BASE=localhost/debian:||p' "$dir/Containerfile" | head -n1)"
   if [[ -n ${JVM_JARS[$name]:-} ]]; then
     dir=$(stage "$name")
     if [[ -z $dir ]]; then

@@ -55,7 +55,7 @@ def test_conformance(cdc_case, cdc_engines, cdc_session, tmp_path):
     record(cdc_session, cdc_case, cdc_engines, verdict, time.perf_counter() - started)
     if verdict.status == "unsupported":
         pytest.skip(outcomes.tagged([outcomes.UNSUPPORTED], f"unsupported: {verdict.reason}"))
-    finding = known_finding(cdc_case.approach.name, cdc_case.scenario, cdc_case.settings)
+    finding = known_finding(cdc_case.approach.name, cdc_case.scenario, cdc_case.settings, cdc_session.engine_versions)
     if finding is not None:
         kinds, why = finding
         if verdict.passed:

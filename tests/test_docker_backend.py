@@ -24,7 +24,7 @@ from tests.pg_helpers import CASE, ROOT, Work, run, wait_for, work_fixture  # no
 
 LOCAL_IMAGE = "localhost/cdc-postgres:15"
 BASE_IMAGE = "localhost/debian:bookworm"
-MARIADB_IMAGE = "localhost/cdc-mariadb:10.11"
+MARIADB_IMAGE = "localhost/cdc-mariadb:11.8"
 KAFKA_IMAGE = "localhost/cdc-kafka:4.3.1"
 CONNECT_IMAGE = "localhost/cdc-connect:4.3.1"
 
@@ -113,7 +113,7 @@ def test_podman_service_runs_docker_postgres_and_leaves_nothing(api) -> None:  #
 
 
 def test_docker_mariadb_kill_and_restart_through_the_container_api(api) -> None:  # noqa: ANN001
-    """DockerMySql on the project's MariaDB image (the official image's contract under
+    """DockerMySql on the project's MariaDB 11.8 image (the official image's contract under
     testcontainers' MySqlContainer): the binlog settings, committed rows through SIGKILL and
     restart of the container, and no container left after stop()."""
     pytest.importorskip("pymysql", reason="fix: pip install -e '.[mysql]'")
@@ -130,6 +130,8 @@ def test_docker_mariadb_kill_and_restart_through_the_container_api(api) -> None:
         with conn.cursor() as cur:
             cur.execute("SELECT @@log_bin, @@binlog_format, @@binlog_row_metadata, @@gtid_strict_mode")
             assert cur.fetchone() == (1, "ROW", "FULL", 1)
+            cur.execute("SELECT VERSION()")  # the official mariadb:11's series, not the local backend's 10.11
+            assert cur.fetchone()[0].startswith("11.8."), "the image is not trixie's MariaDB 11.8"
             cur.execute("CREATE DATABASE cdc_test_dockermy_db")
             cur.execute("CREATE TABLE cdc_test_dockermy_db.t (k int PRIMARY KEY)")
             cur.execute("INSERT INTO cdc_test_dockermy_db.t VALUES (1), (2)")
