@@ -253,6 +253,7 @@ class ModeWorkers(ConnectEngine):
         self.group = group
         self.start_timeout_s = start_timeout_s
         self.workers: dict[str, Any] = {}
+        self.last_mode = "at-least-once"  # the mode a case last asked for: whose log a failure attaches
 
     def new_worker(self, group: str, exactly_once: bool) -> Any:
         """A worker (not started) of ``group`` with exactly-once source support or without."""
@@ -271,6 +272,7 @@ class ModeWorkers(ConnectEngine):
             self.workers[mode] = worker
             if not self.url:
                 self.url = worker.url
+        self.last_mode = mode
         return worker.url
 
     def worker_urls(self) -> list[str]:
@@ -284,7 +286,8 @@ class ModeWorkers(ConnectEngine):
         worker.restart()
 
     def log_path(self) -> Any:
-        worker = self.workers.get("at-least-once")
+        """The log of the worker the last case used (its delivery mode's)."""
+        worker = self.workers.get(self.last_mode) or self.workers.get("at-least-once")
         return worker.log_path() if worker else None
 
     def kill(self) -> None:

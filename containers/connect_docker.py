@@ -7,12 +7,12 @@ import contextlib
 from typing import Any
 
 from containers.connect import WORKER_PROPERTIES, ConnectWorker, ModeWorkers
-from containers.docker_api import ContainerFaults
+from containers.docker_api import ContainerFaults, ContainerLog
 from harness.errors import EngineUnavailable
 from harness.secrets import one_line
 
 
-class ConnectContainer(ContainerFaults):
+class ConnectContainer(ContainerFaults, ContainerLog):
     """One distributed Connect worker in a container (the project's ``localhost/cdc-connect``
     image or the official Debezium one): the local worker's ``WORKER_PROPERTIES`` as Debezium's
     variables (``containers.jvm_env.connect_env``), without ``plugin.path`` (the image's own).
@@ -103,9 +103,6 @@ class ConnectContainer(ContainerFaults):
     def shutdown(self) -> None:
         """Remove the container. Idempotent."""
         self._remove()
-
-    def log_path(self) -> None:
-        return None
 
 
 class DockerConnect(ModeWorkers):

@@ -9,11 +9,13 @@ next session's sweep (``sweep_containers``) removes it, with or without a runnin
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -209,6 +211,41 @@ class ContainerFaults:
         if container is not None:
             with contextlib.suppress(Exception):
                 container.stop()
+
+
+class ContainerLog:
+    """``log_path()`` for an engine whose server runs in one container (``self._container``): the
+    container's log (the server's stdout and stderr, its last ``LOG_LINES`` lines) copied into a
+    file of this process's private temp dir at each call, so a failed cell attaches it like a
+    local server's log; None while no container exists."""
+
+    _container: Any
+    LOG_LINES = 5000
+
+    def log_path(self) -> Path | None:
+        container = self._container
+        if container is None:
+            return None
+        try:
+            wrapped = container.get_wrapped_container()
+            text = wrapped.logs(tail=self.LOG_LINES)
+        except Exception:  # noqa: BLE001 - removed or never started: no log to attach
+            return None
+        path = _log_dir() / f"{wrapped.id[:12]}.log"
+        path.write_bytes(text)
+        return path
+
+
+def _log_dir() -> Path:
+    """This process's private dir for container log copies (removed when the process exits)."""
+    global _LOG_DIR
+    if _LOG_DIR is None or not _LOG_DIR.exists():
+        _LOG_DIR = Path(tempfile.mkdtemp(prefix="cdc-container-logs-"))
+        atexit.register(shutil.rmtree, _LOG_DIR, True)
+    return _LOG_DIR
+
+
+_LOG_DIR: Path | None = None
 
 
 def log_tail(container: Any, lines: int = 3) -> str:

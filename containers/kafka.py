@@ -15,7 +15,7 @@ import socket
 import uuid
 from typing import Any, ClassVar
 
-from containers.docker_api import ContainerFaults
+from containers.docker_api import ContainerFaults, ContainerLog
 from containers.jvm import JvmServer, require_confluent_kafka
 from harness.errors import EngineMisconfigured, EngineUnavailable, Unsupported
 from harness.secrets import one_line
@@ -234,7 +234,7 @@ class ExternalKafka(KafkaEngine):
         return None
 
 
-class DockerKafka(ContainerFaults, KafkaEngine):
+class DockerKafka(ContainerFaults, ContainerLog, KafkaEngine):
     """A single-node KRaft broker in a container: the project's image ``localhost/cdc-kafka:4.3.1``
     (the local backend's jars, ``scripts/setup-docker.sh``) or the official one where it can be
     had (``--cdc-image kafka=NAME``, ``containers.docker_api.image_for``); both read the local
@@ -318,9 +318,6 @@ class DockerKafka(ContainerFaults, KafkaEngine):
     def stop(self) -> None:
         """Remove the container (its topics go with it). Idempotent."""
         self._remove()
-
-    def log_path(self) -> None:
-        return None
 
 
 def engine_from_options(backend: str = "auto", url: str | None = None, name_prefix: str = "cdc_",

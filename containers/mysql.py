@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote, unquote, urlsplit
 
+from containers.docker_api import ContainerLog
 from containers.engine import log_tail, private_dir
 from containers.process import parent_death_guard, stop_pid_file
 from harness.errors import EngineMisconfigured, EngineUnavailable, MissingDependency, Unsupported
@@ -496,7 +497,7 @@ class LocalMariaDb(MySqlEngine):
         return self.root / "server.log" if self.root else None
 
 
-class DockerMySql(MySqlEngine):
+class DockerMySql(ContainerLog, MySqlEngine):
     """MariaDB (or MySQL 8.4) in a testcontainers ``MySqlContainer``, port bound to 127.0.0.1, with
     the binlog settings as server flags, labelled with its owner process and run (see
     ``containers.docker_api``). The image is ``image`` (``--cdc-image mysql=NAME``, or the

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
 
+from containers.docker_api import ContainerLog
 from containers.engine import log_tail, private_dir
 from containers.process import parent_death_guard, terminate
 from harness.errors import EngineMisconfigured, EngineUnavailable, MissingDependency, Unsupported
@@ -517,7 +518,7 @@ class LocalPostgres(PostgresEngine):
         return self.root / "server.log" if self.root else None
 
 
-class DockerPostgres(PostgresEngine):
+class DockerPostgres(ContainerLog, PostgresEngine):
     """PostgreSQL 15 in a testcontainers ``PostgresContainer``, bound to 127.0.0.1, with the CDC
     settings as server flags; on any Docker-compatible API (a Docker daemon, or the podman
     service ``--cdc-engines=docker`` starts: ``containers.docker_api``).
@@ -615,9 +616,6 @@ class DockerPostgres(PostgresEngine):
             container.stop()
         except Exception:  # noqa: BLE001 - already gone: nothing left to remove
             pass
-
-    def log_path(self) -> Path | None:
-        return None
 
 
 class ExternalPostgres(PostgresEngine):

@@ -115,7 +115,7 @@ def test_podman_service_runs_docker_postgres_and_leaves_nothing(api) -> None:  #
 def test_docker_mariadb_kill_and_restart_through_the_container_api(api) -> None:  # noqa: ANN001
     """DockerMySql on the project's MariaDB 11.8 image (the official image's contract under
     testcontainers' MySqlContainer): the binlog settings, committed rows through SIGKILL and
-    restart of the container, and no container left after stop()."""
+    restart of the container, the container's log as the engine's log, and no container left after stop()."""
     pytest.importorskip("pymysql", reason="fix: pip install -e '.[mysql]'")
     from containers.docker_api import LABEL_RUN
     from containers.mysql import DockerMySql
@@ -143,6 +143,8 @@ def test_docker_mariadb_kill_and_restart_through_the_container_api(api) -> None:
             cur.execute("SELECT count(*) FROM cdc_test_dockermy_db.t")
             assert cur.fetchone() == (2,)
         conn.close()
+        log = engine.log_path()  # the container's log, as a failed cell attaches it
+        assert log is not None and "ready for connections" in log.read_text()
     finally:
         engine.stop()
     assert _labelled(f"{LABEL_RUN}=cdc_test_dockermy_") == []
