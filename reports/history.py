@@ -24,9 +24,9 @@ and an improvement when it moved the good way. Why: the median and MAD ignore on
 run (a run on a loaded machine) that a mean and standard deviation would let widen or shift the
 band; ``k`` = 3 keeps the false alarms of a steady figure rare; the relative minimum stands in
 for the noise when the baseline cannot measure it (one baseline run, or identical values: MAD
-= 0) and keeps changes too small to act on out of the table (runs on a shared 2-core machine
-move lag and throughput by 10–20 % between identical runs); the lag floor ignores moves below
-the scheduler's resolution (0.2 → 0.4 ms is +100 % and meaningless). With ``--baseline RUN_ID``
+= 0) and keeps changes too small to act on out of the table (a shared machine moves lag and
+throughput between identical runs); the lag floor ignores moves below the scheduler's
+resolution (0.2 → 0.4 ms is +100 % and meaningless). With ``--baseline RUN_ID``
 the spread is 0 and only the relative and absolute minimums apply.
 
 **Verdicts.** A cell whose verdict differs from the one in the latest baseline run that has
