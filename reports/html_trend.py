@@ -31,8 +31,9 @@ def trend_figure(runs: list[dict[str, Any]], cells: list[dict[str, Any]]) -> Any
     for label in sorted(by_label):
         fig.add_trace(go.Scatter(x=ids, y=[by_label[label].get(i) for i in ids], mode="lines+markers", name=label))
     fig.update_layout(title="Lag p99 per run (median over the approach's scenarios)", xaxis_title="run",
-                      yaxis_title="lag p99 (ms, log)", yaxis_type="log", xaxis_type="category", height=420,
-                      margin={"t": 50, "l": 60, "r": 20, "b": 50}, legend_title="approach")
+                      yaxis_title="lag p99 (ms, log)", yaxis_type="log", xaxis_type="category", height=560,
+                      margin={"t": 50, "l": 60, "r": 20, "b": 50}, legend_title="approach",
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.2})  # long labels: below the plot
     return fig
 
 
