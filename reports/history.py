@@ -270,10 +270,8 @@ def render(c: Comparison, rule: Rule) -> list[str]:
     order = {REGRESSION: 0, CHANGED: 1, IMPROVEMENT: 2, None: 3}
     rows = sorted(c.findings, key=lambda f: (order[f.flag], f.what, f.metric))
     if rows:
-        table = [("flag", "what", "metric", "baseline", "now", "change")]
-        table += [(f.flag or "", f.what, f.metric, f.baseline, f.current, f.change) for f in rows]
-        widths = [max(len(r[i]) for r in table) for i in range(6)]
-        lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in table]
+        lines += _table([("flag", "what", "metric", "baseline", "now", "change")]
+                        + [(f.flag or "", f.what, f.metric, f.baseline, f.current, f.change) for f in rows])
         lines.append("")
     counts = {flag: sum(1 for f in c.findings if f.flag == flag) for flag in (REGRESSION, IMPROVEMENT, CHANGED)}
     lines.append(f"{counts[REGRESSION]} regression(s), {counts[IMPROVEMENT]} improvement(s), {counts[CHANGED]} "
@@ -291,8 +289,13 @@ def _runs_lines(runs: list[dict[str, Any]]) -> list[str]:
         load = "—" if r.get("load_start") is None else f"{r['load_start']:.1f}→{r.get('load_end') or 0:.1f}"
         table.append((str(r["position"]), r["run_id"], when, str(r["scale"]), str(r["cells"]), str(r["passed"]),
                       str(r["failed"]), str(r["benchmarks"]), commit, load))
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in table]
+    return _table(table)
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    """Rows of strings as left-aligned columns (the first row is the header)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
 def _add(args: argparse.Namespace) -> str:
