@@ -8,8 +8,11 @@ Commands (the history is the DuckDB file the suite appends to: ``reports/history
     python -m reports.history add RESULTS.json [--benchmark-json FILE] [--history PATH]
 
 ``compare`` takes the last run (or ``--run``) and, as its baseline, either one run
-(``--baseline RUN_ID``) or the ``--last N`` runs before it at the same scale (default 5). It
-compares every approach × settings × scenario × engine cell both have, and every benchmark:
+(``--baseline RUN_ID``) or, for each cell and benchmark figure, its last ``N`` values (``--last N``,
+default 5) among the runs before it at the same scale — per figure, so a history that mixes
+selections (``make test`` appends its Docker cells as a run of their own) still gives each cell its
+own last N. It compares every approach × settings × scenario × engine cell both have, and every
+benchmark:
 
 - cells: lag p99 (lower is better) and events/s (higher is better);
 - benchmarks: pytest-benchmark's median time (lower is better) and the ``extra_info`` figures
@@ -127,6 +130,8 @@ class Comparison:
 
     current: dict[str, Any]
     baseline_runs: list[dict[str, Any]]
+    #: each figure's baseline is its last ``per_key`` values among ``baseline_runs``
+    per_key: int = 1
     findings: list[Finding] = field(default_factory=list)
     cells: int = 0
     benchmarks: int = 0
@@ -164,8 +169,9 @@ def _change(value: float | None, base: Baseline | None) -> str:
     return f"{100 * (value - base.median) / abs(base.median):+.0f} %"
 
 
-def _pick_runs(runs: list[dict[str, Any]], run_id: str | None, baseline_id: str | None, last: int,
+def _pick_runs(runs: list[dict[str, Any]], run_id: str | None, baseline_id: str | None,
                path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The run to compare and the runs its baseline is taken from (one, or every earlier run at its scale)."""
     if not runs:
         raise HistoryError(f"{path}: the history has no runs yet; fix: run the suite once or twice first")
     by_id = {r["run_id"]: r for r in runs}
@@ -183,21 +189,29 @@ def _pick_runs(runs: list[dict[str, Any]], run_id: str | None, baseline_id: str 
     if not before:
         raise HistoryError(f"{path}: no run before {current['run_id']} at scale {current['scale']}; "
                            "fix: run the suite again at that scale, or pass --baseline RUN_ID")
-    return current, before[-last:]
+    return current, before
+
+
+#: the order runs ran in, newest first, for the window functions below
+_NEWEST = "ORDER BY coalesce(r.finished_at, r.recorded_at) DESC, r.recorded_at DESC"
 
 
 def compare(con: Any, current: dict[str, Any], baseline_runs: list[dict[str, Any]], rule: Rule,
-            show_all: bool = False) -> Comparison:
-    """Compare ``current``'s cells and benchmarks with the baseline runs' (module docstring)."""
+            show_all: bool = False, per_key: int = 1) -> Comparison:
+    """Compare ``current``'s cells and benchmarks with their last ``per_key`` values among the
+    ``baseline_runs`` (module docstring)."""
     ids = [r["run_id"] for r in baseline_runs]
     marks = ", ".join("?" * len(ids))
-    out = Comparison(current, baseline_runs)
+    out = Comparison(current, baseline_runs, per_key)
     keys = "approach, settings, scenario, engine"
     base_cells = {row[:4]: row[4:] for row in con.execute(f"""
+        WITH ranked AS (
+          SELECT c.*, coalesce(r.finished_at, r.recorded_at) AS t,
+                 row_number() OVER (PARTITION BY {keys} {_NEWEST}) AS recent
+          FROM cells c JOIN runs r USING (run_id) WHERE run_id IN ({marks}))
         SELECT {keys}, median(lag_p99), mad(lag_p99), count(lag_p99),
-               median(events_per_s), mad(events_per_s), count(events_per_s),
-               arg_max(verdict, coalesce(r.finished_at, r.recorded_at))
-        FROM cells JOIN runs r USING (run_id) WHERE run_id IN ({marks}) GROUP BY {keys}""", ids).fetchall()}
+               median(events_per_s), mad(events_per_s), count(events_per_s), arg_max(verdict, t)
+        FROM ranked WHERE recent <= ? GROUP BY {keys}""", [*ids, per_key]).fetchall()}
     now_cells = con.execute(f"SELECT {keys}, label, verdict, lag_p99, events_per_s FROM cells WHERE run_id = ? "
                             "ORDER BY label, scenario, engine", [current["run_id"]]).fetchall()
     seen = set()
@@ -226,6 +240,7 @@ def compare(con: Any, current: dict[str, Any], baseline_runs: list[dict[str, Any
 
 
 def _compare_benchmarks(con: Any, run_id: str, ids: list[str], rule: Rule, show_all: bool, out: Comparison) -> None:
+    """The benchmark half of ``compare``: median time and the figures ``figure_direction`` names."""
     marks = ", ".join("?" * len(ids))
     figure = "(key LIKE '%events_per_s' OR (key LIKE '%p99' AND key LIKE '%lag%')) AND value IS NOT NULL"
     now = con.execute(f"""
@@ -233,10 +248,14 @@ def _compare_benchmarks(con: Any, run_id: str, ids: list[str], rule: Rule, show_
         UNION ALL SELECT fullname, key, value FROM benchmark_figures WHERE run_id = ? AND {figure}""",
                       [run_id, run_id]).fetchall()
     base = {(name, key): Baseline(m, d, n) for name, key, m, d, n in con.execute(f"""
-        SELECT fullname, key, median(value), mad(value), count(value) FROM (
+        WITH figures AS (
           SELECT run_id, fullname, 'median s' AS key, median_s AS value FROM benchmarks
-          UNION ALL SELECT run_id, fullname, key, value FROM benchmark_figures WHERE {figure})
-        WHERE run_id IN ({marks}) GROUP BY fullname, key""", ids).fetchall()}
+          UNION ALL SELECT run_id, fullname, key, value FROM benchmark_figures WHERE {figure}),
+        ranked AS (
+          SELECT f.*, row_number() OVER (PARTITION BY fullname, key {_NEWEST}) AS recent
+          FROM figures f JOIN runs r USING (run_id) WHERE run_id IN ({marks}))
+        SELECT fullname, key, median(value), mad(value), count(value) FROM ranked WHERE recent <= ?
+        GROUP BY fullname, key""", [*ids, out.per_key]).fetchall()}
     names = set()
     for name, key, value in sorted(now):
         b = base.get((name, key))
@@ -263,8 +282,9 @@ def render(c: Comparison, rule: Rule) -> list[str]:
     """The comparison as lines: what was compared with what, a table of flagged figures, a summary."""
     base = c.baseline_runs
     lines = [f"run      {_run_text(c.current)}",
-             "baseline " + (_run_text(base[0]) if len(base) == 1 else
-                            f"median of {len(base)} runs: {', '.join(r['run_id'] for r in base)}"),
+             "baseline " + (_run_text(base[0]) if c.per_key == 1 and len(base) == 1 else
+                            f"each figure's median over its last {c.per_key} value(s) in the {len(base)} "
+                            f"earlier run(s) at scale {c.current['scale']}: {_ids_text(base)}"),
              f"rule     flag beyond max({rule.k:g} × 1.4826 × MAD, {100 * rule.min_change:.0f} % of the median, "
              f"{rule.lag_floor_ms:g} ms for lag)", ""]
     order = {REGRESSION: 0, CHANGED: 1, IMPROVEMENT: 2, None: 3}
@@ -279,6 +299,11 @@ def render(c: Comparison, rule: Rule) -> list[str]:
                  + (f"; {c.new} cell(s) new in this run" if c.new else "")
                  + (f"; {c.gone} baseline cell(s) not in this run" if c.gone else ""))
     return lines
+
+
+def _ids_text(runs: list[dict[str, Any]]) -> str:
+    ids = [r["run_id"] for r in runs]
+    return ", ".join(ids) if len(ids) <= 8 else f"{', '.join(ids[:3])}, … {', '.join(ids[-3:])}"
 
 
 def _runs_lines(runs: list[dict[str, Any]]) -> list[str]:
@@ -332,7 +357,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     group = cmp_p.add_mutually_exclusive_group()
     group.add_argument("--baseline", metavar="RUN_ID", help="compare with this one run")
     group.add_argument("--last", type=int, default=5, metavar="N",
-                       help="compare with the median of the N runs before, at the same scale (default 5)")
+                       help="compare each figure with the median of its last N values in the runs before, "
+                            "at the same scale (default 5)")
     cmp_p.add_argument("--run", metavar="RUN_ID", help="the run to compare (default: the last one)")
     cmp_p.add_argument("--fail-on-regression", action="store_true", help="exit 1 when something regressed")
     cmp_p.add_argument("--all", action="store_true", help="list every compared figure, not only the flagged ones")
@@ -362,8 +388,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print("\n".join(_runs_lines(runs[-args.last:] if args.last else runs)))
                 return 0
             rule = Rule(args.k, args.min_change, args.lag_floor_ms)
-            current, baseline = _pick_runs(runs, args.run, args.baseline, args.last, path)
-            result = compare(con, current, baseline, rule, args.all)
+            current, baseline = _pick_runs(runs, args.run, args.baseline, path)
+            result = compare(con, current, baseline, rule, args.all, 1 if args.baseline else args.last)
     except HistoryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

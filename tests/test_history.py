@@ -118,11 +118,27 @@ def test_the_median_and_mad_of_the_last_runs_set_the_band(tmp_path: Path,
     add(path, results("other005", [row("b", "crud", p99=99.0)], "2026-01-06T00:00:00+00:00", scale="default"))
     code, out, _ = cli(capsys, "--history", str(path), "--run", "run0004", "--last", "4", "--fail-on-regression")
     assert code == 1
-    assert "median of 4 runs: run0000, run0001, run0002, run0003" in out  # not the other scale's run
+    assert "last 4 value(s) in the 4 earlier run(s) at scale smoke: run0000, run0001, run0002, run0003" in out
     flagged = [line for line in out.splitlines() if line.startswith(REGRESSION)]
     assert len(flagged) == 1 and "b × crud" in flagged[0] and "10.00 ±0.00 (n=4)" in flagged[0], out
     code, out, _ = cli(capsys, "--history", str(path), "--run", "run0004", "--last", "4", "--all")
     assert code == 0 and any(line.strip().startswith("a × crud") and "lag p99 ms" in line for line in out.splitlines())
+
+
+def test_each_cell_takes_its_own_last_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Runs that select different cells (make test's Docker step is a run of its own): --last N takes
+    each cell's last N values, not the last N runs."""
+    path = tmp_path / "history.duckdb"
+    for i in range(6):
+        rows = [row("a", "crud", p99=10.0 + i)] if i % 2 == 0 else [row("b", "crud")]
+        add(path, results(f"mix{i:05d}", rows, f"2026-01-0{i + 1}T00:00:00+00:00"))
+    add(path, results("mix00006", [row("a", "crud", p99=12.0), row("b", "crud")], "2026-01-07T00:00:00+00:00"))
+    code, out, _ = cli(capsys, "--history", str(path), "--last", "2", "--all")
+    assert code == 0
+    a_p99 = [line for line in out.splitlines() if line.strip().startswith("a × crud") and "lag p99 ms" in line]
+    b_p99 = [line for line in out.splitlines() if line.strip().startswith("b × crud") and "lag p99 ms" in line]
+    assert len(a_p99) == 1 and "13.00 ±1.48 (n=2)" in a_p99[0], out  # runs 2 and 4: 12 and 14
+    assert len(b_p99) == 1 and "(n=2)" in b_p99[0], out
 
 
 def test_benchmarks_are_compared_by_their_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
