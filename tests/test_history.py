@@ -264,6 +264,8 @@ def test_a_real_run_appends_its_cell_and_benchmark(pytester: pytest.Pytester, tm
         (run,) = store.list_runs(con)
         assert (run["cells"], run["passed"], run["benchmarks"], run["scale"]) == (1, 1, 1, "smoke")
         assert run["load_start"] is not None and run["load_end"] is not None
+        versions, backends = con.execute("SELECT engine_versions, engine_backends FROM runs").fetchone()
+        assert "delta-rs (deltalake)" in json.loads(versions) and json.loads(backends) == {"delta": "embedded"}
         cell = con.execute("SELECT approach, scenario, verdict, events, lag_p99 FROM cells").fetchone()
         assert cell[:3] == ("delta-cdf", "crud", "pass") and cell[3] > 0 and cell[4] is not None
         bench = con.execute("SELECT name, rounds, median_s FROM benchmarks").fetchone()
