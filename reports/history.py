@@ -30,7 +30,9 @@ for the noise when the baseline cannot measure it (one baseline run, or identica
 = 0) and keeps changes too small to act on out of the table (a shared machine moves lag and
 throughput between identical runs); the lag floor ignores moves below the scheduler's
 resolution (0.2 → 0.4 ms is +100 % and meaningless). With ``--baseline RUN_ID``
-the spread is 0 and only the relative and absolute minimums apply.
+the spread is 0 and only the relative and absolute minimums apply: on a loaded machine one run
+is a poor baseline (two consecutive ``--benchmark-only`` runs of the 100k delta-cdf drain at
+load 10–13 moved −21 % in events/s and −23 % in median time), so prefer ``--last N`` with N ≥ 3.
 
 **Verdicts.** A cell whose verdict differs from the one in the latest baseline run that has
 it is always flagged, whatever the figures: to ``fail`` from anything else is a regression,
