@@ -521,6 +521,7 @@ def test_ci_workflow_runs_each_engine_and_uploads_reports() -> None:
     text = json.dumps(job)
     assert "make setup" in text and "make test ENGINE=" in text
     assert "allure-report" in text and "reports/out/" in text
+    assert "reports/out/history.duckdb" in text and "reports.history" in text  # the results history kept and compared
 
 
 def test_synthetic_is_deterministic_and_fresh() -> None:
