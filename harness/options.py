@@ -13,6 +13,10 @@ from harness.breadth import BREADTHS
 from harness.secrets import mask_text, register_url
 from scenarios import SCALES
 
+#: the results history's file name, beside the results file unless ``--cdc-history`` says otherwise
+HISTORY_FILE = "history.duckdb"
+#: ``--cdc-history`` values that turn the history off
+HISTORY_OFF = ("off", "none", "no", "false", "0")
 #: what an engine role's name looks like (``postgres``, ``kafka``, ``connect``, ...)
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 
@@ -29,6 +33,8 @@ OPTIONS: tuple[tuple[str, str, str | None], ...] = (
     ("results", "path of the results JSON file", "reports/out/results.json"),
     ("timeout", "seconds any single wait may take before the run fails", "120"),
     ("pushgateway", "Prometheus pushgateway URL to push metrics to (empty: off)", ""),
+    ("history", "DuckDB file each run's results and benchmark figures are appended to (default: "
+     "history.duckdb beside the results file; off: none)", None),
 )
 
 
@@ -66,6 +72,8 @@ class Options:
     heavy_cells: str = "all"
     #: the image the Docker backend runs per family (``--cdc-image FAMILY=IMAGE``)
     images: dict[str, str] = field(default_factory=dict)
+    #: the results history (``reports/history_store.py``); None: ``--cdc-history=off``
+    history: Path | None = None
 
     def scale_for(self, roles: tuple[str, ...]) -> str:
         """The scale of a case running on ``roles``: ``heavy_scale`` when one of them is heavy."""
@@ -133,17 +141,24 @@ def parse(config: pytest.Config) -> Options:
         images[family] = image
     pushgateway = _get(config, "pushgateway") or ""
     register_url(pushgateway)
+    results = Path(_get(config, "results") or "reports/out/results.json")
+    history_text = _get(config, "history")
+    if history_text is None:
+        history: Path | None = results.parent / HISTORY_FILE
+    else:
+        history = None if history_text.strip().lower() in HISTORY_OFF else Path(history_text)
     return Options(
         approaches=_ids(_get(config, "approaches")),
         scenarios=_ids(_get(config, "scenarios")),
         seed=seed,
         scale=scale,
         engines=engines,
-        results=Path(_get(config, "results") or "reports/out/results.json"),
+        results=results,
         timeout_s=timeout_s,
         pushgateway=pushgateway,
         engine_urls=urls,
         heavy_scale=heavy_scale,
         heavy_cells=heavy_cells,
         images=images,
+        history=history,
     )

@@ -4,6 +4,8 @@ file and the terminal matrix. The fixtures live in ``fixtures/`` and are registe
 from __future__ import annotations
 
 import atexit
+import os
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -92,6 +94,8 @@ def pytest_configure(config: pytest.Config) -> None:
     previous = lifecycle.install_sigterm()  # SIGTERM ends the session like Ctrl-C
     config.add_cleanup(lambda: lifecycle.restore_sigterm(previous))
     atexit.register(session.stop_engines)
+    if workerinput is None:
+        config.stash[LOAD_AT_START] = os.getloadavg()[0]  # for the results history
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -162,6 +166,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if why:
         raise pytest.UsageError(f"cannot write the results file {path}: {why}; "
                                 "fix: pass --cdc-results=PATH (or ini cdc_results) in a writable directory")
+    history = state.options.history
+    why = check_writable(history) if history else None
+    if why:
+        raise pytest.UsageError(f"cannot write the results history {history}: {why}; "
+                                "fix: pass --cdc-history=PATH in a writable directory, or --cdc-history=off")
 
 
 def _interrupted(session: pytest.Session, exitstatus: int, state: CdcSession) -> str | None:
@@ -201,6 +210,27 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         from reports.pushgateway import push_results
 
         push_results(state.options.pushgateway, doc)
+    if state.options.history:
+        session.config.stash[HISTORY_NOTE] = _append_history(session.config, state, header, doc)
+
+
+def _append_history(config: pytest.Config, state: CdcSession, header: dict, doc: dict | None) -> str | None:
+    """Once per session (the controller): append the run's results and pytest-benchmark's figures
+    (its session, in this process: stats are computed before this hook) to the DuckDB history.
+    Returns the line for the terminal; a failure is a line too, never an error of the run."""
+    from reports.history_store import HistoryError, record_session
+
+    bench_session = getattr(config, "_benchmarksession", None)
+    benchmarks = [b.as_dict(include_data=False) for b in getattr(bench_session, "benchmarks", []) if b]
+    t0 = time.perf_counter()
+    try:
+        line = record_session(state.options.history, header, doc, benchmarks,
+                              engine_versions=state.engine_versions, engine_backends=state.engine_backends,
+                              heavy_scale=state.options.heavy_scale, load_start=config.stash.get(LOAD_AT_START, None),
+                              git_dir=Path(__file__).resolve().parents[1])
+    except (HistoryError, OSError) as exc:
+        return f"history: not written: {exc}"
+    return line and f"{line}, {1000 * (time.perf_counter() - t0):.0f} ms"
 
 
 def _write_allure_run(alluredir: Path, header: dict, state: CdcSession) -> None:
@@ -221,12 +251,17 @@ def _write_allure_run(alluredir: Path, header: dict, state: CdcSession) -> None:
 WORKER_ENGINES = "cdc_engines"
 RESULTS: pytest.StashKey[dict | None] = pytest.StashKey()
 NOTES: pytest.StashKey[tuple[dict, list[str]]] = pytest.StashKey()
+HISTORY_NOTE: pytest.StashKey[str | None] = pytest.StashKey()
+LOAD_AT_START: pytest.StashKey[float] = pytest.StashKey()
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     doc = config.stash.get(RESULTS, None)
     header, notes = config.stash.get(NOTES, ({}, []))
+    history = config.stash.get(HISTORY_NOTE, None)
     if not doc and not notes:
+        if history:  # a benchmark-only run: no results file, its benchmarks are in the history
+            terminalreporter.write_line(history)
         return  # no cdc test ran: say nothing (and nothing was written)
     from harness.matrix import render_matrix
 
@@ -237,3 +272,5 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(line)
     path = config.stash[STASH].options.results
     terminalreporter.write_line(f"results: {path}" if doc else f"results: none recorded; {path} left as it was")
+    if history:
+        terminalreporter.write_line(history)

@@ -284,8 +284,9 @@ def lag_table_html(results: Results) -> str:
     return "".join(out)
 
 
-def render(results: Results) -> str:
-    """The whole page as one string: inline CSS, inline plotly.js, no network needed to view it."""
+def render(results: Results, history: Path | None = None) -> str:
+    """The whole page as one string: inline CSS, inline plotly.js, no network needed to view it;
+    with ``history`` (a DuckDB results history), the trend over its last runs too."""
     validate(results)
     run = results["run"]
     rows = results["results"]
@@ -321,15 +322,18 @@ def render(results: Results) -> str:
                                                     div_id="throughput")
         parts += ["<h2>Lag</h2>", lag_div, "<h2>Throughput</h2>", tp_div,
                   "<h2>Lag, throughput, redelivery and recovery per result</h2>", lag_table_html(results)]
+    from reports.html_trend import trend_html  # the results history's trend (reports/html_trend.py)
+
+    parts.append(trend_html(history, chart=bool(rows)))  # plotly.js is on the page when there are rows
     parts += ["<h2>Run settings</h2>", run_html(results), "</body></html>"]
     return "\n".join(parts)
 
 
-def write(results: Results, out: str | Path) -> Path:
-    """Render ``results`` and write the page to ``out``."""
+def write(results: Results, out: str | Path, history: Path | None = None) -> Path:
+    """Render ``results`` (and the trend of ``history``) and write the page to ``out``."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(results), encoding="utf-8")
+    out.write_text(render(results, history), encoding="utf-8")
     return out
 
 
@@ -338,9 +342,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reports.html", description=__doc__)
     parser.add_argument("results", help="results JSON file written by the conformance suite")
     parser.add_argument("-o", "--output", default="reports/out/report.html", help="HTML file to write")
+    parser.add_argument("--history", default=None,
+                        help="results history (DuckDB) whose trend the page shows (default: history.duckdb "
+                             "beside the results file, when there; off: none)")
     args = parser.parse_args(argv)
+    history = Path(args.results).parent / "history.duckdb" if args.history is None else (
+        None if args.history == "off" else Path(args.history))
     try:
-        path = write(load(args.results), args.output)
+        path = write(load(args.results), args.output, history)
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ Nothing here writes under the user's ``reports/out``: every file goes to ``tmp_p
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import os
 import random
@@ -520,6 +521,7 @@ def test_ci_workflow_runs_each_engine_and_uploads_reports() -> None:
     text = json.dumps(job)
     assert "make setup" in text and "make test ENGINE=" in text
     assert "allure-report" in text and "reports/out/" in text
+    assert "reports/out/history.duckdb" in text and "reports.history" in text  # the results history kept and compared
 
 
 def test_synthetic_is_deterministic_and_fresh() -> None:
@@ -730,6 +732,11 @@ def test_xdist_run_merges_its_own_parts_only(tmp_path: Path) -> None:
     out = proc.stdout
     assert "removed 1 stale part file(s)" in out and "01d00000-gw1.json" in out
     assert "ignored 1 part file(s) of other runs" in out
+    if importlib.util.find_spec("duckdb"):  # the controller alone appends the run to the history, once
+        from reports.history_store import connect, list_runs
+
+        with connect(tmp_path / "history.duckdb", read_only=True) as con:
+            assert [(r["run_id"], r["cells"]) for r in list_runs(con)] == [(doc["run"]["run_id"], 2)]
 
 
 
