@@ -68,9 +68,9 @@ test: setup  ## the harness's own tests and the conformance suite (as CI runs th
 		$(SELECT) $(XDIST) --alluredir=allure-results --clean-alluredir
 	$(PYTEST) suites/test_conformance.py $(DOCKER_SELECT) --cdc-scale=smoke --cdc-results=$(DOCKER_RESULTS) -q
 
-test-docker: setup  ## every PostgreSQL and MariaDB cell, Debezium's too (Kafka + Connect containers), on the Docker backend (podman's service when no Docker daemon answers)
+test-docker: setup  ## every PostgreSQL and MariaDB cell, Debezium's too (Kafka + Connect containers), and the Spark readers over a Spark Connect container, on the Docker backend (podman's service when no Docker daemon answers)
 	$(PYTEST) suites/test_conformance.py --cdc-engines=docker \
-		--cdc-approaches=pg-pgoutput,pg-wal2json,mysql-binlog,pg-debezium,mariadb-debezium \
+		--cdc-approaches=pg-pgoutput,pg-wal2json,mysql-binlog,pg-debezium,mariadb-debezium,delta-cdf-spark,iceberg-changelog-spark \
 		--cdc-scale=$(SCALE) --cdc-heavy-scale=$(HEAVY_SCALE) --cdc-heavy-cells=$(HEAVY_CELLS) \
 		--cdc-results=$(DOCKER_RESULTS) $(XDIST) -q
 	$(PYTEST) tests/test_docker_backend.py -m jvm_containers -q

@@ -37,6 +37,7 @@ IMAGES: dict[str, tuple[str, str]] = {
     "pushgateway": ("docker.io/prom/pushgateway:v1.11.1", "localhost/cdc-pushgateway:1"),
     "kafka": ("apache/kafka:4.3.1", "localhost/cdc-kafka:4.3.1"),
     "connect": ("debezium/connect:3.6.1.Final", "localhost/cdc-connect:4.3.1"),
+    "spark": ("apache/spark:4.1.1", "localhost/cdc-spark:4.1.1"),
 }
 _ENV = ("DOCKER_HOST", "TESTCONTAINERS_RYUK_DISABLED")
 

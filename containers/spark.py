@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
+from containers.docker_api import ContainerLog
 from containers.engine import private_dir
 from containers.jvm import jar_dir
 from harness.errors import EngineUnavailable, MissingDependency, Unsupported
@@ -83,7 +84,7 @@ class SparkEngine:
         from pyspark.sql import SparkSession
 
         began = time.monotonic()
-        if self.backend == "external":
+        if self.backend != "local":  # Spark Connect: a user's server, or the Docker backend's container
             _probe(self.url, self.timeout_s)
             try:
                 self.session = SparkSession.builder.remote(self.url).getOrCreate()
@@ -192,7 +193,106 @@ def _stop_gateway() -> None:
         SparkContext._jvm = None
 
 
-def engine_from_options(backend: str, url: str | None, timeout_s: float) -> SparkEngine:
+class DockerSpark(ContainerLog, SparkEngine):
+    """A Spark Connect server in a container (the project's ``localhost/cdc-spark:4.1.1``: the Spark
+    that pyspark ships, or ``--cdc-image spark=NAME``, e.g. the official ``apache/spark:4.1.1``, whose
+    ``/opt/spark`` has the same layout), with the local session's settings and the project's Delta
+    and Iceberg jars (``.cache/jars/spark``, mounted read-only at ``/opt/cdc-jars``); the harness's
+    session is a Spark Connect client, as against a cluster.
+
+    Addressing and files: the container runs on the host's network namespace, the server bound to
+    127.0.0.1 on a free port; the temp dir (where every warehouse and case folder lives) is mounted
+    at the same path, so tables are addressed by the harness's own paths; the server runs as this
+    process's user, so the files it writes are the harness's. Declares no fault. Labelled per run,
+    removed by ``stop()`` or the next session's sweep.
+    """
+
+    backend = "docker"
+    JARS_IN_CONTAINER = "/opt/cdc-jars"
+
+    def __init__(self, image: str | None = None, timeout_s: float = 60.0, prefix: str = "cdc_",
+                 start_timeout_s: float = 180.0) -> None:
+        super().__init__(None, timeout_s)
+        self.backend = "docker"
+        self.image = image
+        self.prefix = prefix
+        self.start_timeout_s = start_timeout_s
+        self._container: Any = None
+
+    def command(self, port: int, jars: list[str]) -> list[str]:
+        """``spark-submit`` of the Connect server with the local session's settings on ``port``."""
+        conf = {**LOCAL_CONF, "spark.connect.grpc.binding.address": "127.0.0.1",
+                "spark.connect.grpc.binding.port": str(port), "spark.driver.extraJavaOptions": "-Duser.home=/tmp"}
+        args = ["/opt/spark/bin/spark-submit", "--master", "local[2]", "--name", "cdc-harness-connect",
+                "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
+                "--jars", ",".join(f"{self.JARS_IN_CONTAINER}/{Path(j).name}" for j in jars)]
+        for key, value in conf.items():
+            args += ["--conf", f"{key}={value}"]
+        return args
+
+    def start(self) -> None:
+        if self._container is not None:
+            return
+        import os
+        import tempfile
+
+        import port_for
+        from testcontainers.core.container import DockerContainer
+
+        from containers.docker_api import image_for, labels, log_tail, require_docker, wait_ready
+
+        require_pyspark()  # the client
+        require_docker()
+        jars = sorted(glob.glob(str(jar_dir("spark") / "*.jar")))
+        if not jars:
+            raise EngineUnavailable(f"no Delta/Iceberg jars in {jar_dir('spark')}; fix: make setup "
+                                    "(scripts/setup-jvm.sh fetches them)")
+        image = image_for("spark", self.image)
+        port = port_for.select_random()
+        temp = tempfile.gettempdir()
+        container = DockerContainer(image)
+        container.with_command(self.command(port, jars))
+        container.with_env("SPARK_LOCAL_IP", "127.0.0.1").with_env("HOME", "/tmp")
+        container.with_env("SPARK_USER", "cdc").with_env("HADOOP_USER_NAME", "cdc")
+        container.with_volume_mapping(str(jar_dir("spark")), self.JARS_IN_CONTAINER, "ro")
+        container.with_volume_mapping(temp, temp, "rw")
+        container.with_kwargs(labels=labels(self.prefix), network_mode="host", user=f"{os.getuid()}:{os.getgid()}")
+        self._container = container
+        try:
+            container.start()
+        except Exception as exc:  # noqa: BLE001 - docker/testcontainers raise many kinds: one line each
+            logs = log_tail(container)
+            self.stop()
+            raise EngineUnavailable(f"the Spark container ({image}) did not start: {type(exc).__name__}: "
+                                    f"{str(exc).splitlines()[0][:300] if str(exc) else ''}; "
+                                    f"container log: {logs}") from None
+        self.url = f"sc://127.0.0.1:{port}"
+        wait_ready(lambda: _listening(port), self.start_timeout_s,
+                   lambda: f"the Spark Connect container did not listen on 127.0.0.1:{port} within "
+                           f"{self.start_timeout_s:.0f} s; container log: {log_tail(container)}")
+        try:
+            super().start()
+        except EngineUnavailable:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        super().stop()
+        container, self._container = self._container, None
+        if container is not None:
+            with contextlib.suppress(Exception):
+                container.stop()
+
+
+def _listening(port: int) -> bool:
+    with contextlib.suppress(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+        return True
+    return False
+
+
+def engine_from_options(backend: str, url: str | None, timeout_s: float,
+                        image: str | None = None) -> SparkEngine:
     """A Spark engine for ``--cdc-engines``/``--cdc-engine-url spark=...`` (not started)."""
     if url and not url.startswith("sc://"):
         raise EngineUnavailable(f"--cdc-engine-url spark={url}: only Spark Connect URLs (sc://host:port) are "
@@ -201,5 +301,5 @@ def engine_from_options(backend: str, url: str | None, timeout_s: float) -> Spar
         raise EngineUnavailable("--cdc-engines=external has no Spark to use; fix: pass --cdc-engine-url "
                                 "spark=sc://host:port (a Spark Connect server)")
     if backend == "docker" and not url:
-        raise EngineUnavailable("no Docker backend for Spark yet (issue 17); fix: --cdc-engines=local or auto")
+        return DockerSpark(image, timeout_s)
     return SparkEngine(url, timeout_s)

@@ -323,3 +323,34 @@ def test_properties_become_the_official_images_variables() -> None:
         "CONNECT_EXACTLY_ONCE_SOURCE_SUPPORT": "enabled"}
     with pytest.raises(ValueError, match="no CONNECT_ variable"):
         connect_env({"a_b": "1"})
+
+
+@pytest.mark.jvm_containers
+def test_docker_spark_connect_writes_where_the_harness_reads(api, tmp_path) -> None:  # noqa: ANN001
+    """DockerSpark on the project's image: a Spark Connect server in a container whose client is
+    this process; a Delta table it writes under the temp dir (mounted at the same path) is read
+    back by delta-rs on the host, owned by this process's user; the container's log is the engine's
+    log; stop() leaves no container."""
+    pytest.importorskip("pyspark", reason="fix: pip install -e '.[spark]'")
+    from deltalake import DeltaTable
+
+    from containers.docker_api import LABEL_RUN
+    from containers.spark import DockerSpark
+
+    if subprocess.run(["podman", "image", "exists", "localhost/cdc-spark:4.1.1"], timeout=30).returncode != 0:
+        pytest.skip("image localhost/cdc-spark:4.1.1 is missing; fix: make setup-docker")
+    engine = DockerSpark("localhost/cdc-spark:4.1.1", prefix="cdc_test_dockerspark_")
+    engine.start()
+    try:
+        assert engine.url.startswith("sc://127.0.0.1:") and engine.version() == "4.1.1"
+        assert len(_labelled(f"{LABEL_RUN}=cdc_test_dockerspark_")) == 1
+        path = tmp_path / "t"
+        engine.sql(f"CREATE TABLE delta.`{path}` (id BIGINT, name STRING) USING delta")
+        engine.sql(f"INSERT INTO delta.`{path}` VALUES (1, 'a'), (2, 'b')")
+        assert sorted(DeltaTable(str(path)).to_pyarrow_table().column("id").to_pylist()) == [1, 2]
+        assert (path / "_delta_log").stat().st_uid == os.getuid()
+        log = engine.log_path()
+        assert log is not None and "SparkConnectServer" in log.read_text()
+    finally:
+        engine.stop()
+    assert _labelled(f"{LABEL_RUN}=cdc_test_dockerspark_") == []
