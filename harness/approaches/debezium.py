@@ -51,8 +51,10 @@ TUNED: dict[str, str] = {
     "producer.override.batch.size": "1048576",
 }
 ADMIN_TIMEOUT_S = 10.0
-#: how long ``caught_up`` must hold before it answers True
+#: how long the inexact rule of ``caught_up`` must hold before it answers True
 CAUGHT_UP_HOLD_S = 2.0
+#: a caught-up marker not through after this long is sent again (its wait may have been cut by a restart)
+MARKER_RETRY_S = 5.0
 
 
 def _kafka() -> Any:
@@ -106,6 +108,14 @@ class DebeziumApproach(BaseApproach):
         self._schemas: dict[bytes, tuple[Any, Any]] = {}
         self._caught_since: float | None = None
         self._keys: dict[bytes, Any] = {}
+        #: caught-up markers (``send_marker``): how many sent, the last one sent, when, and the
+        #: last one the consumer read
+        self._markers = 0
+        self._marker_sent: str | None = None
+        self._marker_at = 0.0
+        self._marker_seen: str | None = None
+        #: how many times ``caught_up`` answered True through a marker (the exact rule)
+        self.marker_answers = 0
 
     # -- subclass hooks -------------------------------------------------------------------------
     def connector_config(self, ctx: RunContext) -> dict[str, str]:
@@ -132,6 +142,17 @@ class DebeziumApproach(BaseApproach):
 
     def before_register(self, ctx: RunContext, resume: bool) -> None:
         """Prepare the source before the connector starts (e.g. create the publication)."""
+
+    def send_marker(self, token: str) -> bool:
+        """Write a caught-up marker with content ``token`` into the source's log, ordered after
+        every transaction committed before the call, for the connector to put into the run's
+        topic (read back by ``marker_of``); False when the source cannot (then ``caught_up``
+        uses its inexact rule only)."""
+        return False
+
+    def marker_of(self, payload: dict) -> str | None:
+        """The token of a caught-up marker record of this run (``None`` for any other record)."""
+        return None
 
     # -- contract -------------------------------------------------------------------------------
     def start(self, ctx: RunContext, resume: bool = False) -> None:
@@ -250,6 +271,9 @@ class DebeziumApproach(BaseApproach):
             return None
         op = OPS.get(payload["op"])
         if op is None:
+            token = self.marker_of(payload)
+            if token is not None:
+                self._marker_seen = token
             return None
         source = payload.get("source") or {}
         table = source.get("table") or ""
@@ -275,17 +299,39 @@ class DebeziumApproach(BaseApproach):
         return decoder(payload)
 
     def caught_up(self) -> bool:
-        """True when, for ``CAUGHT_UP_HOLD_S`` on end, the source has sent the connector all it
-        committed and the consumer has read the topic to its end: what is still missing then is
-        not in flight (Debezium's queue and producer flush within milliseconds, and within its
-        ``poll.interval.ms`` of 500 ms under the defaults)."""
+        """True when the consumer has read everything the source committed before (about) now.
+
+        Exact where the source takes markers (``send_marker``): a call sends a marker; True
+        once the consumer has read the last marker sent, which in the run's one partition comes
+        after every change committed before it was sent, so what is missing then was lost, not
+        late (each True answer sends the next marker: the next answer covers commits up to this
+        call). Otherwise, and while no marker is through: True when, for ``CAUGHT_UP_HOLD_S``
+        on end, the source has sent the connector all it committed and the consumer has read the
+        topic to its end (Debezium's queue and producer flush within milliseconds, and within
+        its ``poll.interval.ms`` of 500 ms under the defaults)."""
         now = time.monotonic()
+        through = self._marker_sent is not None and self._marker_seen == self._marker_sent
+        if through or self._marker_sent is None or now - self._marker_at > MARKER_RETRY_S:
+            self._markers += 1
+            token = f"{self.connector}:{self._markers}"
+            self._marker_sent = token if self._send_marker(token) else None
+            self._marker_at = now
+        if through:
+            self._caught_since = None
+            self.marker_answers += 1
+            return True
         if not (self._consumer_at_end() and self.source_sent_all()):
             self._caught_since = None
             return False
         if self._caught_since is None:
             self._caught_since = now
         return now - self._caught_since >= CAUGHT_UP_HOLD_S
+
+    def _send_marker(self, token: str) -> bool:
+        try:
+            return bool(self.connector) and self.send_marker(token)
+        except Exception:  # noqa: BLE001 - a restarting source: no marker this time
+            return False
 
     def _consumer_at_end(self) -> bool:
         consumer = self._consumer
