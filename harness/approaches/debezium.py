@@ -70,6 +70,8 @@ class DebeziumApproach(BaseApproach):
     """
 
     roles: ClassVar[tuple[str, ...]] = ("kafka", "connect")
+    #: Debezium's transaction metadata (``txid`` reads the transaction block's id by default)
+    transaction_metadata: ClassVar[bool] = True
     #: Debezium delivers at least once: after a crash of Connect or of the consumer, records
     #: after the last committed offset come again
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -151,7 +153,8 @@ class DebeziumApproach(BaseApproach):
         return False
 
     def marker_of(self, payload: dict) -> str | None:
-        """The token of a caught-up marker record of this run (``None`` for any other record)."""
+        """The token of a caught-up marker record of this run (``None`` for any other record;
+        called with every record that is not a change)."""
         return None
 
     # -- contract -------------------------------------------------------------------------------
@@ -182,7 +185,7 @@ class DebeziumApproach(BaseApproach):
             "topic.prefix": ctx.name_prefix,
             "tasks.max": "1",
             "snapshot.mode": "no_data",
-            "provide.transaction.metadata": "true",
+            "provide.transaction.metadata": str(self.transaction_metadata).lower(),
             "skipped.operations": "none",
             "tombstones.on.delete": "true",
             "transforms": "route",
@@ -267,10 +270,10 @@ class DebeziumApproach(BaseApproach):
         records that are not changes). Only the payload is parsed per record: the schema part,
         the same for every change of a table version, is parsed and compiled once."""
         schema_json, payload = _split(raw)
-        if not payload or "op" not in payload:
+        if not payload:
             return None
-        op = OPS.get(payload["op"])
-        if op is None:
+        op = OPS.get(payload.get("op"))
+        if op is None:  # a caught-up marker, a transaction's BEGIN/END, or a kind not mapped
             token = self.marker_of(payload)
             if token is not None:
                 self._marker_seen = token

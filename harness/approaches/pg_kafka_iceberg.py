@@ -50,6 +50,7 @@ class _Upstream(PgDebezium):
     so no caught-up markers of pg-debezium's (the approach writes its own)."""
 
     markers: ClassVar[bool] = False
+    transaction_metadata: ClassVar[bool] = True
 
     def _common_config(self, ctx: RunContext) -> dict[str, str]:
         return {**super()._common_config(ctx), "topic.transaction": "changes"}
