@@ -55,6 +55,9 @@ ADMIN_TIMEOUT_S = 10.0
 CAUGHT_UP_HOLD_S = 2.0
 #: a caught-up marker not through after this long is sent again (its wait may have been cut by a restart)
 MARKER_RETRY_S = 5.0
+#: calls of ``caught_up`` further apart than this begin a new wait: a marker sent in the last one
+#: proves nothing about writes since
+MARKER_GAP_S = 2.0
 
 
 def _kafka() -> Any:
@@ -116,6 +119,7 @@ class DebeziumApproach(BaseApproach):
         self._marker_sent: str | None = None
         self._marker_at = 0.0
         self._marker_seen: str | None = None
+        self._last_call = 0.0
         #: how many times ``caught_up`` answered True through a marker (the exact rule)
         self.marker_answers = 0
 
@@ -308,11 +312,15 @@ class DebeziumApproach(BaseApproach):
         once the consumer has read the last marker sent, which in the run's one partition comes
         after every change committed before it was sent, so what is missing then was lost, not
         late (each True answer sends the next marker: the next answer covers commits up to this
-        call). Otherwise, and while no marker is through: True when, for ``CAUGHT_UP_HOLD_S``
-        on end, the source has sent the connector all it committed and the consumer has read the
-        topic to its end (Debezium's queue and producer flush within milliseconds, and within
-        its ``poll.interval.ms`` of 500 ms under the defaults)."""
+        call; calls more than ``MARKER_GAP_S`` apart begin a new wait with a new marker).
+        Otherwise, and while no marker is through: True when, for ``CAUGHT_UP_HOLD_S`` on end,
+        the source has sent the connector all it committed and the consumer has read the topic
+        to its end (Debezium's queue and producer flush within milliseconds, and within its
+        ``poll.interval.ms`` of 500 ms under the defaults)."""
         now = time.monotonic()
+        if now - self._last_call > MARKER_GAP_S:
+            self._marker_sent = None
+        self._last_call = now
         through = self._marker_sent is not None and self._marker_seen == self._marker_sent
         if through or self._marker_sent is None or now - self._marker_at > MARKER_RETRY_S:
             self._markers += 1
