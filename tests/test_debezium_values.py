@@ -11,8 +11,8 @@ from decimal import Decimal
 
 import pytest
 
-from harness.approaches.debezium import _split
-from harness.approaches.debezium_values import UNAVAILABLE, compile_struct, decode
+from harness.approaches.debezium import _loads, _split
+from harness.approaches.debezium_values import UNAVAILABLE, compile_key, compile_struct, decode
 
 
 def _b64(n: int, size: int) -> str:
@@ -64,6 +64,37 @@ def test_compiled_struct_equals_field_by_field_decoding() -> None:
     assert got["id"] == 1 and got["d"] == Decimal("12.34") and got["big"] == UNAVAILABLE
     assert got["f"] != got["f"]  # NaN
     assert compile_struct(schema)(None) is None
+
+
+DECIMAL_2 = {"type": "bytes", "name": "org.apache.kafka.connect.data.Decimal", "parameters": {"scale": "2"}}
+
+
+@pytest.mark.parametrize("value", [_b64(1234, 2), _b64(-1, 1), _b64(-(10**40), 17), _b64(0, 1), "NaN",
+                                   "-Infinity", None, UNAVAILABLE])
+def test_compiled_decimal_equals_the_generic_decoder(value) -> None:
+    """The compiled fixed-scale decimal decoder gives what ``decode`` gives, value and type."""
+    schema = {"type": "struct", "fields": [{"field": "d", **DECIMAL_2}]}
+    got = compile_struct(schema)({"d": value})["d"]
+    want = decode(value, DECIMAL_2)
+    assert repr(got) == repr(want) and type(got) is type(want)
+
+
+def test_compiled_key_keeps_key_order_and_drops_routing_fields() -> None:
+    schema = {"type": "struct", "fields": [{"field": "b", "type": "string"}, {"field": "a", **DECIMAL_2},
+                                           {"field": "__dbz__physicalTableIdentifier", "type": "string"}]}
+    key = compile_key(schema, "__dbz__")
+    assert key({"a": _b64(-5, 1), "b": "x", "__dbz__physicalTableIdentifier": "p.s.t"}) == ("x", Decimal("-0.05"))
+    assert key(None) == ()
+
+
+@pytest.mark.parametrize("text", [b'{"n":18446744073709551616}', b'{"n":-9223372036854775809}',
+                                  b'{"n":99999999999999999999999,"ts_ns":1795719213713622000}',
+                                  rb'{"f":0.1,"g":1e308,"s":"\u00e9"}'])
+def test_loads_equals_json_even_beyond_64_bit_integers(text: bytes) -> None:
+    """orjson reads integers beyond 64 bits as floats: such text goes to the stdlib parser, so
+    values stay exact (same values, same types)."""
+    got, want = _loads(text), json.loads(text)
+    assert got == want and [type(v) for v in got.values()] == [type(v) for v in want.values()]
 
 
 def test_split_parses_only_the_payload_and_survives_a_column_named_payload() -> None:

@@ -5,6 +5,11 @@ restart (a reconnect backoff, a Connect task restarting, a consumer-group rebala
 pass ``reader-crash`` (delta-cdf), ``net-drop`` and ``source-restart`` (pg-pgoutput), with
 ``recovery_s`` at least that silence. A mutant that drops a change is still ``lost``, and is
 named well before its deadline because the approach says it has read everything.
+
+pg-debezium says so exactly, through a caught-up marker (a logical decoding message behind every
+earlier commit in the run's one partition): a dropped change ends the drain through the marker and
+is ``lost``; a reader that takes one event per poll, slowly, reaches the marker only after every
+change, so it passes.
 """
 
 from __future__ import annotations
@@ -85,6 +90,42 @@ def test_slow_restarting_reader_is_late_not_lossy(cdc_session: Any, tmp_path: Pa
     # restart, so the writes after it overlap part of it; what is left is still seconds, not ms
     assert verdict.measurements["recovery_s"] is not None
     assert verdict.measurements["recovery_s"] >= 2.0
+
+
+class OneAtATime:
+    """A correct approach read slowly: one event per poll, ``PAUSE_S`` before each."""
+
+    PAUSE_S = 0.05
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name, self.family, self.capabilities = inner.name, inner.family, inner.capabilities
+
+    def start(self, ctx: Any, resume: bool = False) -> None:
+        self.inner.start(ctx, resume)
+        self.capabilities = self.inner.capabilities
+
+    def poll(self, max_events: int, timeout_s: float) -> list[ChangeEvent]:
+        time.sleep(self.PAUSE_S)
+        return self.inner.poll(1, timeout_s)
+
+    def __getattr__(self, name: str) -> Any:  # ack, stop, crash, caught_up
+        return getattr(self.inner, name)
+
+
+def test_debezium_dropped_change_is_lost_through_the_marker(cdc_session: Any, tmp_path: Path) -> None:
+    made: list = []
+    result = _run(cdc_session, tmp_path, "pg-debezium", "crud",
+                  lambda cls: made.append(mutant_class(cls, "drop", seed=1)()) or made[-1], deadline_s=120)
+    assert result.verdict.anomalies == {"lost": 1}, result.verdict.summary()
+    assert made[-1].inner.marker_answers > 0, "the drain should end through a caught-up marker"
+
+
+def test_debezium_slow_reader_is_not_lossy(cdc_session: Any, tmp_path: Path) -> None:
+    made: list = []
+    result = _run(cdc_session, tmp_path, "pg-debezium", "crud",
+                  lambda cls: made.append(OneAtATime(cls())) or made[-1], deadline_s=120)
+    assert result.verdict.passed, (result.verdict.summary(), result.verdict.examples)
 
 
 def test_dropped_change_is_lost_before_the_deadline(cdc_session: Any, tmp_path: Path) -> None:

@@ -29,11 +29,16 @@ from typing import Any, ClassVar
 
 from containers.jvm import require_confluent_kafka
 from harness.approach import BaseApproach
-from harness.approaches.debezium_values import compile_struct, field_schema
+from harness.approaches.debezium_values import compile_key, compile_struct, field_schema
 from harness.capabilities import Capabilities
 from harness.context import RunContext
 from harness.errors import EngineUnavailable
 from harness.events import ChangeEvent, Position
+
+try:
+    import orjson as _orjson
+except ImportError:  # the kafka extra installs it; json is exact too, only slower
+    _orjson = None
 
 OPS = {"c": "insert", "r": "insert", "u": "update", "d": "delete", "t": "truncate"}
 #: the connector settings of the ``tuned`` variant (for latency: figures in docs/kafka.md)
@@ -46,8 +51,13 @@ TUNED: dict[str, str] = {
     "producer.override.batch.size": "1048576",
 }
 ADMIN_TIMEOUT_S = 10.0
-#: how long ``caught_up`` must hold before it answers True
+#: how long the inexact rule of ``caught_up`` must hold before it answers True
 CAUGHT_UP_HOLD_S = 2.0
+#: a caught-up marker not through after this long is sent again (its wait may have been cut by a restart)
+MARKER_RETRY_S = 5.0
+#: calls of ``caught_up`` further apart than this begin a new wait: a marker sent in the last one
+#: proves nothing about writes since
+MARKER_GAP_S = 2.0
 
 
 def _kafka() -> Any:
@@ -63,6 +73,8 @@ class DebeziumApproach(BaseApproach):
     """
 
     roles: ClassVar[tuple[str, ...]] = ("kafka", "connect")
+    #: Debezium's transaction metadata (``txid`` reads the transaction block's id by default)
+    transaction_metadata: ClassVar[bool] = True
     #: Debezium delivers at least once: after a crash of Connect or of the consumer, records
     #: after the last committed offset come again
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -101,6 +113,15 @@ class DebeziumApproach(BaseApproach):
         self._schemas: dict[bytes, tuple[Any, Any]] = {}
         self._caught_since: float | None = None
         self._keys: dict[bytes, Any] = {}
+        #: caught-up markers (``send_marker``): how many sent, the last one sent, when, and the
+        #: last one the consumer read
+        self._markers = 0
+        self._marker_sent: str | None = None
+        self._marker_at = 0.0
+        self._marker_seen: str | None = None
+        self._last_call = 0.0
+        #: how many times ``caught_up`` answered True through a marker (the exact rule)
+        self.marker_answers = 0
 
     # -- subclass hooks -------------------------------------------------------------------------
     def connector_config(self, ctx: RunContext) -> dict[str, str]:
@@ -127,6 +148,18 @@ class DebeziumApproach(BaseApproach):
 
     def before_register(self, ctx: RunContext, resume: bool) -> None:
         """Prepare the source before the connector starts (e.g. create the publication)."""
+
+    def send_marker(self, token: str) -> bool:
+        """Write a caught-up marker with content ``token`` into the source's log, ordered after
+        every transaction committed before the call, for the connector to put into the run's
+        topic (read back by ``marker_of``); False when the source cannot (then ``caught_up``
+        uses its inexact rule only)."""
+        return False
+
+    def marker_of(self, payload: dict) -> str | None:
+        """The token of a caught-up marker record of this run (``None`` for any other record;
+        called with every record that is not a change)."""
+        return None
 
     # -- contract -------------------------------------------------------------------------------
     def start(self, ctx: RunContext, resume: bool = False) -> None:
@@ -156,7 +189,7 @@ class DebeziumApproach(BaseApproach):
             "topic.prefix": ctx.name_prefix,
             "tasks.max": "1",
             "snapshot.mode": "no_data",
-            "provide.transaction.metadata": "true",
+            "provide.transaction.metadata": str(self.transaction_metadata).lower(),
             "skipped.operations": "none",
             "tombstones.on.delete": "true",
             "transforms": "route",
@@ -241,10 +274,13 @@ class DebeziumApproach(BaseApproach):
         records that are not changes). Only the payload is parsed per record: the schema part,
         the same for every change of a table version, is parsed and compiled once."""
         schema_json, payload = _split(raw)
-        if not payload or "op" not in payload:
+        if not payload:
             return None
-        op = OPS.get(payload["op"])
-        if op is None:
+        op = OPS.get(payload.get("op"))
+        if op is None:  # a caught-up marker, a transaction's BEGIN/END, or a kind not mapped
+            token = self.marker_of(payload)
+            if token is not None:
+                self._marker_seen = token
             return None
         source = payload.get("source") or {}
         table = source.get("table") or ""
@@ -266,22 +302,47 @@ class DebeziumApproach(BaseApproach):
         if decoder is None:
             if len(self._keys) > 256:
                 self._keys.clear()
-            decoder = self._keys[schema_json] = compile_struct(json.loads(schema_json) or {})
-        values = decoder(payload) or {}
-        return tuple(v for k, v in values.items() if not k.startswith("__dbz__"))
+            decoder = self._keys[schema_json] = compile_key(json.loads(schema_json) or {}, "__dbz__")
+        return decoder(payload)
 
     def caught_up(self) -> bool:
-        """True when, for ``CAUGHT_UP_HOLD_S`` on end, the source has sent the connector all it
-        committed and the consumer has read the topic to its end: what is still missing then is
-        not in flight (Debezium's queue and producer flush within milliseconds, and within its
+        """True when the consumer has read everything the source committed before (about) now.
+
+        Exact where the source takes markers (``send_marker``): a call sends a marker; True
+        once the consumer has read the last marker sent, which in the run's one partition comes
+        after every change committed before it was sent, so what is missing then was lost, not
+        late (each True answer sends the next marker: the next answer covers commits up to this
+        call; calls more than ``MARKER_GAP_S`` apart begin a new wait with a new marker).
+        Otherwise, and while no marker is through: True when, for ``CAUGHT_UP_HOLD_S`` on end,
+        the source has sent the connector all it committed and the consumer has read the topic
+        to its end (Debezium's queue and producer flush within milliseconds, and within its
         ``poll.interval.ms`` of 500 ms under the defaults)."""
         now = time.monotonic()
+        if now - self._last_call > MARKER_GAP_S:
+            self._marker_sent = None
+        self._last_call = now
+        through = self._marker_sent is not None and self._marker_seen == self._marker_sent
+        if through or self._marker_sent is None or now - self._marker_at > MARKER_RETRY_S:
+            self._markers += 1
+            token = f"{self.connector}:{self._markers}"
+            self._marker_sent = token if self._send_marker(token) else None
+            self._marker_at = now
+        if through:
+            self._caught_since = None
+            self.marker_answers += 1
+            return True
         if not (self._consumer_at_end() and self.source_sent_all()):
             self._caught_since = None
             return False
         if self._caught_since is None:
             self._caught_since = now
         return now - self._caught_since >= CAUGHT_UP_HOLD_S
+
+    def _send_marker(self, token: str) -> bool:
+        try:
+            return bool(self.connector) and self.send_marker(token)
+        except Exception:  # noqa: BLE001 - a restarting source: no marker this time
+            return False
 
     def _consumer_at_end(self) -> bool:
         consumer = self._consumer
@@ -329,6 +390,26 @@ _SCHEMA_START = len(b'{"schema":')
 _PAYLOAD = b',"payload":'
 
 
+#: digits to 9, '-' kept, the rest to blanks: a long integer literal shows as a run of nines (a
+#: translate and two substring searches are several times cheaper than a regex over the digits)
+_DIGIT_RUNS = bytes(57 if 48 <= i <= 57 else 45 if i == 45 else 32 for i in range(256))
+_LONG_POSITIVE, _LONG_NEGATIVE = b"9" * 20, b"-" + b"9" * 19
+
+
+def _loads(raw: bytes) -> Any:
+    """JSON text as Python values, exactly as ``json.loads`` gives them: orjson (several times
+    faster) when installed; ``json`` for text with a digit run of 20+ (19+ after a minus: orjson
+    reads an integer beyond int64/uint64 as a float; Connect's JSON has none, int64 being its
+    widest integer, so this is a guard) and for what orjson refuses."""
+    runs = raw.translate(_DIGIT_RUNS)
+    if _orjson is not None and _LONG_POSITIVE not in runs and _LONG_NEGATIVE not in runs:
+        try:
+            return _orjson.loads(raw)
+        except _orjson.JSONDecodeError:
+            pass
+    return json.loads(raw)
+
+
 def _split(raw: bytes) -> tuple[bytes, Any]:
     """(schema JSON bytes, parsed payload) of a Connect JSON record ``{"schema":…,"payload":…}``.
 
@@ -338,7 +419,7 @@ def _split(raw: bytes) -> tuple[bytes, Any]:
     if not raw.startswith(b'{"schema":') or cut < 0:
         doc = json.loads(raw)
         return json.dumps(doc.get("schema")).encode(), doc.get("payload")
-    return raw[_SCHEMA_START:cut], json.loads(raw[cut + len(_PAYLOAD):-1])
+    return raw[_SCHEMA_START:cut], _loads(raw[cut + len(_PAYLOAD):-1])
 
 
 def _ns(us: Any) -> int | None:

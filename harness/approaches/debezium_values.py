@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import struct
 import uuid
+from binascii import a2b_base64
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -130,24 +131,63 @@ def _identity(v: Any) -> Any:
     return v
 
 
-def _field_decoder(schema: Mapping[str, Any]) -> Callable[[Any], Any]:
-    """A one-argument decoder for one field (identity for plain ints, strings and booleans)."""
+def _fixed_decimal(scale: int) -> Callable[[Any], Any]:
+    """``_decimal`` for one schema's scale (base64 text of the unscaled big-endian bytes)."""
+    exponent = f"E{-scale}"
+
+    def run(v: Any) -> Any:
+        if isinstance(v, str):
+            if v in ("NaN", "Infinity", "-Infinity"):
+                return Decimal(v)
+            return Decimal(f"{int.from_bytes(a2b_base64(v), 'big', signed=True)}{exponent}")
+        return _unscaled(bytes(v), scale)
+
+    return run
+
+
+def field_decoder(schema: Mapping[str, Any]) -> Callable[[Any], Any] | None:
+    """A one-argument decoder for one non-null field value, chosen once for its schema (``None``
+    for plain ints, strings and booleans, whose JSON form is their value)."""
     name, kind = schema.get("name"), schema.get("type")
     if name not in LOGICAL and kind in ("int8", "int16", "int32", "int64", "string", "boolean"):
-        return _identity
+        return None
+    if name == "org.apache.kafka.connect.data.Decimal":
+        return _fixed_decimal(int((schema.get("parameters") or {}).get("scale", 0)))
     return lambda v: decode(v, schema)
 
 
 def compile_struct(schema: Mapping[str, Any]) -> Callable[[Mapping[str, Any] | None], dict[str, Any] | None]:
     """``decode_struct`` for one schema, with each field's decoder chosen once (for a schema that
     is seen again and again, as the one of a table's row images)."""
-    fields = [(f["field"], _field_decoder(f)) for f in schema.get("fields", ())]
+    names = tuple(f["field"] for f in schema.get("fields", ()))
+    special = tuple((f["field"], fn) for f in schema.get("fields", ()) if (fn := field_decoder(f)) is not None)
 
     def run(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
         if value is None:
             return None
         get = value.get
-        return {name: (v if (v := get(name)) is None or v == UNAVAILABLE else fn(v)) for name, fn in fields}
+        out = {name: get(name) for name in names}
+        for name, fn in special:
+            v = out[name]
+            if v is not None and v != UNAVAILABLE:
+                out[name] = fn(v)
+        return out
+
+    return run
+
+
+def compile_key(schema: Mapping[str, Any], skip_prefix: str) -> Callable[[Mapping[str, Any] | None], tuple]:
+    """The key columns' values in key order from a key struct, fields named with ``skip_prefix``
+    (routing fields) left out; decoded as ``compile_struct`` does."""
+    fields = tuple((f["field"], field_decoder(f)) for f in schema.get("fields", ())
+                   if not f["field"].startswith(skip_prefix))
+
+    def run(value: Mapping[str, Any] | None) -> tuple:
+        if value is None:
+            return ()
+        get = value.get
+        return tuple(v if (v := get(name)) is None or fn is None or v == UNAVAILABLE else fn(v)
+                     for name, fn in fields)
 
     return run
 

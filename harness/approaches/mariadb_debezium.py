@@ -56,6 +56,42 @@ class MariaDbDebezium(DebeziumApproach):
         self.engine: Any = None
         self.database = ""
         self._threads_before = 0
+        #: caught-up markers: the GTID each token waits for, and the last transaction END read
+        self._gtid_tokens: dict[str, str] = {}
+        self._last_end: str | None = None
+
+    def _common_config(self, ctx: RunContext) -> dict[str, str]:
+        """Debezium's transaction BEGIN/END records go into the run's topic too (``<prefix>.
+        changes``), each END after its transaction's changes: the caught-up markers."""
+        return {**super()._common_config(ctx), "topic.transaction": "changes"}
+
+    def send_marker(self, token: str) -> bool:
+        """The server's last binlogged GTID (``@@gtid_binlog_pos``, MariaDB, one replication
+        domain) stands for the marker: once the consumer has read that transaction's END record,
+        it has read every change binlogged before it. False on MySQL or with several domains.
+        When the last binlogged transaction is not one of the run's (a DDL, another database's),
+        no END of it comes: ``caught_up`` then answers by its inexact rule, as without markers."""
+        if self.engine is None or getattr(self.engine, "flavor", "") != "mariadb":
+            return False
+        conn = self.engine.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT @@global.gtid_binlog_pos")
+                gtid = str(cur.fetchone()[0] or "")
+        finally:
+            conn.close()
+        if not gtid or "," in gtid:
+            return False
+        self._gtid_tokens = {gtid: token}
+        if self._last_end == gtid:
+            self._marker_seen = token
+        return True
+
+    def marker_of(self, payload: dict) -> str | None:
+        if payload.get("status") != "END":
+            return None
+        self._last_end = str(payload.get("id"))
+        return self._gtid_tokens.get(self._last_end)
 
     def start(self, ctx: RunContext, resume: bool = False) -> None:
         self.engine = ctx.role("mysql")

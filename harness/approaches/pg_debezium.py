@@ -10,6 +10,8 @@ received, so the checker names what is wrong. Unchanged TOASTed values arrive as
 
 from __future__ import annotations
 
+import base64
+import re
 import time
 from dataclasses import replace
 from typing import Any, ClassVar
@@ -67,6 +69,34 @@ class PgDebezium(DebeziumApproach):
             drop_slot(admin, self.slot, ctx.timeout_s)  # a stale slot of this name: start from now
             create_schema_publication(admin, self.publication, self.schema)
 
+    #: caught-up markers (logical decoding messages) routed into the run's topic; the
+    #: pg-kafka-iceberg upstream turns them off (its sink has markers of its own)
+    markers: ClassVar[bool] = True
+    #: Debezium's transaction metadata (BEGIN/END records and a ``transaction`` block per change):
+    #: not needed here, the xid is in ``source.txId``; off, it saves two records per transaction
+    #: (a one-row transaction is one record instead of three) and the block's work per change
+    transaction_metadata: ClassVar[bool] = False
+
+    def _marker_prefix(self) -> str:
+        return f"{self.connector}.caught-up"
+
+    def send_marker(self, token: str) -> bool:
+        """A non-transactional logical decoding message: in the WAL (and the slot's stream)
+        after every commit before it; Debezium puts it into ``<prefix>.message``, routed into
+        the run's topic."""
+        if not self.markers:
+            return False
+        with connect(self.url) as admin:
+            admin.execute("SELECT pg_logical_emit_message(false, %s, %s)", (self._marker_prefix(), token))
+        return True
+
+    def marker_of(self, payload: dict) -> str | None:
+        message = payload.get("message") if payload.get("op") == "m" else None
+        if not message or message.get("prefix") != self._marker_prefix():
+            return None
+        content = message.get("content")
+        return base64.b64decode(content).decode() if isinstance(content, str) else None
+
     def txid(self, payload: dict, source: dict) -> Any:
         """PostgreSQL's xid (``source.txId``): the transaction block's id is ``xid:lsn`` with the
         LSN of each change, so only the part before the colon names the transaction."""
@@ -74,7 +104,9 @@ class PgDebezium(DebeziumApproach):
 
     def connector_config(self, ctx: RunContext) -> dict[str, str]:
         parts = urlsplit(self.url)
-        return {
+        # only this run's caught-up markers (by default every prefix's messages are taken)
+        markers = {"message.prefix.include.list": re.escape(self._marker_prefix())} if self.markers else {}
+        return {**markers,
             "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
             "plugin.name": "pgoutput",
             "database.hostname": parts.hostname or "127.0.0.1",
@@ -89,7 +121,8 @@ class PgDebezium(DebeziumApproach):
         }
 
     def route_regex(self, ctx: RunContext) -> str:
-        return f"{ctx.name_prefix}\\.{self.schema}\\..*"
+        tables = f"{ctx.name_prefix}\\.{self.schema}\\..*"
+        return f"{tables}|{ctx.name_prefix}\\.message" if self.markers else tables
 
     def wait_streaming(self, ctx: RunContext, timeout_s: float) -> None:
         """The slot exists: every change committed after its creation is in its stream."""

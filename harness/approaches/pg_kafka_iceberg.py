@@ -46,7 +46,11 @@ _BASE = {"replica_identity": "full", "connector": "tuned", "delivery": "at-least
 
 class _Upstream(PgDebezium):
     """pg-debezium's connector with Debezium's BEGIN/END markers written into the run's topic
-    (``topic.transaction``), so the sink sees where each source transaction ends. No reader."""
+    (``topic.transaction``), so the sink sees where each source transaction ends. No reader,
+    so no caught-up markers of pg-debezium's (the approach writes its own)."""
+
+    markers: ClassVar[bool] = False
+    transaction_metadata: ClassVar[bool] = True
 
     def _common_config(self, ctx: RunContext) -> dict[str, str]:
         return {**super()._common_config(ctx), "topic.transaction": "changes"}
