@@ -284,8 +284,10 @@ def lag_table_html(results: Results) -> str:
     return "".join(out)
 
 
-def render(results: Results) -> str:
-    """The whole page as one string: inline CSS, inline plotly.js, no network needed to view it."""
+def render(results: Results, ladder: dict[str, list[dict[str, Any]]] | None = None) -> str:
+    """The whole page as one string: inline CSS, inline plotly.js, no network needed to view it.
+    ``ladder``: the rate ladder's steps by approach (``reports.ladder.load_points``), drawn as lag
+    p99 vs offered rate and sustainable throughput."""
     validate(results)
     run = results["run"]
     rows = results["results"]
@@ -321,15 +323,19 @@ def render(results: Results) -> str:
                                                     div_id="throughput")
         parts += ["<h2>Lag</h2>", lag_div, "<h2>Throughput</h2>", tp_div,
                   "<h2>Lag, throughput, redelivery and recovery per result</h2>", lag_table_html(results)]
+    if ladder:
+        from reports.ladder import section_html
+
+        parts += section_html(ladder, include_plotlyjs=not rows)
     parts += ["<h2>Run settings</h2>", run_html(results), "</body></html>"]
     return "\n".join(parts)
 
 
-def write(results: Results, out: str | Path) -> Path:
-    """Render ``results`` and write the page to ``out``."""
+def write(results: Results, out: str | Path, ladder: dict[str, list[dict[str, Any]]] | None = None) -> Path:
+    """Render ``results`` (and the rate ladder's steps, when given) and write the page to ``out``."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(results), encoding="utf-8")
+    out.write_text(render(results, ladder), encoding="utf-8")
     return out
 
 
@@ -338,9 +344,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reports.html", description=__doc__)
     parser.add_argument("results", help="results JSON file written by the conformance suite")
     parser.add_argument("-o", "--output", default="reports/out/report.html", help="HTML file to write")
+    parser.add_argument("--benchmark-json", help="pytest-benchmark JSON of a rate-ladder run (pytest suites "
+                        "--benchmark-only -k rate --benchmark-json=PATH): adds lag vs offered rate charts")
     args = parser.parse_args(argv)
     try:
-        path = write(load(args.results), args.output)
+        ladder = None
+        if args.benchmark_json:
+            from reports.ladder import load_points
+
+            ladder = load_points(args.benchmark_json)
+        path = write(load(args.results), args.output, ladder)
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
