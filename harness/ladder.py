@@ -41,7 +41,8 @@ from harness.loadgen import Offer, Offered, mysql_writer, offer, offer_source, p
 from harness.steps import Column, TableSpec
 
 #: the table every ladder step inserts into
-LOAD_TABLE = TableSpec("load", (Column("id", "bigint", nullable=False), Column("name", "text"), Column("qty", "int")))
+LOAD_TABLE = TableSpec("offered", (Column("id", "bigint", nullable=False), Column("name", "text"),
+                                   Column("qty", "int")))
 #: a step's p99 lag above this (s) is unbounded, whatever its trend
 LAG_BOUND_S = 10.0
 #: allowed growth of the median lag from the first to the last quarter (ms), beyond the commit interval
@@ -100,6 +101,8 @@ def run_step(cls: type, family: Any, settings: Mapping[str, Any], engines: Mappi
         source.close()
     figures = check_capture(loop.events, offered)
     figures.update(offered.figures())
+    achieved = figures.get("achieved_per_s") or 0.0
+    figures["writer_limited"] = bool(achieved < WRITER_SHORT * step.rate)
     figures.update(write_s=round(write_s, 3), restarts=loop.restarts, reader_errors=loop.reader_errors[:3])
     return figures
 

@@ -9,7 +9,8 @@ step and reports no figure), and records in ``extra_info``: lag p50/p95/p99/max 
 commit's issue and from its intended start), offered and achieved changes/s, ``bounded`` and
 ``ladder: true`` — what ``reports.html`` and ``reports.pushgateway`` chart. An approach's
 **sustainable throughput** is the highest achieved rate of its bounded steps (definition in
-``harness.ladder``); once a step is unbounded, the approach's higher steps are skipped.
+``harness.ladder``); once a step is unbounded, the approach's higher steps with as many
+changes per commit are skipped.
 
 Table formats (and the Spark readers) are written in batches: their rate is changes/s with one
 commit every ``TABLE_INTERVAL_S`` (``rows`` per commit = rate × interval). Every other step
@@ -67,8 +68,8 @@ LADDERS: tuple[tuple[str, tuple[Step, ...], int], ...] = (
 DEFAULT_BY_FAMILY = {"postgres": (JVM_STEPS, 2), "mysql": (MYSQL_STEPS[:2], 4)}
 #: the one step of a plain run (``make test``): the path and its check, not the figures
 CHECK = (("pg-pgoutput", Step(5_000)),)
-#: approach → the offered rate of its first unbounded step (its higher steps are skipped)
-_BROKE: dict[str, int] = {}
+#: (approach, changes per commit) → the offered rate of its first unbounded step (higher ones are skipped)
+_BROKE: dict[tuple[str, int], int] = {}
 
 
 def _ladders(config: pytest.Config) -> list[tuple[str, Step, int]]:
@@ -100,8 +101,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def test_rate_ladder(benchmark, ladder_step: tuple[str, Step, int], cdc_session, tmp_path) -> None:
     """One ladder step of one approach: lag vs offered rate through the capture loop, checked."""
     name, step, writers = ladder_step
-    if name in _BROKE and step.rate > _BROKE[name]:
-        pytest.skip(f"{name}: lag was unbounded at {_BROKE[name]}/s offered; higher rates are not sustainable")
+    broke = _BROKE.get((name, step.rows))
+    if broke is not None and step.rate > broke:
+        pytest.skip(f"{name}: lag was unbounded at {broke}/s offered ({step.rows} per commit); "
+                    "higher rates are not sustainable")
     cls = cdc_session.approaches.get(name)
     family = cdc_session.families.get(cls.family)
     variants = cdc_session.families.variants_for(cls, "crud")
@@ -123,4 +126,4 @@ def test_rate_ladder(benchmark, ladder_step: tuple[str, Step, int], cdc_session,
     benchmark.extra_info.update(ladder=True, approach=name, settings=dict(settings), step=step.id,
                                 seconds=step.seconds, load_1m=round(os.getloadavg()[0], 2), **figures)
     if not figures["bounded"]:
-        _BROKE[name] = step.rate
+        _BROKE[(name, step.rows)] = step.rate
