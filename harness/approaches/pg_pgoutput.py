@@ -455,7 +455,7 @@ class AckFile:
     it back): it survives a crash of the reader process (the write is in the kernel's page cache
     once ``pwrite`` returns; a killed process cannot tear it), which is the crash the harness
     injects — not a crash of the host, which nothing here simulates. No fsync and no rename on
-    the hot path: ``BaseApproach.save_checkpoint``'s fsync + rename took 1.9 ms (p99 13 ms) per
+    the hot path: an fsync + rename took 1.9 ms (p99 13 ms), a rename alone 0.3 ms (p99 3 ms) per
     ack on this machine's disk, and the reader reads nothing while it waits.
     """
 
