@@ -35,16 +35,19 @@ def load_points(path: str | Path) -> Points:
 def lag_vs_rate_figure(points: Points) -> Any:
     """Lag p99 (ms, log) vs offered changes/s (log), one line per approach; unbounded steps open."""
     import plotly.graph_objects as go
+    from plotly.colors import qualitative
 
+    palette = qualitative.Dark24  # one colour per approach: the default ten repeat with a dozen approaches
     fig = go.Figure()
-    for approach in sorted(points):
+    for n, approach in enumerate(sorted(points)):
         steps = [p for p in points[approach] if (p.get("lag_ms") or {}).get("p99") is not None]
         if not steps:
             continue
         fig.add_trace(go.Scatter(
             x=[p["offered_per_s"] for p in steps], y=[p["lag_ms"]["p99"] for p in steps], name=approach,
-            mode="lines+markers",
-            marker={"symbol": ["circle" if p.get("bounded") else "circle-open" for p in steps], "size": 9},
+            mode="lines+markers", line={"color": palette[n % len(palette)]},
+            marker={"color": palette[n % len(palette)], "size": 9,
+                    "symbol": ["circle" if p.get("bounded") else "circle-open" for p in steps]},
             customdata=[[p.get("achieved_per_s"), p["lag_ms"].get("p50"), p.get("rows_per_commit", 1)]
                         for p in steps],
             hovertemplate=("offered %{x:,}/s · achieved %{customdata[0]:,.0f}/s<br>p99 %{y:,.2f} ms · "
