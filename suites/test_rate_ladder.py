@@ -19,8 +19,10 @@ commits one change per commit unless its id says ``-xN`` (N changes per commit).
 Short ladders: ``--cdc-approaches=pg-pgoutput,pg-wal2json`` limits the approaches;
 ``CDC_LADDER_RATES=1000,5000`` keeps only those offered rates; ``CDC_LADDER_SECONDS`` (default 3)
 sets each step's length; ``CDC_LADDER_SYNC_COMMIT`` sets ``synchronous_commit`` for PostgreSQL
-writers (default: the server's, ``on``). The default ladder for the whole list takes about 15
-minutes on 2 cores (most of it JVM and Spark start-up and their slow steps). Without
+writers (default: the server's, ``on``). The default ladder for the whole list takes about 20
+minutes on 2 cores (measured at load 10–13: 7 min for the PostgreSQL, MariaDB and table-format
+ladders, 9 min for the JVM and Spark ones without their 50k and 500 steps); a step that falls
+behind drains for at most ``--cdc-timeout`` and skips its approach's higher steps. Without
 ``--benchmark-only`` one step runs (pg-pgoutput at 5k/s): the path and its check, in seconds.
 """
 
