@@ -35,7 +35,7 @@ ifneq ($(shell cat $(VENV_STAMP) 2>/dev/null),$(PYTHON))
 VENV_REDO = FORCE
 endif
 
-.PHONY: setup setup-docker venv run test test-docker bench report clean FORCE
+.PHONY: setup setup-docker venv run test test-docker bench ladder report clean FORCE
 DOCKER_RECIPES = scripts/setup-docker.sh $(wildcard containers/images/*/*) containers/jvm/log4j2.properties
 
 $(VENV_STAMP): pyproject.toml scripts/setup-venv.sh $(VENV_REDO)
@@ -77,6 +77,11 @@ test-docker: setup  ## every PostgreSQL and MariaDB cell, Debezium's too (Kafka 
 
 bench: setup  ## benchmarks with figures in extra_info (compare runs with pytest-benchmark compare)
 	$(PYTEST) suites --benchmark-only --benchmark-autosave $(SELECT)
+
+ladder: setup  ## the rate ladder: lag vs offered rate for every approach (--cdc-approaches via SELECT; ~15 min), figures in reports/out/ladder.json, charts in the HTML report beside the last run's results
+	mkdir -p reports/out
+	$(PYTEST) suites/test_rate_ladder.py --benchmark-only --benchmark-json=reports/out/ladder.json $(SELECT)
+	-$(VPYTHON) -m reports.html $(RESULTS) -o reports/out/report.html --benchmark-json=reports/out/ladder.json
 
 report: setup  ## HTML matrix and Allure report from the last run (Allure's trend: on the previous report's history)
 	$(VPYTHON) -m reports.html $(RESULTS) -o reports/out/report.html

@@ -284,9 +284,12 @@ def lag_table_html(results: Results) -> str:
     return "".join(out)
 
 
-def render(results: Results, history: Path | None = None) -> str:
-    """The whole page as one string: inline CSS, inline plotly.js, no network needed to view it;
-    with ``history`` (a DuckDB results history), the trend over its last runs too."""
+def render(results: Results, ladder: dict[str, list[dict[str, Any]]] | None = None,
+           history: Path | None = None) -> str:
+    """The whole page as one string: inline CSS, inline plotly.js, no network needed to view it.
+    ``ladder``: the rate ladder's steps by approach (``reports.ladder.load_points``), drawn as lag
+    p99 vs offered rate and sustainable throughput; ``history`` (a DuckDB results history): the
+    trend over its last runs."""
     validate(results)
     run = results["run"]
     rows = results["results"]
@@ -322,18 +325,24 @@ def render(results: Results, history: Path | None = None) -> str:
                                                     div_id="throughput")
         parts += ["<h2>Lag</h2>", lag_div, "<h2>Throughput</h2>", tp_div,
                   "<h2>Lag, throughput, redelivery and recovery per result</h2>", lag_table_html(results)]
+    if ladder:
+        from reports.ladder import section_html
+
+        parts += section_html(ladder, include_plotlyjs=not rows)
     from reports.html_trend import trend_html  # the results history's trend (reports/html_trend.py)
 
-    parts.append(trend_html(history, chart=bool(rows)))  # plotly.js is on the page when there are rows
+    parts.append(trend_html(history, chart=bool(rows or ladder)))  # plotly.js is on the page then
     parts += ["<h2>Run settings</h2>", run_html(results), "</body></html>"]
     return "\n".join(parts)
 
 
-def write(results: Results, out: str | Path, history: Path | None = None) -> Path:
-    """Render ``results`` (and the trend of ``history``) and write the page to ``out``."""
+def write(results: Results, out: str | Path, ladder: dict[str, list[dict[str, Any]]] | None = None,
+          history: Path | None = None) -> Path:
+    """Render ``results`` (with the rate ladder's steps and the trend of ``history``, when given)
+    and write the page to ``out``."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(results, history), encoding="utf-8")
+    out.write_text(render(results, ladder, history), encoding="utf-8")
     return out
 
 
@@ -342,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reports.html", description=__doc__)
     parser.add_argument("results", help="results JSON file written by the conformance suite")
     parser.add_argument("-o", "--output", default="reports/out/report.html", help="HTML file to write")
+    parser.add_argument("--benchmark-json", help="pytest-benchmark JSON of a rate-ladder run (pytest suites "
+                        "--benchmark-only -k rate --benchmark-json=PATH): adds lag vs offered rate charts")
     parser.add_argument("--history", default=None,
                         help="results history (DuckDB) whose trend the page shows (default: history.duckdb "
                              "beside the results file, when there; off: none)")
@@ -349,7 +360,12 @@ def main(argv: list[str] | None = None) -> int:
     history = Path(args.results).parent / "history.duckdb" if args.history is None else (
         None if args.history == "off" else Path(args.history))
     try:
-        path = write(load(args.results), args.output, history)
+        ladder = None
+        if args.benchmark_json:
+            from reports.ladder import load_points
+
+            ladder = load_points(args.benchmark_json)
+        path = write(load(args.results), args.output, ladder, history)
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,5 +1,6 @@
 """Push a run's results to a Prometheus pushgateway: lag quantiles, throughput, anomalies, verdicts,
-redelivered repeats and recovery time."""
+redelivered repeats and recovery time; and a rate ladder's figures (lag per offered rate, sustainable
+throughput) from its pytest-benchmark JSON."""
 
 from __future__ import annotations
 
@@ -66,14 +67,49 @@ def build_registry(results: Results) -> Any:
     return registry
 
 
+def add_ladder(registry: Any, points: dict[str, list[dict[str, Any]]]) -> Any:
+    """Add the rate ladder's figures to ``registry`` (and return it): ``cdc_ladder_lag_seconds{approach,
+    offered,quantile}``, ``cdc_ladder_achieved_per_second{approach,offered}``,
+    ``cdc_ladder_bounded{approach,offered}`` (1/0) and ``cdc_sustainable_throughput_per_second{approach}``
+    (the highest achieved rate with bounded lag; absent when no step was bounded)."""
+    from prometheus_client import Gauge
+
+    from harness.ladder import sustainable
+
+    base = ["approach", "offered"]
+    lag = Gauge("cdc_ladder_lag_seconds", "Capture lag at an offered rate (rate ladder) quantile, seconds",
+                base + ["quantile"], registry=registry)
+    achieved = Gauge("cdc_ladder_achieved_per_second", "Changes/s the writers achieved at an offered rate",
+                     base, registry=registry)
+    bounded = Gauge("cdc_ladder_bounded", "1 when the reader kept up at the offered rate, else 0", base,
+                    registry=registry)
+    best = Gauge("cdc_sustainable_throughput_per_second", "Highest achieved changes/s with bounded lag",
+                 ["approach"], registry=registry)
+    for approach, steps in points.items():
+        for p in steps:
+            labels = {"approach": approach, "offered": str(p.get("offered_per_s"))}
+            for key, q in LAG_QUANTILES:
+                value = (p.get("lag_ms") or {}).get(key)
+                if value is not None:
+                    lag.labels(**labels, quantile=q).set(float(value) / 1000.0)
+            if p.get("achieved_per_s") is not None:
+                achieved.labels(**labels).set(float(p["achieved_per_s"]))
+            bounded.labels(**labels).set(1.0 if p.get("bounded") else 0.0)
+        rate = sustainable(steps)
+        if rate is not None:
+            best.labels(approach=approach).set(float(rate))
+    return registry
+
+
 def push_results(url: str, results: Results, *, job: str = JOB, timeout: float = DEFAULT_TIMEOUT_S,
-                 replace: bool = True) -> bool:
+                 replace: bool = True, ladder: dict[str, list[dict[str, Any]]] | None = None) -> bool:
     """Push ``results`` to the pushgateway at ``url`` under {job, run_id}; True when pushed.
 
     Never raises for network trouble and never waits longer than about ``timeout`` seconds per
     request: an unreachable gateway gives one ``PushgatewayWarning`` naming the URL and returns
     False; so does a results dict that is not valid schema 1. ``replace`` uses PUT (the run's
-    group is replaced); otherwise POST (pushadd).
+    group is replaced); otherwise POST (pushadd). ``ladder``: rate ladder steps by approach
+    (``reports.ladder.load_points``), pushed in the same group (``add_ladder``).
     """
     from prometheus_client import push_to_gateway, pushadd_to_gateway
 
@@ -83,6 +119,8 @@ def push_results(url: str, results: Results, *, job: str = JOB, timeout: float =
         warnings.warn(f"metrics not pushed to {mask_url(url)}: {exc}", PushgatewayWarning, stacklevel=2)
         return False
     registry = build_registry(results)
+    if ladder:
+        add_ladder(registry, ladder)
     grouping = {"run_id": results["run"]["run_id"]}
     push = push_to_gateway if replace else pushadd_to_gateway
     started = time.monotonic()
@@ -126,15 +164,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("results", help="results JSON file written by the conformance suite")
     parser.add_argument("--url", required=True, help="pushgateway URL, e.g. http://127.0.0.1:9091")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S)
+    parser.add_argument("--benchmark-json", help="pytest-benchmark JSON of a rate-ladder run: its lag per "
+                        "offered rate and sustainable throughput are pushed too")
     args = parser.parse_args(argv)
     try:
         results = load(args.results)
+        ladder = None
+        if args.benchmark_json:
+            from reports.ladder import load_points
+
+            ladder = load_points(args.benchmark_json)
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ok = push_results(args.url, results, timeout=args.timeout)
+        ok = push_results(args.url, results, timeout=args.timeout, ladder=ladder)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     if ok:

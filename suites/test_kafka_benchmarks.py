@@ -15,10 +15,10 @@ suites/test_kafka_benchmarks.py --benchmark-only --benchmark-json=out.json``):
   ahead up to ``max.queue.size`` while paused; a running connector would have put the whole
   backlog into Kafka during the writes, leaving only the consumer to time).
 - ``test_offered_rate_lag``: lag p50/p99 at ``CDC_KAFKA_BENCH_RATE`` changes/s (default 2000)
-  offered open loop for ``CDC_KAFKA_BENCH_SECONDS`` (default 5) by four writer processes (one-row
-  autocommit INSERTs at intended start times): pg-pgoutput, pg-debezium tuned (goal p99 ≤ 100 ms)
-  and pg-debezium with Debezium's defaults; every change is checked captured, once, before the
-  figures are reported.
+  offered open loop for ``CDC_KAFKA_BENCH_SECONDS`` (default 5) by four writer processes (one change
+  per commit at intended start times, ``harness.loadgen``) as one rate-ladder step each:
+  pg-pgoutput, pg-debezium tuned (goal p99 ≤ 100 ms) and pg-debezium with Debezium's defaults;
+  every change is checked captured, once, before the figures are reported.
 
 Before the first timed Debezium run, rounds of ``CDC_KAFKA_BENCH_WARM`` inserts (default 20000)
 go through tuned connectors to warm the fresh Connect JVM (its JIT), until a round is less than
@@ -34,9 +34,7 @@ missing.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,7 +43,6 @@ from typing import Any
 
 import pytest
 
-from harness.checker import lag_summary
 from harness.context import RunContext
 from harness.runner import Case, run_case
 from harness.steps import InsertMany, Scenario
@@ -343,116 +340,43 @@ def test_backlog_drain(benchmark, pg_engine, stack: Stack, figures: Figures, cdc
 
 
 # -- 3. lag at an offered rate -------------------------------------------------------------------
-def _writer(url: str, table: str, rate: float, writer: int, writers: int, t0: Any, go: Any, seconds: float,
-            out: mp.Queue) -> None:
-    """Open-loop writer: once every writer has connected (``out`` gets ``None``) the parent sets
-    ``t0`` and ``go``; change j of this writer is due at t0 + (j*writers + writer)/rate and is
-    sent then even if earlier ones were late (no coordinated omission). One row per commit."""
-    import psycopg
-
-    period_ns = int(1e9 * writers / rate)
-    n = int(seconds * rate / writers)
-    rows = []
-    with psycopg.connect(url, autocommit=True) as conn:
-        sql = f"INSERT INTO {table} (id, name, qty) VALUES (%s, 'x', %s)"
-        conn.execute("SELECT 1")
-        out.put(None)
-        go.wait()
-        first_ns = t0.value + int(1e9 * writer / rate)
-        for j in range(n):
-            intended = first_ns + j * period_ns
-            wait = (intended - time.time_ns()) / 1e9
-            if wait > 0:
-                time.sleep(wait)
-            key = j * writers + writer
-            issued = time.time_ns()
-            conn.execute(sql, (key, j), prepare=True)
-            rows.append((key, intended, issued, time.time_ns()))
-    out.put(rows)
-
-
 VARIANTS = {"pg-pgoutput": BASE, "pg-debezium-tuned": TUNED, "pg-debezium-defaults": DEFAULTS}
 
 
 @pytest.mark.benchmark(group="kafka-rate")
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_offered_rate_lag(benchmark, pg_engine, stack: Stack, figures: Figures, tmp_path,
+def test_offered_rate_lag(benchmark, pg_engine, stack: Stack, figures: Figures, tmp_path, cdc_session,
                           request: pytest.FixtureRequest, variant: str) -> None:
-    """RATE changes/s offered open loop by WRITERS writer processes; lag = captured_at − issued_at
-    (and − the intended start time). Every change must arrive once before figures are reported."""
+    """RATE changes/s offered open loop by WRITERS writer processes, one step of the rate ladder
+    (``harness.ladder.run_step``: the load generator, the capture loop, every change checked
+    captured once before figures are reported); lag = captured_at − issued_at (and − the intended
+    start time). The ladder itself runs pg-debezium with one setting; this compares its settings."""
     from harness.approaches.pg_debezium import PgDebezium
     from harness.approaches.pg_pgoutput import PgOutput
+    from harness.ladder import CaptureWrong, Step, run_step
 
     settings = VARIANTS[variant]
     if variant != "pg-pgoutput":
         request.getfixturevalue("warm")
-    ctx = _context(_engines(pg_engine, stack), f"rate_{variant.replace('-', '_')}", tmp_path, settings)
-    table = _create_table(pg_engine, ctx)
-    writers = WRITERS
-    approach = PgOutput() if variant == "pg-pgoutput" else PgDebezium()
-    captured: dict[int, int] = {}
-    seen = [0]
-    wrong: list = []
-    stop = threading.Event()
+    cls = PgOutput if variant == "pg-pgoutput" else PgDebezium
+    step: dict[str, Any] = {}
 
-    def read() -> None:
-        while not stop.is_set():
-            got = approach.poll(10_000, 0.02)
-            for e in got:
-                seen[0] += 1
-                if e.op != "insert" or e.table != "t":
-                    wrong.append((e.table, e.op, e.key))
-                captured.setdefault(e.key[0], e.captured_at)
-            if got:
-                approach.ack(got[-1].position)
+    def once() -> None:
+        step.update(run_step(cls, cdc_session.families.get("postgres"), dict(settings), _engines(pg_engine, stack),
+                             Step(RATE, 1, SECONDS), writers=WRITERS, run_id=f"rate_{variant.replace('-', '_')}",
+                             worker=WORKER, workdir=tmp_path, case_no=0))
 
-    results: list = []
-
-    def offer() -> None:
-        spawn = mp.get_context("spawn")
-        queue, go, t0 = spawn.Queue(), spawn.Event(), spawn.Value("q", 0)
-        procs = [spawn.Process(target=_writer, args=(pg_engine.url, table, RATE, w, writers, t0, go, SECONDS, queue))
-                 for w in range(writers)]
-        for p in procs:
-            p.start()
-        for _ in procs:  # every writer connected: start together
-            assert queue.get(timeout=60) is None
-        t0.value = time.time_ns() + 50_000_000
-        go.set()
-        for _ in procs:
-            results.extend(queue.get(timeout=SECONDS + 60))
-        for p in procs:
-            p.join(timeout=10)
-
-    approach.start(ctx)
-    reader = threading.Thread(target=read, name="kafka-rate-reader", daemon=True)
-    reader.start()
     try:
-        benchmark.pedantic(offer, rounds=1, iterations=1)
-        deadline = time.monotonic() + 30
-        while len(captured) < len(results) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)  # settle: a repeat after the last one would show in `seen`
-    finally:
-        stop.set()
-        reader.join(timeout=10)
-        approach.stop()
-    offered = {k for k, _, _, _ in results}
-    assert len(offered) == len(results) == int(SECONDS * RATE / writers) * writers, "writers lost rows"
-    assert not wrong, f"events that are not the offered inserts: {wrong[:5]}"
-    assert set(captured) == offered, (f"captured {len(set(captured) & offered)} of {len(offered)} changes, "
-                                      f"{len(set(captured) - offered)} phantom keys")
-    assert seen[0] == len(offered), f"{seen[0]} events for {len(offered)} changes (repeats)"
-    span_s = (max(r[3] for r in results) - min(r[1] for r in results)) / 1e9
-    lag = lag_summary([captured[k] - issued for k, _, issued, _ in results])["lag_ms"]
-    lag_intended = lag_summary([captured[k] - intended for k, intended, _, _ in results])["lag_ms"]
+        benchmark.pedantic(once, rounds=1, iterations=1)
+    except CaptureWrong as exc:
+        pytest.fail(f"{variant}: {exc}")
+    lag = step["lag_ms"]
     figures.lag_ms[variant] = lag
     base = figures.lag_ms.get("pg-pgoutput")
     info: dict[str, Any] = dict(
-        variant=variant, settings=dict(settings), offered_per_s=RATE, writers=writers, changes=len(results),
-        captured=len(captured), achieved_per_s=round(len(results) / span_s, 1), lag_ms=lag,
-        lag_from_intended_ms=lag_intended,
-        writes_late_over_1ms=sum(1 for _, intended, issued, _ in results if issued - intended > 1_000_000),
+        variant=variant, settings=dict(settings), offered_per_s=RATE, writers=WRITERS, changes=step["changes"],
+        captured=step["captured"], achieved_per_s=step["achieved_per_s"], lag_ms=lag,
+        lag_from_intended_ms=step["lag_from_intended_ms"], writes_late_over_1ms=step["writes_late_over_1ms"],
         load_1m=round(os.getloadavg()[0], 2))
     if variant != "pg-pgoutput" and base:
         info.update(p50_over_pgoutput=_ratio(lag.get("p50"), base.get("p50")),

@@ -1,23 +1,19 @@
-"""MariaDB benchmarks: batched load, mysql-binlog backlog drain (beside pg-pgoutput's in the same
-run), and mysql-binlog lag at an open-loop offered rate.
+"""MariaDB benchmarks: batched load and mysql-binlog backlog drains (streamed and resumed).
 
-Each module starts a private local MariaDB (``CDC_MYSQL_BENCH_ROWS``, default 50000 rows;
-``CDC_MYSQL_BENCH_RATE``, default 2000 changes/s offered for ``CDC_MYSQL_BENCH_SECONDS``, default 5)
-and reports figures in ``benchmark.extra_info``. Skips with the fix when the binaries are missing.
+Each module starts a private local MariaDB (``CDC_MYSQL_BENCH_ROWS``, default 50000 rows) and
+reports figures in ``benchmark.extra_info``; lag at offered rates is
+``suites/test_rate_ladder.py``'s. Skips with the fix when the binaries are missing.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import resource
-import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from harness.checker import lag_summary
 from harness.context import RunContext
 from harness.runner import Case, run_case
 from harness.steps import InsertMany, Scenario
@@ -25,8 +21,6 @@ from scenarios.tables import ITEMS, RowMaker
 
 ROWS = int(os.environ.get("CDC_MYSQL_BENCH_ROWS", "50000"))
 TXN_ROWS = 1_000
-RATE = int(os.environ.get("CDC_MYSQL_BENCH_RATE", "2000"))
-SECONDS = float(os.environ.get("CDC_MYSQL_BENCH_SECONDS", "5"))
 FULL = (("binlog_row_image", "full"), ("binlog_row_metadata", "full"))
 
 
@@ -158,102 +152,3 @@ def test_mysql_binlog_resume_drain(benchmark, mysql_engine, tmp_path, decoder: s
 def _process_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def _writer(url: str, db: str, rate: float, writer: int, writers: int, t0_ns: int, seconds: float,
-            out: mp.Queue) -> None:
-    """Open-loop writer: change j of this writer is due at t0 + (j*writers + writer)/rate and is
-    sent then even if earlier ones were late (no coordinated omission). One row per commit."""
-    from containers.mysql import connect
-
-    period_ns = int(1e9 * writers / rate)
-    first_ns = t0_ns + int(1e9 * writer / rate)
-    n = int(seconds * rate / writers)
-    rows = []
-    conn = connect(url, database=db)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT 1")
-            sql = "INSERT INTO t (id, name, qty) VALUES (%s, 'x', %s)"
-            for j in range(n):
-                intended = first_ns + j * period_ns
-                wait = (intended - time.time_ns()) / 1e9
-                if wait > 0:
-                    time.sleep(wait)
-                key = j * writers + writer
-                issued = time.time_ns()
-                cur.execute(sql, (key, j))  # autocommit: the INSERT is its own transaction
-                rows.append((key, intended, issued, time.time_ns()))
-    finally:
-        conn.close()
-    out.put(rows)
-
-
-@pytest.mark.benchmark(group="mysql-rate")
-def test_mysql_binlog_offered_rate(benchmark, mysql_engine, tmp_path) -> None:
-    """mysql-binlog lag at RATE changes/s offered open loop by two writer processes (one-row
-    autocommit INSERTs); lag = captured_at − issued_at (and − the intended start time)."""
-    from harness.approaches.mysql_binlog import MySqlBinlog
-
-    ctx = RunContext(run_id="rate", worker="bench", workdir=tmp_path, engines={"mysql": mysql_engine},
-                     source_role="mysql", settings=dict(FULL), timeout_s=60)
-    db = mysql_engine.database_for(ctx.name_prefix)
-    conn = mysql_engine.connect()
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE IF NOT EXISTS `{db}`")
-        cur.execute(f"DROP TABLE IF EXISTS `{db}`.t")
-        cur.execute(f"CREATE TABLE `{db}`.t (id bigint PRIMARY KEY, name text, qty int)")
-    conn.close()
-    writers = 2
-    approach = MySqlBinlog()
-    approach.start(ctx)
-    captured: dict[int, int] = {}
-    stop = threading.Event()
-
-    def read() -> None:
-        while not stop.is_set():
-            got = approach.poll(10_000, 0.02)
-            for e in got:
-                captured[e.key[0]] = e.captured_at
-            if got:
-                approach.ack(got[-1].position)
-
-    results: list = []
-
-    def offer() -> None:
-        spawn = mp.get_context("spawn")
-        queue = spawn.Queue()
-        t0 = time.time_ns() + 1_500_000_000  # writers start together after they connected
-        procs = [spawn.Process(target=_writer, args=(mysql_engine.url, db, RATE, w, writers, t0, SECONDS, queue))
-                 for w in range(writers)]
-        for p in procs:
-            p.start()
-        for _ in procs:
-            results.extend(queue.get(timeout=SECONDS + 60))
-        for p in procs:
-            p.join(timeout=10)
-
-    reader = threading.Thread(target=read, name="mysql-rate-reader", daemon=True)
-    reader.start()
-    try:
-        benchmark.pedantic(offer, rounds=1, iterations=1)
-        deadline = time.monotonic() + 15
-        while len(captured) < len(results) and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        stop.set()
-        reader.join(timeout=10)
-        approach.stop()
-    offered_n = len(results)
-    span_s = (max(r[3] for r in results) - min(r[1] for r in results)) / 1e9 if results else 0
-    lag = [captured[k] - issued for k, _, issued, _ in results if k in captured]
-    lag_intended = [captured[k] - intended for k, intended, _, _ in results if k in captured]
-    late = sum(1 for _, intended, issued, _ in results if issued - intended > 1_000_000)
-    summary = lag_summary(lag)["lag_ms"]
-    benchmark.extra_info.update(
-        offered_per_s=RATE, writers=writers, changes=offered_n, captured=len(lag),
-        achieved_per_s=round(offered_n / span_s, 1) if span_s else None,
-        lag_ms=summary, lag_from_intended_ms=lag_summary(lag_intended)["lag_ms"],
-        writes_late_over_1ms=late, p99_target_ms=5.0,
-    )
-    assert len(lag) == offered_n, f"captured {len(lag)} of {offered_n} changes"

@@ -25,7 +25,6 @@ Skips, like the Kafka module, unless ``--benchmark-only``.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import time
 from collections.abc import Iterator
@@ -33,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_kafka_benchmarks import _create_table, _writer, pg_engine, stack, warm  # noqa: F401
+from test_kafka_benchmarks import _create_table, pg_engine, stack, warm  # noqa: F401
 
+from harness import loadgen
 from harness.checker import lag_summary
 from harness.context import RunContext
 from harness.steps import Column, TableSpec
@@ -117,36 +117,25 @@ def test_pipeline_lag(benchmark, pg_engine, stack, warm, tmp_path, request, sink
     """RATE one-row commits/s offered open loop; lag per change and per hop (see the module), per sink."""
     spark = request.getfixturevalue("spark_session") if sink_kind == "spark" else None
     approach, warehouse, ctx, table = _pipeline(pg_engine, stack, f"prate{sink_kind}", tmp_path, spark)
-    results: list = []
+    offered: list = []
 
     def offer() -> None:
-        spawn = mp.get_context("spawn")
-        queue, go, t0 = spawn.Queue(), spawn.Event(), spawn.Value("q", 0)
-        procs = [spawn.Process(target=_writer, args=(pg_engine.url, table, RATE, w, WRITERS, t0, go, SECONDS, queue))
-                 for w in range(WRITERS)]
-        for p in procs:
-            p.start()
-        for _ in procs:
-            assert queue.get(timeout=60) is None
-        t0.value = time.time_ns() + 50_000_000
-        go.set()
-        for _ in procs:
-            results.extend(queue.get(timeout=SECONDS + 60))
-        for p in procs:
-            p.join(timeout=10)
+        offered.append(loadgen.offer(loadgen.pg_writer, {"url": pg_engine.url, "table": table},
+                                     loadgen.Offer(RATE, SECONDS, 1, WRITERS)))
 
     try:
         benchmark.pedantic(offer, rounds=1, iterations=1)
         hops = approach.sink.hops
         deadline = time.monotonic() + 120
-        while len({h[1] for h in hops}) < len(results) and time.monotonic() < deadline:
+        keys, issued_ns, _ = offered[0].issued_per_key()
+        while len({h[1] for h in hops}) < len(keys) and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(BATCH_S + 0.5)
         rows = warehouse.catalog().load_table(warehouse.identifier("t")).scan().to_arrow().num_rows
     finally:
         approach.stop()
         warehouse.stop()
-    issued = {(k,): i for k, _, i, _ in results}
+    issued = {(k,): i for k, i in zip(keys.tolist(), issued_ns.tolist(), strict=True)}
     first: dict[tuple, tuple] = {}
     for _, key, ts_us, kafka_ms, done_ns in hops:
         first.setdefault(key, (ts_us, kafka_ms, done_ns))

@@ -1,34 +1,27 @@
-"""PostgreSQL benchmarks: load generation, pg-pgoutput backlog drain, open-loop offered rates.
+"""PostgreSQL benchmarks: load generation and pg-pgoutput backlog drain.
 
 Each test starts its own private local cluster (PostgreSQL 15 binaries) and reports its
 figures in ``benchmark.extra_info`` (``pytest suites/test_postgres_benchmarks.py
---benchmark-only --benchmark-json=out.json``). Sizes: ``CDC_PG_BENCH_ROWS`` (default 100k
-rows/changes) and ``CDC_PG_BENCH_SECONDS`` (default 3 s per offered rate). Skips with the fix
-when the binaries are missing.
+--benchmark-only --benchmark-json=out.json``). Size: ``CDC_PG_BENCH_ROWS`` (default 100k
+rows/changes). Lag at offered rates is ``suites/test_rate_ladder.py``'s (every approach, one
+load generator). Skips with the fix when the binaries are missing.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from harness.checker import lag_summary
 from harness.context import RunContext
 from harness.runner import Case, run_case
 from harness.steps import InsertMany, Scenario
 from scenarios.tables import ITEMS, RowMaker
 
 ROWS = int(os.environ.get("CDC_PG_BENCH_ROWS", "100000"))
-SECONDS = float(os.environ.get("CDC_PG_BENCH_SECONDS", "3"))
-RATES = (1_000, 5_000, 10_000, 20_000)
-#: the ladder step a plain run (``make test``) checks: the path and its verdict, not the figures
-CHECK_RATES = (5_000,)
 TXN_ROWS = 1_000
 
 
@@ -119,100 +112,3 @@ def test_pgoutput_backlog_drain(benchmark, pg_engine, cdc_session, tmp_path) -> 
                                 events_per_s=m.get("events_per_s"), backlog_lag_ms=m.get("lag_ms"),
                                 verdict=verdict.status)
     assert verdict.passed, verdict.summary()
-
-
-def _issued_by_key(commits: list[tuple[int, int]]) -> dict[int, int]:
-    return {last // TXN_ROWS: issued for last, issued in commits}
-
-
-def _writer(url: str, table: str, rate: float, writer: int, writers: int, t0_ns: int, seconds: float,
-            out: mp.Queue) -> None:
-    """Open-loop writer: change j of this writer is due at t0 + (j*writers + writer)/rate; it is
-    sent then even if earlier ones were late (no coordinated omission). One row per commit."""
-    import psycopg
-
-    period_ns = int(1e9 * writers / rate)
-    first_ns = t0_ns + int(1e9 * writer / rate)
-    n = int(seconds * rate / writers)
-    rows = []
-    with psycopg.connect(url, autocommit=True) as conn:
-        sql = f"INSERT INTO {table} (id, name, qty) VALUES (%s, 'x', %s)"
-        conn.execute("SELECT 1")
-        for j in range(n):
-            intended = first_ns + j * period_ns
-            wait = (intended - time.time_ns()) / 1e9
-            if wait > 0:
-                time.sleep(wait)
-            key = j * writers + writer
-            issued = time.time_ns()
-            conn.execute(sql, (key, j), prepare=True)
-            rows.append((key, intended, issued, time.time_ns()))
-    out.put(rows)
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """The whole rate ladder under ``--benchmark-only``; one step otherwise."""
-    if "rate" in metafunc.fixturenames:
-        rates = RATES if metafunc.config.getoption("benchmark_only") else CHECK_RATES
-        metafunc.parametrize("rate", rates, ids=[f"{r // 1000}k" for r in rates])
-
-
-@pytest.mark.benchmark(group="postgres-rate")
-def test_pgoutput_offered_rate(benchmark, pg_engine, tmp_path, rate: int) -> None:
-    """(c) open-loop offered rate over several writer processes; lag = captured_at − issued_at."""
-    from harness.approaches.pg_pgoutput import PgOutput
-
-    ctx = _context(pg_engine, f"rate{rate}", tmp_path)
-    table = _create_table(pg_engine, ctx)
-    writers = 2 if rate <= 5_000 else 4
-    approach = PgOutput()
-    approach.start(ctx)
-    captured: dict[int, int] = {}
-    stop = threading.Event()
-
-    def read() -> None:
-        while not stop.is_set():
-            got = approach.poll(10_000, 0.02)
-            for e in got:
-                captured[e.key[0]] = e.captured_at
-            if got:
-                approach.ack(got[-1].position)
-
-    results: list = []
-
-    def offer() -> None:
-        spawn = mp.get_context("spawn")
-        queue = spawn.Queue()
-        t0 = time.time_ns() + 1_500_000_000  # writers start together after they connected
-        procs = [spawn.Process(target=_writer, args=(pg_engine.url, table, rate, w, writers, t0, SECONDS, queue))
-                 for w in range(writers)]
-        for p in procs:
-            p.start()
-        for _ in procs:
-            results.extend(queue.get(timeout=SECONDS + 60))
-        for p in procs:
-            p.join(timeout=10)
-
-    reader = threading.Thread(target=read, name="pg-rate-reader", daemon=True)
-    reader.start()
-    try:
-        benchmark.pedantic(offer, rounds=1, iterations=1)
-        deadline = time.monotonic() + 15
-        while len(captured) < len(results) and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        stop.set()
-        reader.join(timeout=10)
-        approach.stop()
-    offered_n = len(results)
-    span_s = (max(r[3] for r in results) - min(r[1] for r in results)) / 1e9 if results else 0
-    lag = [captured[k] - issued for k, _, issued, _ in results if k in captured]
-    lag_intended = [captured[k] - intended for k, intended, _, _ in results if k in captured]
-    late = sum(1 for _, intended, issued, _ in results if issued - intended > 1_000_000)
-    benchmark.extra_info.update(
-        offered_per_s=rate, writers=writers, changes=offered_n, captured=len(lag),
-        achieved_per_s=round(offered_n / span_s, 1) if span_s else None,
-        lag_ms=lag_summary(lag)["lag_ms"], lag_from_intended_ms=lag_summary(lag_intended)["lag_ms"],
-        writes_late_over_1ms=late,
-    )
-    assert len(lag) == offered_n, f"captured {len(lag)} of {offered_n} changes"

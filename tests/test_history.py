@@ -216,12 +216,12 @@ def test_the_html_page_shows_the_trend_per_approach(tmp_path: Path) -> None:
             results("t0000002", [row("a", "crud", verdict="fail"), row("a", "txn")], "2026-01-02T00:00:00+00:00")]
     for doc in docs:
         add(path, doc)
-    page = report_html.render(docs[-1], path)
+    page = report_html.render(docs[-1], history=path)
     assert 'id="trend"' in page and 'id="trend-chart"' in page
     assert 'data-label="a" data-run="t0000001" data-passed="2" data-ran="2">2/2 pass' in page
     assert 'data-label="a" data-run="t0000002" data-passed="1" data-ran="2">1/2 pass' in page
     assert "p99 20.0 ms" in page  # the median of 10 and 30
-    assert 'id="trend"' not in report_html.render(docs[-1], tmp_path / "none.duckdb")
+    assert 'id="trend"' not in report_html.render(docs[-1], history=tmp_path / "none.duckdb")
 
 
 # -- options and a real run ----------------------------------------------------------------------------

@@ -212,7 +212,7 @@ class Wal2Json(LogicalSlotReader):
         }
 
     def make_decoder(self) -> Any:
-        return Wal2JsonDecoder(self.schema, _key_lookup(self.url))
+        return Wal2JsonDecoder(self.schema, _key_lookup(self.url, self.schema))
 
     def _create_slot(self, psycopg2: Any) -> None:
         try:
