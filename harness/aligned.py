@@ -1,13 +1,29 @@
-"""The checker's fast path: a capture equal to the ledger row by row, confirmed on Arrow values.
+"""The checker's fast path: a capture equal to the ledger transaction by transaction, confirmed
+on Arrow values.
 
 When every committed change and every captured event are Arrow rows (``LedgerBatch`` parts and
 event batches), as many events as committed changes, and the n-th event equals the n-th change
 in table, op, key, old key and images (compared on their values, column by column: the same
 equality the hash matching confirms its candidates with, ``harness.columnar.same_images``),
 then the exact matching pairs row n with row n and nothing is lost, duplicated, phantom,
-reordered or mismatched. No hash, key string or join is computed for it. Anything else — a
-Python row, a DDL, a truncate, a split update, a column type that cannot be compared on its
-values, a single differing row — returns None, and the checker takes its general path.
+reordered or mismatched. No hash, key string or join is computed for it.
+
+Order tolerance. The checker requires capture order to follow commit order per key only (and,
+with ``transactions`` claimed, one commit's events contiguous under one commit identity); no
+claim orders the events of different keys inside one transaction. So when row-by-row equality
+fails, the events lying at each transaction's ledger positions may still be that transaction's
+changes in another order: per table, both sides are sorted stably by (transaction, key) and
+compared row by row again. A stable sort keeps every key's changes in their own order on each
+side, so a key whose changes are swapped inside a transaction differs after the sort (the
+general path names it ``reordered``); transactions stay in ledger order, so order across them
+is kept too. This applies only when no update changes its key (``old_key``: such an update
+stands in two keys' order) and every key column has a type whose Arrow equality is identity
+(integers, strings, binary, decimals, dates and times, booleans; a float key's -0.0 and 0.0
+compare equal but sort apart).
+
+Anything else — a Python row, a DDL, a truncate, a split update, a column type that cannot be
+compared on its values, a single differing row — returns None, and the checker takes its
+general path, which names every anomaly.
 """
 
 from __future__ import annotations
@@ -52,9 +68,10 @@ def aligned(llog: RowLog, elog: RowLog, caps: Capabilities) -> Aligned | None:
     etables = _groups(elog.parts)
     if ltables is None or etables is None:
         return None
-    for lt, lo, et, eo, m in _ranges(ltables, etables):
-        if not _same_rows(lt.slice(lo, m), et.slice(eo, m), m, caps):
-            return None
+    in_order = all(_same_rows(lt.slice(lo, m), et.slice(eo, m), m, caps)
+                   for lt, lo, et, eo, m in _ranges(ltables, etables))
+    if not in_order and not _same_per_transaction(lparts, ltables, etables, caps):
+        return None
     sizes = [len(p) for p in lparts]
     etx = _etx(etables)
     captured = [pc.fill_null(t.column("captured_at").cast(pa.int64()), 0).to_numpy()
@@ -80,6 +97,79 @@ def _groups(parts: list[Any]) -> list[pa.Table] | None:
     if run:
         out.append(pa.Table.from_batches(run))
     return out
+
+
+def _same_per_transaction(lparts: list[Any], ltables: list[pa.Table], etables: list[pa.Table],
+                          caps: Capabilities) -> bool:
+    """Whether the events at each transaction's ledger positions are its changes in an order that
+    keeps every key's own order (see the module docstring): per table, both sides sorted stably
+    by (transaction, key) are equal row by row."""
+    sizes = np.fromiter((len(p) for p in lparts), np.int64, len(lparts))
+    txids = np.fromiter((p.txid for p in lparts), np.int64, len(lparts))
+    starts = np.r_[True, txids[1:] != txids[:-1]]
+    block = np.repeat(np.cumsum(starts) - 1, sizes)  # ledger position -> transaction number
+    lby, eby = _by_table(ltables, block), _by_table(etables, block)
+    if lby is None or eby is None or lby.keys() != eby.keys():
+        return False
+    for name, (lt, lb) in lby.items():
+        et, eb = eby[name]
+        # both in position order: equal arrays mean as many rows of this table in every transaction
+        if lt.num_rows != et.num_rows or not np.array_equal(lb, eb):
+            return False
+        lo, eo = _order(lt, lb), _order(et, eb)
+        if lo is None or eo is None:
+            return False
+        if not _same_rows(lt.take(lo), et.take(eo), lt.num_rows, caps):
+            return False
+    return True
+
+
+def _exact(t: pa.DataType) -> bool:
+    """Whether Arrow equality on this key type is identity (sorting and comparing agree)."""
+    return (pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_large_string(t)
+            or pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_decimal(t)
+            or pa.types.is_temporal(t) or pa.types.is_boolean(t))
+
+
+def _by_table(tables: list[pa.Table], block: np.ndarray) -> dict[str, tuple[pa.Table, np.ndarray]] | None:
+    """Rows per table name, in position order, with each row's transaction number (None: one
+    table's rows have two schemas)."""
+    pieces: dict[str, list[tuple[pa.Table, np.ndarray]]] = {}
+    off = 0
+    for t in tables:
+        n = t.num_rows
+        col = t.column("table")
+        names = pc.unique(col).to_pylist()
+        if len(names) == 1:
+            pieces.setdefault(names[0], []).append((t, block[off:off + n]))
+        else:
+            for name in names:
+                idx = np.flatnonzero(pc.equal(col, name).to_numpy(zero_copy_only=False))
+                pieces.setdefault(name, []).append((t.take(idx), block[off + idx]))
+        off += n
+    out: dict[str, tuple[pa.Table, np.ndarray]] = {}
+    for name, ps in pieces.items():
+        schema = ps[0][0].schema
+        if any(p.schema != schema for p, _ in ps):
+            return None
+        out[name] = (pa.concat_tables([p for p, _ in ps]) if len(ps) > 1 else ps[0][0],
+                     np.concatenate([b for _, b in ps]) if len(ps) > 1 else ps[0][1])
+    return out
+
+
+def _order(t: pa.Table, block: np.ndarray) -> np.ndarray | None:
+    """Row order of ``t`` sorted stably by (transaction, key); None when a row changes its key
+    or a key column's type is not ``_exact``."""
+    if _column(t, "old_key") is not None or "key" not in t.schema.names:
+        return None
+    key = t.column("key")
+    if not pa.types.is_struct(key.type) or not all(_exact(f.type) for f in key.type):
+        return None
+    try:
+        frame = pl.DataFrame({"b": block, "k": pl.from_arrow(key)})
+        return frame.select(pl.arg_sort_by("b", "k", maintain_order=True)).to_series().to_numpy()
+    except (pl.exceptions.PolarsError, TypeError, ValueError, pa.ArrowException):
+        return None
 
 
 def _ranges(a: list[pa.Table], b: list[pa.Table]) -> Iterator[tuple[pa.Table, int, pa.Table, int, int]]:

@@ -1,6 +1,7 @@
 """The checker: compares what the source committed with what an approach captured.
 
-A capture equal to the ledger row by row (both Arrow, events in commit order) is confirmed column
+A capture equal to the ledger transaction by transaction (both Arrow; events in commit order, or
+each transaction's events in another order that keeps every key's own order) is confirmed column
 by column on its values and only its transaction boundaries and final state are checked
 (``harness.aligned``). Every other history takes the general path below.
 
