@@ -801,7 +801,8 @@ def check(
 
     lag_ns = (matched["captured_at"] - matched["issued_at"]).filter(matched["issued_at"] > 0)
     measurements = lag_summary(lag_ns)
-    measurements.update(events=E.height, committed=L.height, matched=matched.height, redelivered=redelivered)
+    measurements.update(events=E.height, committed=L.height, matched=matched.height, redelivered=redelivered,
+                        check_path="general")
     counts = {k: found.counts[k] for k in ANOMALIES if found.counts.get(k)}
     return Verdict(
         status="fail" if counts else "pass",
@@ -822,7 +823,7 @@ def _check_aligned(found: _Anomalies, fast: Aligned, history: EncodedHistory, ca
         _check_replay(found, history, final_state)
     lag_ns = pl.Series(fast.captured_at - fast.issued_at).filter(pl.Series(fast.issued_at > 0))
     measurements = lag_summary(lag_ns)
-    measurements.update(events=fast.n, committed=fast.n, matched=fast.n, redelivered=0)
+    measurements.update(events=fast.n, committed=fast.n, matched=fast.n, redelivered=0, check_path="aligned")
     counts = {k: found.counts[k] for k in ANOMALIES if found.counts.get(k)}
     return Verdict(status="fail" if counts else "pass", anomalies=counts,
                    examples={k: found.examples[k] for k in counts}, measurements=measurements)

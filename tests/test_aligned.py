@@ -148,3 +148,27 @@ def test_a_reordered_capture_still_names_lost_duplicate_and_mismatch() -> None:
         h = encode_history(ledger, capture)
         assert aligned(h.llog, h.elog, FULL) is None, name
         assert check(h, FULL).anomalies == want[name], name
+
+
+def test_reordered_updates_after_inserts_of_another_shape_take_the_fast_path() -> None:
+    """Inserts staged without a before column's type, then an update transaction with one (as a
+    bulk write and its update commit): one table, two column types for ``before``."""
+    ledger, events = _history(pa.array([1, 2, 3]))
+    ids, old, new = [0, 1, 2], [1, 2, 3], [-1, -2, -3]
+    image = lambda vs: pa.StructArray.from_arrays([pa.array(ids), pa.array(vs)], names=["id", "v"])  # noqa: E731
+    cols = {"table": pa.array(["t"] * 3), "op": pa.array(["update"] * 3),
+            "key": pa.StructArray.from_arrays([pa.array(ids)], names=["id"]), "before": image(old), "after": image(new)}
+    txid = ledger.begin()
+    ledger.stage_batch(txid, pa.RecordBatch.from_pydict(cols))
+    ledger.commit(txid, txid * 10**9, txid * 10**9 + 1)
+    ev = pa.RecordBatch.from_pydict({**cols, "txid": pa.array([txid] * 3),
+                                     "position": pa.array([[txid, i] for i in ids]),
+                                     "captured_at": pa.array([txid * 10**9 + 4_000_000] * 3)})
+    h = encode_history(ledger, [*events, _reversed(ev)])
+    assert aligned(h.llog, h.elog, FULL) is not None
+    assert check(h, FULL).passed
+    wrong = ev.to_pydict()
+    wrong["before"][1]["v"] = 7
+    h = encode_history(ledger, [*events, _reversed(pa.RecordBatch.from_pydict(wrong, schema=ev.schema))])
+    assert aligned(h.llog, h.elog, FULL) is None
+    assert check(h, FULL).anomalies == {"before-mismatch": 1}
