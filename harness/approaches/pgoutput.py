@@ -3,8 +3,11 @@
 Two entry points share one tuple parser:
 - ``parse(payload, in_stream)`` turns one message into a small dataclass (tests, debugging);
 - ``PgOutputDecoder.feed(payload, captured_at)`` is the hot path: it keeps Relation state,
-  buffers one transaction's changes and returns its ``ChangeEvent``s at Commit (or Stream
-  Commit), with ``position = (commit end LSN, ordinal in the transaction)``.
+  buffers one transaction's changes and returns its events at Commit (or Stream Commit), with
+  ``position = (commit LSN, ordinal in the transaction)``: ``ChangeEvent``s, and for a run of
+  at least ``arrow_min`` consecutive inserts into one relation whose columns all have an Arrow
+  type here (``ARROW_TYPES``), one Arrow event batch (``harness.columnar``'s shape) built from
+  the same converted values (a bulk load checks without a Python object per row).
 
 Values arrive in the text format; they are converted by type OID with converters built once
 per Relation message (``converter(oid)``). An unchanged TOAST value (``'u'``) is never
@@ -22,6 +25,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from struct import Struct
 from typing import Any
+
+import numpy as np
+import pyarrow as pa
 
 from harness.events import ChangeEvent
 
@@ -164,6 +170,19 @@ def converter(type_oid: int) -> Callable[[bytes], Any]:
     return _CONVERTERS.get(type_oid, _text)
 
 
+#: the Arrow type of each type OID whose converted values an insert batch holds (None: inferred,
+#: numeric's precision and scale); a relation with a column of another type keeps the row path
+ARROW_TYPES: dict[int, pa.DataType | None] = {
+    16: pa.bool_(), 17: pa.binary(),
+    18: pa.string(), 19: pa.string(), 25: pa.string(), 1042: pa.string(), 1043: pa.string(), 705: pa.string(),
+    20: pa.int64(), 21: pa.int16(), 23: pa.int32(), 26: pa.int64(),
+    700: pa.float64(), 701: pa.float64(), 1700: None,
+    1082: pa.date32(), 1114: pa.timestamp("us"), 1184: pa.timestamp("us", tz="UTC"),
+}
+#: the fewest consecutive inserts into one relation of one transaction emitted as an Arrow batch
+ARROW_MIN = 1_000
+
+
 # -- parsed messages (for tests and debugging) --------------------------------------------------
 @dataclass
 class Column:
@@ -301,7 +320,7 @@ def parse(payload: bytes, in_stream: bool = False) -> Message:
 class Relation:
     """A Relation message with its converters, built once per message (not per row)."""
 
-    __slots__ = ("relid", "namespace", "name", "table", "names", "convs", "key_idx", "ident_idx", "row")
+    __slots__ = ("relid", "namespace", "name", "table", "names", "convs", "key_idx", "ident_idx", "row", "arrow")
 
     def __init__(self, relid: int, namespace: str, name: str, columns: list[Column],
                  table: str, key_names: tuple[str, ...] | None) -> None:
@@ -318,18 +337,38 @@ class Relation:
             self.key_idx = self.ident_idx
         #: ``row(buf, off) -> (key, image, has_unchanged, next_off)``, compiled for this shape
         self.row: Callable[[bytes, int], tuple[tuple, dict[str, Any], bool, int]] = _compile_row(self)
+        #: the columns' Arrow types, when every one has one and the relation has a key (else None)
+        self.arrow: list[pa.DataType | None] | None = (
+            [ARROW_TYPES[c.type_oid] for c in columns]
+            if self.key_idx and all(c.type_oid in ARROW_TYPES for c in columns) else None)
 
 
 #: ``key_columns(namespace, name) -> key column names or None`` (None: use the replica identity).
 KeyLookup = Callable[[str, str], "tuple[str, ...] | None"]
 
 
+class _Run:
+    """Consecutive inserts into one relation of the open transaction: their after images and
+    receipt times, from ordinal ``start`` on."""
+
+    __slots__ = ("rel", "start", "images", "captured")
+
+    def __init__(self, rel: Relation, start: int) -> None:
+        self.rel, self.start = rel, start
+        self.images: list[dict[str, Any]] = []
+        self.captured: list[int] = []
+
+
 class PgOutputDecoder:
-    """Turns a stream of pgoutput payloads into whole transactions of ``ChangeEvent``.
+    """Turns a stream of pgoutput payloads into whole transactions of events.
 
     Contract: ``feed(payload, captured_at)`` returns the events of a transaction when its
-    Commit (or Stream Commit) arrives, else None. Positions are ``(commit_lsn, ordinal)``
-    (the commit LSN is known from Begin, so events are built as they arrive); after each
+    Commit (or Stream Commit) arrives, else None: ``ChangeEvent``s, except that a run of at
+    least ``arrow_min`` consecutive inserts into one relation with Arrow-typed columns
+    (``Relation.arrow``) is one Arrow event batch, holding what the ``ChangeEvent``s would
+    (same converted values, positions, ``captured_at`` per row); a run whose values Arrow
+    cannot hold (e.g. ``infinity`` dates kept as strings) stays ``ChangeEvent``s. Positions are
+    ``(commit_lsn, ordinal)`` (the commit LSN is known from Begin, so events are built as they arrive); after each
     commit ``last_commit`` is ``(commit_lsn, end_lsn)`` — the end LSN is what a reader
     confirms. ``txid`` is the xid; ``commit_ts`` is ns since the Unix epoch; ``captured_at``
     is the receipt time of each change message (for streamed transactions: of the Stream
@@ -347,7 +386,11 @@ class PgOutputDecoder:
         self._xid = 0
         self._lsn = 0
         self._cts = 0
-        self._events: list[ChangeEvent] = []
+        self._events: list[Any] = []
+        #: the open transaction's next ordinal, and its pending run of inserts
+        self._n = 0
+        self._run: _Run | None = None
+        self.arrow_min = ARROW_MIN
         self._in_stream = False
         self._stream_xid = 0
         #: streamed (protocol 2) transactions: xid -> [(table, op, key, before, after, subxid, old key)]
@@ -356,6 +399,8 @@ class PgOutputDecoder:
     def reset(self) -> None:
         """Drop any partially received transaction (the server will resend it)."""
         self._events = []
+        self._run = None
+        self._n = 0
         self._in_stream = False
         self._streams.clear()
 
@@ -367,19 +412,35 @@ class PgOutputDecoder:
                 self._streamed_dml(payload, kind)
                 return None
             rel = self.relations[_U32.unpack_from(payload, 1)[0]]
+            run = self._run
+            if kind == 0x49 and rel.arrow is not None:  # an insert: into the run of its relation
+                if run is None or run.rel is not rel:
+                    if run is not None:
+                        self._flush_run()
+                    run = self._run = _Run(rel, self._n)
+                run.images.append(rel.row(payload, 6)[1])
+                run.captured.append(captured_at)
+                self._n += 1
+                return None
+            if run is not None:
+                self._flush_run()
             op, key, before, after, old_key = _change(payload, 5, kind, rel)
-            events = self._events
-            events.append(ChangeEvent(rel.table, op, key, before, after, (self._lsn, len(events)),
-                                      self._xid, self._cts, captured_at, old_key))
+            self._events.append(ChangeEvent(rel.table, op, key, before, after, (self._lsn, self._n),
+                                            self._xid, self._cts, captured_at, old_key))
+            self._n += 1
             return None
         if kind == 0x42:  # B
             self._lsn, ts, self._xid = _BEGIN.unpack_from(payload, 1)
             self._cts = (ts + PG_EPOCH_US) * 1000
             self._events = []
+            self._run = None
+            self._n = 0
             return None
         if kind == 0x43:  # C
             _, commit_lsn, end_lsn, _ = _COMMIT.unpack_from(payload, 1)
             self.last_commit = (commit_lsn, end_lsn)
+            if self._run is not None:
+                self._flush_run()
             events, self._events = self._events, []
             return events
         if kind == 0x52:  # R
@@ -418,6 +479,22 @@ class PgOutputDecoder:
             return None
         raise ValueError(f"unknown pgoutput message {chr(kind)!r}")
 
+    def _flush_run(self) -> None:
+        """Emit the pending run of inserts: one Arrow batch when long enough, else events."""
+        run, self._run = self._run, None
+        assert run is not None
+        rel, lsn, xid, cts = run.rel, self._lsn, self._xid, self._cts
+        if len(run.images) >= self.arrow_min:
+            batch = _insert_batch(run, lsn, xid, cts)
+            if batch is not None:
+                self._events.append(batch)
+                return
+        names = [rel.names[i] for i in rel.key_idx]
+        self._events.extend(
+            ChangeEvent(rel.table, "insert", tuple(img[k] for k in names), None, img, (lsn, run.start + j),
+                        xid, cts, captured)
+            for j, (img, captured) in enumerate(zip(run.images, run.captured, strict=True)))
+
     def _relation(self, payload: bytes) -> None:
         m = parse(payload, self._in_stream)
         f = m.fields
@@ -447,9 +524,33 @@ class PgOutputDecoder:
             if self._in_stream:
                 self._streams[self._stream_xid].append((table, "truncate", (), None, None, subxid, None))
             else:
-                ev = self._events
-                ev.append(ChangeEvent(table, "truncate", (), None, None, (self._lsn, len(ev)),
-                                      self._xid, self._cts, captured_at))
+                if self._run is not None:
+                    self._flush_run()
+                self._events.append(ChangeEvent(table, "truncate", (), None, None, (self._lsn, self._n),
+                                                self._xid, self._cts, captured_at))
+                self._n += 1
+
+
+def _insert_batch(run: _Run, lsn: int, xid: int, cts: int) -> pa.RecordBatch | None:
+    """A run of inserts as an Arrow event batch, or None when a value has no place in its
+    column's Arrow type (a date kept as a string, a numeric NaN, ...)."""
+    rel, images, n = run.rel, run.images, len(run.images)
+    assert rel.arrow is not None
+    try:
+        columns = [pa.array([img[name] for img in images], type=t)
+                   for name, t in zip(rel.names, rel.arrow, strict=True)]
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return None
+    after = pa.StructArray.from_arrays(columns, names=rel.names)
+    key = pa.StructArray.from_arrays([columns[i] for i in rel.key_idx], names=[rel.names[i] for i in rel.key_idx])
+    flat = np.empty(2 * n, dtype=np.int64)
+    flat[0::2] = lsn
+    flat[1::2] = np.arange(run.start, run.start + n, dtype=np.int64)
+    return pa.RecordBatch.from_arrays(
+        [pa.array([rel.table] * n, pa.string()), pa.array(["insert"] * n, pa.string()), key, pa.nulls(n), after,
+         pa.ListArray.from_arrays(pa.array(np.arange(0, 2 * n + 1, 2, dtype=np.int32)), pa.array(flat)),
+         pa.array([xid] * n, pa.int64()), pa.array([cts] * n, pa.int64()), pa.array(run.captured, pa.int64())],
+        names=["table", "op", "key", "before", "after", "position", "txid", "commit_ts", "captured_at"])
 
 
 def _change(buf: bytes, off: int, kind: int, rel: Relation) -> tuple[str, tuple, Any, Any, tuple | None]:
