@@ -413,8 +413,9 @@ class PgOutput(LogicalSlotReader):
         return opts
 
     def make_decoder(self) -> Any:
-        from harness.approaches.pgoutput import PgOutputDecoder
+        from harness.approaches.pgoutput import PgOutputDecoder, warm_arrow
 
+        warm_arrow()  # before the first poll: its first batch would pay for it
         keys = _key_lookup(self.url)
         return PgOutputDecoder(schema=self.schema, key_columns=keys)
 

@@ -183,6 +183,12 @@ ARROW_TYPES: dict[int, pa.DataType | None] = {
 ARROW_MIN = 1_000
 
 
+def warm_arrow() -> None:
+    """Pay pyarrow's one-time cost of a first conversion from Python values (it imports pandas:
+    seconds on a loaded machine) now, not in the middle of a poll."""
+    pa.array([0], pa.int64())
+
+
 # -- parsed messages (for tests and debugging) --------------------------------------------------
 @dataclass
 class Column:
