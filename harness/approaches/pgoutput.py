@@ -354,14 +354,17 @@ KeyLookup = Callable[[str, str], "tuple[str, ...] | None"]
 
 
 class _Run:
-    """Consecutive inserts into one relation of the open transaction: their after images and
-    receipt times, from ordinal ``start`` on."""
+    """Consecutive changes of one op into one relation of the open transaction, with one kind of
+    old tuple (``old``: ``N`` none, ``K`` key columns, ``O`` the whole row): their keys, images
+    and receipt times, from ordinal ``start`` on."""
 
-    __slots__ = ("rel", "start", "images", "captured")
+    __slots__ = ("rel", "op", "old", "start", "keys", "befores", "afters", "captured")
 
-    def __init__(self, rel: Relation, start: int) -> None:
-        self.rel, self.start = rel, start
-        self.images: list[dict[str, Any]] = []
+    def __init__(self, rel: Relation, op: str, old: int, start: int) -> None:
+        self.rel, self.op, self.old, self.start = rel, op, old, start
+        self.keys: list[tuple] = []
+        self.befores: list[dict[str, Any] | None] = []
+        self.afters: list[dict[str, Any] | None] = []
         self.captured: list[int] = []
 
 
@@ -418,19 +421,22 @@ class PgOutputDecoder:
                 self._streamed_dml(payload, kind)
                 return None
             rel = self.relations[_U32.unpack_from(payload, 1)[0]]
+            op, key, before, after, old_key = _change(payload, 5, kind, rel)
             run = self._run
-            if kind == 0x49 and rel.arrow is not None:  # an insert: into the run of its relation
-                if run is None or run.rel is not rel:
+            if rel.arrow is not None and old_key is None and _whole(before, after, rel):
+                old = payload[5]  # N (an insert, or an update without old tuple), K or O
+                if run is None or run.rel is not rel or run.op != op or run.old != old:
                     if run is not None:
                         self._flush_run()
-                    run = self._run = _Run(rel, self._n)
-                run.images.append(rel.row(payload, 6)[1])
+                    run = self._run = _Run(rel, op, old, self._n)
+                run.keys.append(key)
+                run.befores.append(before)
+                run.afters.append(after)
                 run.captured.append(captured_at)
                 self._n += 1
                 return None
             if run is not None:
                 self._flush_run()
-            op, key, before, after, old_key = _change(payload, 5, kind, rel)
             self._events.append(ChangeEvent(rel.table, op, key, before, after, (self._lsn, self._n),
                                             self._xid, self._cts, captured_at, old_key))
             self._n += 1
@@ -486,20 +492,20 @@ class PgOutputDecoder:
         raise ValueError(f"unknown pgoutput message {chr(kind)!r}")
 
     def _flush_run(self) -> None:
-        """Emit the pending run of inserts: one Arrow batch when long enough, else events."""
+        """Emit the pending run: one Arrow batch when long enough, else events."""
         run, self._run = self._run, None
         assert run is not None
         rel, lsn, xid, cts = run.rel, self._lsn, self._xid, self._cts
-        if len(run.images) >= self.arrow_min:
-            batch = _insert_batch(run, lsn, xid, cts)
+        if len(run.keys) >= self.arrow_min:
+            batch = _run_batch(run, lsn, xid, cts)
             if batch is not None:
                 self._events.append(batch)
                 return
-        names = [rel.names[i] for i in rel.key_idx]
+        table, op, start = rel.table, run.op, run.start
         self._events.extend(
-            ChangeEvent(rel.table, "insert", tuple(img[k] for k in names), None, img, (lsn, run.start + j),
-                        xid, cts, captured)
-            for j, (img, captured) in enumerate(zip(run.images, run.captured, strict=True)))
+            ChangeEvent(table, op, key, before, after, (lsn, start + j), xid, cts, captured)
+            for j, (key, before, after, captured) in enumerate(
+                zip(run.keys, run.befores, run.afters, run.captured, strict=True)))
 
     def _relation(self, payload: bytes) -> None:
         m = parse(payload, self._in_stream)
@@ -537,26 +543,52 @@ class PgOutputDecoder:
                 self._n += 1
 
 
-def _insert_batch(run: _Run, lsn: int, xid: int, cts: int) -> pa.RecordBatch | None:
-    """A run of inserts as an Arrow event batch, or None when a value has no place in its
-    column's Arrow type (a date kept as a string, a numeric NaN, ...)."""
-    rel, images, n = run.rel, run.images, len(run.images)
-    assert rel.arrow is not None
+def _whole(before: dict[str, Any] | None, after: dict[str, Any] | None, rel: Relation) -> bool:
+    """Whether a change's images have every column they should (an unchanged TOAST value left
+    out of an image keeps the change a ``ChangeEvent``)."""
+    n = len(rel.names)
+    return (after is None or len(after) == n) and (before is None or len(before) in (n, len(rel.ident_idx)))
+
+
+def _run_batch(run: _Run, lsn: int, xid: int, cts: int) -> pa.RecordBatch | None:
+    """A run as an Arrow event batch, or None when a value has no place in its column's Arrow
+    type (a date kept as a string, a numeric NaN, ...) or the old images differ in shape."""
+    rel, n = run.rel, len(run.keys)
+    types = rel.arrow
+    assert types is not None
     try:
-        columns = [pa.array([img[name] for img in images], type=t)
-                   for name, t in zip(rel.names, rel.arrow, strict=True)]
-    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        key = pa.StructArray.from_arrays(
+            [pa.array([k[j] for k in run.keys], type=types[i]) for j, i in enumerate(rel.key_idx)],
+            names=[rel.names[i] for i in rel.key_idx])
+        after = _images(run.afters, list(range(len(rel.names))), rel)
+        before = _images(run.befores, rel.ident_idx if run.old == 0x4B else list(range(len(rel.names))), rel)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError, KeyError):
         return None
-    after = pa.StructArray.from_arrays(columns, names=rel.names)
-    key = pa.StructArray.from_arrays([columns[i] for i in rel.key_idx], names=[rel.names[i] for i in rel.key_idx])
     flat = np.empty(2 * n, dtype=np.int64)
     flat[0::2] = lsn
     flat[1::2] = np.arange(run.start, run.start + n, dtype=np.int64)
     return pa.RecordBatch.from_arrays(
-        [pa.array([rel.table] * n, pa.string()), pa.array(["insert"] * n, pa.string()), key, pa.nulls(n), after,
+        [pa.array([rel.table] * n, pa.string()), pa.array([run.op] * n, pa.string()), key, before, after,
          pa.ListArray.from_arrays(pa.array(np.arange(0, 2 * n + 1, 2, dtype=np.int32)), pa.array(flat)),
          pa.array([xid] * n, pa.int64()), pa.array([cts] * n, pa.int64()), pa.array(run.captured, pa.int64())],
         names=["table", "op", "key", "before", "after", "position", "txid", "commit_ts", "captured_at"])
+
+
+def _images(images: list[dict[str, Any] | None], idx: list[int], rel: Relation) -> pa.Array:
+    """The images of a run as a struct column of the columns ``idx`` (NULL: the run has none);
+    an image with other columns raises ``KeyError`` or ``ValueError``."""
+    n = len(images)
+    if images[0] is None:
+        if any(img is not None for img in images):
+            raise ValueError("a run mixes changes with and without an image")
+        return pa.nulls(n)
+    names = [rel.names[i] for i in idx]
+    if any(img is None or len(img) != len(names) for img in images):
+        raise ValueError("a run's images differ in shape")
+    types = rel.arrow
+    assert types is not None
+    return pa.StructArray.from_arrays([pa.array([img[c] for img in images], type=types[i])  # type: ignore[index]
+                                       for c, i in zip(names, idx, strict=True)], names=names)
 
 
 def _change(buf: bytes, off: int, kind: int, rel: Relation) -> tuple[str, tuple, Any, Any, tuple | None]:
