@@ -61,8 +61,13 @@ def _fields(e: Any) -> tuple:
             e.txid, e.commit_ts, e.captured_at, e.old_key)
 
 
-@pytest.mark.parametrize(("scenario", "identity"), [("bulk", "default"), ("bulk", "full"), ("truncate", "default"),
-                                                   ("types", "default"), ("toast", "full")])
+#: (scenario, replica identity): every scalar type with key-only old tuples, whole old rows, and
+#: unchanged TOAST values filled from them (``bulk`` under DEFAULT and ``truncate`` passed too:
+#: kept out of ``make test`` for its time)
+CELLS = [("types", "default"), ("bulk", "full"), ("toast", "full")]
+
+
+@pytest.mark.parametrize(("scenario", "identity"), CELLS)
 def test_arrow_batches_give_the_row_decode_events(cdc_session: Any, tmp_path: Path, scenario: str,
                                                   identity: str) -> None:
     BothDecodes.reads = []
