@@ -172,3 +172,23 @@ def test_reordered_updates_after_inserts_of_another_shape_take_the_fast_path() -
     h = encode_history(ledger, [*events, _reversed(pa.RecordBatch.from_pydict(wrong, schema=ev.schema))])
     assert aligned(h.llog, h.elog, FULL) is None
     assert check(h, FULL).anomalies == {"before-mismatch": 1}
+
+
+def test_key_only_before_images_in_arrow_are_checked_value_by_value() -> None:
+    """Under a ``key`` before-image claim (the general path), an Arrow delete's before image may
+    hold only the key, but a value it does hold must be the committed one."""
+    from dataclasses import replace
+
+    ledger, events = _history(pa.array([10]), per_txn=1)
+    image = pa.StructArray.from_arrays([pa.array([0]), pa.array([10])], names=["id", "v"])
+    cols = {"table": pa.array(["t"]), "op": pa.array(["delete"]), "key": pa.StructArray.from_arrays(
+        [pa.array([0])], names=["id"]), "before": image, "after": pa.nulls(1)}
+    txid = ledger.begin()
+    ledger.stage_batch(txid, pa.RecordBatch.from_pydict(cols))
+    ledger.commit(txid, txid * 10**9, txid * 10**9 + 1)
+    caps = replace(FULL, before_image="key")
+    for v, want in ((None, {}), (10, {}), (11, {"before-mismatch": 1})):
+        before = pa.StructArray.from_arrays([pa.array([0]), pa.array([v], pa.int64())], names=["id", "v"])
+        ev = pa.RecordBatch.from_pydict({**cols, "before": before, "txid": pa.array([txid]),
+                                         "position": pa.array([[txid, 0]]), "captured_at": pa.array([txid * 10**9])})
+        assert check(encode_history(ledger, [*events, ev]), caps).anomalies == want, v
