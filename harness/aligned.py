@@ -1,13 +1,29 @@
-"""The checker's fast path: a capture equal to the ledger row by row, confirmed on Arrow values.
+"""The checker's fast path: a capture equal to the ledger transaction by transaction, confirmed
+on Arrow values.
 
 When every committed change and every captured event are Arrow rows (``LedgerBatch`` parts and
 event batches), as many events as committed changes, and the n-th event equals the n-th change
 in table, op, key, old key and images (compared on their values, column by column: the same
 equality the hash matching confirms its candidates with, ``harness.columnar.same_images``),
 then the exact matching pairs row n with row n and nothing is lost, duplicated, phantom,
-reordered or mismatched. No hash, key string or join is computed for it. Anything else — a
-Python row, a DDL, a truncate, a split update, a column type that cannot be compared on its
-values, a single differing row — returns None, and the checker takes its general path.
+reordered or mismatched. No hash, key string or join is computed for it.
+
+Order tolerance. The checker requires capture order to follow commit order per key only (and,
+with ``transactions`` claimed, one commit's events contiguous under one commit identity); no
+claim orders the events of different keys inside one transaction. So when row-by-row equality
+fails, the events lying at each transaction's ledger positions may still be that transaction's
+changes in another order: per table, both sides are sorted stably by (transaction, key) and
+compared row by row again. A stable sort keeps every key's changes in their own order on each
+side, so a key whose changes are swapped inside a transaction differs after the sort (the
+general path names it ``reordered``); transactions stay in ledger order, so order across them
+is kept too. This applies only when no update changes its key (``old_key``: such an update
+stands in two keys' order) and every key column has a type whose Arrow equality is identity
+(integers, strings, binary, decimals, dates and times, booleans; a float key's -0.0 and 0.0
+compare equal but sort apart).
+
+Anything else — a Python row, a DDL, a truncate, a split update, a column type that cannot be
+compared on its values, a single differing row — returns None, and the checker takes its
+general path, which names every anomaly.
 """
 
 from __future__ import annotations
@@ -38,8 +54,8 @@ class Aligned:
 
 
 def aligned(llog: RowLog, elog: RowLog, caps: Capabilities) -> Aligned | None:
-    """The row-by-row match of ``llog``'s committed changes and ``elog``'s events, or None
-    (see the module docstring)."""
+    """The match of ``llog``'s committed changes and ``elog``'s events, pairing the events at
+    each transaction's ledger positions with its changes, or None (see the module docstring)."""
     lparts = [p for p in llog.parts if not getattr(p, "rolled_back", False)]
     if not all(hasattr(p, "data") and hasattr(p, "txid") for p in llog.parts):
         return None
@@ -52,8 +68,17 @@ def aligned(llog: RowLog, elog: RowLog, caps: Capabilities) -> Aligned | None:
     etables = _groups(elog.parts)
     if ltables is None or etables is None:
         return None
+    masks: list[tuple[Mask, int]] = []
     for lt, lo, et, eo, m in _ranges(ltables, etables):
-        if not _same_rows(lt.slice(lo, m), et.slice(eo, m), m, caps):
+        mask = _row_mask(lt.slice(lo, m), et.slice(eo, m), m, caps)
+        if mask is False:
+            return None
+        masks.append((mask, m))
+    if any(mask is not None for mask, _ in masks):  # some rows differ: reordered inside their transactions?
+        same = np.concatenate([np.ones(m, dtype=bool) if mask is None else
+                               np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)  # type: ignore[union-attr]
+                               for mask, m in masks])
+        if not _same_per_transaction(lparts, ltables, etables, ~same, caps):
             return None
     sizes = [len(p) for p in lparts]
     etx = _etx(etables)
@@ -82,6 +107,94 @@ def _groups(parts: list[Any]) -> list[pa.Table] | None:
     return out
 
 
+def _same_per_transaction(lparts: list[Any], ltables: list[pa.Table], etables: list[pa.Table],
+                          differs: np.ndarray, caps: Capabilities) -> bool:
+    """Whether the events at the ledger positions of each transaction holding a differing row
+    (``differs``, by position) are its changes in an order that keeps every key's own order
+    (see the module docstring): per table, both sides sorted stably by (transaction, key) are
+    equal row by row. The other transactions are equal row by row already."""
+    sizes = np.fromiter((len(p) for p in lparts), np.int64, len(lparts))
+    txids = np.fromiter((p.txid for p in lparts), np.int64, len(lparts))
+    starts = np.r_[True, txids[1:] != txids[:-1]]
+    block = np.repeat(np.cumsum(starts) - 1, sizes)  # ledger position -> transaction number
+    bad = np.zeros(int(block[-1]) + 1, dtype=bool)
+    bad[np.unique(block[differs])] = True
+    sel = np.flatnonzero(bad[block])  # the positions of those transactions
+    lby, eby = _by_table(ltables, block, sel), _by_table(etables, block, sel)
+    if lby is None or eby is None or lby.keys() != eby.keys():
+        return False
+    for name, (lt, lb) in lby.items():
+        et, eb = eby[name]
+        # both in position order: equal arrays mean as many rows of this table in every transaction
+        if lt.num_rows != et.num_rows or not np.array_equal(lb, eb):
+            return False
+        lo, eo = _order(lt, lb), _order(et, eb)
+        if lo is None or eo is None:
+            return False
+        mask = _row_mask(lt.take(lo), et.take(eo), lt.num_rows, caps)
+        if mask is not None:
+            return False
+    return True
+
+
+def _exact(t: pa.DataType) -> bool:
+    """Whether Arrow equality on this key type is identity (sorting and comparing agree)."""
+    return (pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_large_string(t)
+            or pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_decimal(t)
+            or pa.types.is_temporal(t) or pa.types.is_boolean(t))
+
+
+def _by_table(tables: list[pa.Table], block: np.ndarray,
+              sel: np.ndarray) -> dict[str, tuple[pa.Table, np.ndarray]] | None:
+    """The rows at positions ``sel`` (ascending) per table name, in position order, with each
+    row's transaction number (None: one table's rows have two column types)."""
+    pieces: dict[str, list[tuple[pa.Table, np.ndarray]]] = {}
+    off = 0
+    for t in tables:
+        n = t.num_rows
+        lo, hi = np.searchsorted(sel, [off, off + n])
+        local = sel[lo:hi] - off
+        if len(local) < n:
+            t = t.take(local) if len(local) else None
+        off += n
+        if t is None:
+            continue
+        col = t.column("table")
+        names = pc.unique(col).to_pylist()
+        if len(names) == 1:
+            pieces.setdefault(names[0], []).append((t, block[off - n + local]))
+            continue
+        for name in names:
+            idx = np.flatnonzero(pc.equal(col, name).to_numpy(zero_copy_only=False))
+            pieces.setdefault(name, []).append((t.take(idx), block[off - n + local[idx]]))
+    out: dict[str, tuple[pa.Table, np.ndarray]] = {}
+    for name, ps in pieces.items():
+        if len(ps) == 1:
+            out[name] = ps[0]
+            continue
+        try:  # a column absent or of NULL type in some pieces (no before image, say) is NULL there
+            t = pa.concat_tables([p for p, _ in ps], promote_options="default")
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            return None
+        out[name] = (t, np.concatenate([b for _, b in ps]))
+    return out
+
+
+def _order(t: pa.Table, block: np.ndarray) -> np.ndarray | None:
+    """Row order of ``t`` sorted stably by (transaction, key); None when a row changes its key
+    or a key column's type is not ``_exact``."""
+    if _column(t, "old_key") is not None or "key" not in t.schema.names:
+        return None
+    key = t.column("key")
+    if not pa.types.is_struct(key.type) or not all(_exact(f.type) for f in key.type):
+        return None
+    try:
+        frame = pl.DataFrame({"b": block, "k": pl.from_arrow(key)})
+        return frame.select(pl.arg_sort_by("b", "k", maintain_order=True)).to_series().to_numpy()
+    except (pl.exceptions.PolarsError, TypeError, ValueError, pa.ArrowException):
+        return None
+
+
 def _ranges(a: list[pa.Table], b: list[pa.Table]) -> Iterator[tuple[pa.Table, int, pa.Table, int, int]]:
     """Walk two equally long sequences of tables together: (table of a, offset, table of b,
     offset, rows) for each stretch lying in one table on both sides."""
@@ -97,11 +210,15 @@ def _ranges(a: list[pa.Table], b: list[pa.Table]) -> Iterator[tuple[pa.Table, in
             j, jb = j + 1, 0
 
 
-def _same_rows(lt: pa.Table, et: pa.Table, m: int, caps: Capabilities) -> bool:
-    """Whether every row of the ledger stretch ``lt`` equals the event row beside it in ``et``."""
+#: a ``_row_mask`` answer: every row equal (None), the stretch not judged here (False), or per row
+Mask = pa.ChunkedArray | pa.Array | bool | None
+
+
+def _row_mask(lt: pa.Table, et: pa.Table, m: int, caps: Capabilities) -> Mask:
+    """Whether each row of the ledger stretch ``lt`` equals the event row beside it in ``et``:
+    None when every row does, a boolean array when some does not, False when the stretch holds
+    what the fast path does not judge (DDL, truncates, split updates, partial before images)."""
     ops = lt.column("op")
-    if not _same_strings(ops, et.column("op")) or not _same_strings(lt.column("table"), et.column("table")):
-        return False
     if pc.any(pc.is_in(ops, pa.array(["ddl", "truncate"]))).as_py():
         return False  # DDL and truncates take the general path (projection, whole-table replay)
     updates = pc.any(pc.equal(ops, "update")).as_py()
@@ -110,10 +227,24 @@ def _same_rows(lt: pa.Table, et: pa.Table, m: int, caps: Capabilities) -> bool:
         return False  # the ledger view splits these updates
     if caps.before_image == "key" and (updates or pc.any(pc.equal(ops, "delete")).as_py()):
         return False  # partial before images are checked value by value on the general path
-    if not _same_keys(_column(lt, "key"), _column(et, "key"), m) or not _same_keys(old_l, old_e, m):
-        return False
+    masks = [_same_strings(ops, et.column("op"), m), _same_strings(lt.column("table"), et.column("table"), m),
+             _same_keys(_column(lt, "key"), _column(et, "key"), m), _same_keys(old_l, old_e, m)]
     sides = ("before", "after") if caps.before_image == "full" else ("after",)
-    return all(_same_structs(_column(lt, side), _column(et, side), m, by_name=True) for side in sides)
+    masks += [_same_structs(_column(lt, side), _column(et, side), m, by_name=True) for side in sides]
+    return _and(masks, m)
+
+
+def _and(masks: list[Mask], m: int) -> Mask:
+    """The rows equal under every mask (None: all of them)."""
+    arrays = [x for x in masks if x is not None]
+    if not arrays:
+        return None
+    if any(x is False for x in arrays):
+        return pa.chunked_array([pa.array(np.zeros(m, dtype=bool))])
+    out = arrays[0]
+    for x in arrays[1:]:
+        out = pc.and_(out, x)
+    return None if pc.all(out).as_py() else out
 
 
 def _column(t: pa.Table, name: str) -> pa.ChunkedArray | None:
@@ -124,39 +255,52 @@ def _column(t: pa.Table, name: str) -> pa.ChunkedArray | None:
     return None if col.null_count == len(col) else col
 
 
-def _same_strings(a: pa.ChunkedArray, b: pa.ChunkedArray) -> bool:
+def _differing(eq: Any) -> Mask:
+    """A per-row equality as a mask (NULL: not equal); None when every row is equal."""
+    eq = pc.fill_null(eq, False)
+    return None if pc.all(eq).as_py() else eq
+
+
+def _same_strings(a: pa.ChunkedArray, b: pa.ChunkedArray, m: int) -> Mask:
     if a.type != b.type:
         a, b = a.cast(pa.large_string()), b.cast(pa.large_string())
-    if a.null_count or b.null_count:
-        return False
-    return bool(pc.all(pc.equal(a, b)).as_py())
+    return _differing(pc.equal(a, b))
 
 
-def _same_keys(a: pa.ChunkedArray | None, b: pa.ChunkedArray | None, m: int) -> bool:
-    """Keys compare in key order, whatever their columns' names: both sides must name them alike."""
+def _same_keys(a: pa.ChunkedArray | None, b: pa.ChunkedArray | None, m: int) -> Mask:
+    """Keys compare in key order, whatever their columns' names: both sides must name them alike
+    (else no row is equal)."""
     if a is None or b is None:
-        return a is None and b is None
+        return _one_side(a, b)
     if [f.name for f in a.type] != [f.name for f in b.type]:
         return False
     return _same_structs(a, b, m, by_name=False)
 
 
-def _same_structs(a: pa.ChunkedArray | None, b: pa.ChunkedArray | None, m: int, by_name: bool) -> bool:
-    """Whether two struct columns hold equal values on every row (NULL rows alike). Same types:
+def _one_side(a: pa.ChunkedArray | None, b: pa.ChunkedArray | None) -> Mask:
+    """Rows equal when one column is absent (or NULL throughout): those NULL in the other."""
+    if a is None and b is None:
+        return None
+    return _differing(pc.is_null(b if a is None else a))
+
+
+def _same_structs(a: pa.ChunkedArray | None, b: pa.ChunkedArray | None, m: int, by_name: bool) -> Mask:
+    """Whether two struct columns hold equal values, row by row (NULL rows alike). Same types:
     Arrow's equality per field (field metadata such as JSON's included in the type), which
     implies equal canonical tokens (NaN equal to NaN; a value
-    it cannot compare, or a difference it cannot judge, gives False: the general path decides).
+    it cannot compare, or a difference it cannot judge, is not equal: the general path decides).
     Other types: ``same_images`` on native forms."""
     if a is None or b is None:
-        return a is None and b is None
+        return _one_side(a, b)
     if not _same_fields(a.type, b.type):
         if not by_name:
             return False
         same = same_images(a, b, m)
-        return same is not None and bool(same.all())
+        return False if same is None else _differing(same.to_arrow())
     null_a = pc.is_null(a)
-    if (a.null_count or b.null_count) and not pc.all(pc.equal(null_a, pc.is_null(b))).as_py():
-        return False
+    eqs: list[Any] = []
+    if a.null_count or b.null_count:
+        eqs.append(pc.equal(null_a, pc.is_null(b)))
     for i in range(a.type.num_fields):
         x, y = pc.struct_field(a, [i]), pc.struct_field(b, [i])
         try:
@@ -169,9 +313,8 @@ def _same_structs(a: pa.ChunkedArray | None, b: pa.ChunkedArray | None, m: int, 
             eq = pc.or_kleene(eq, pc.and_kleene(pc.is_nan(x), pc.is_nan(y)))
         if a.null_count:
             eq = pc.or_kleene(eq, null_a)
-        if not pc.all(pc.fill_null(eq, False)).as_py():
-            return False
-    return True
+        eqs.append(pc.fill_null(eq, False))
+    return _and([_differing(e) for e in eqs], m)
 
 
 def _same_fields(a: pa.StructType, b: pa.StructType) -> bool:

@@ -1,6 +1,7 @@
 """The checker: compares what the source committed with what an approach captured.
 
-A capture equal to the ledger row by row (both Arrow, events in commit order) is confirmed column
+A capture equal to the ledger transaction by transaction (both Arrow; events in commit order, or
+each transaction's events in another order that keeps every key's own order) is confirmed column
 by column on its values and only its transaction boundaries and final state are checked
 (``harness.aligned``). Every other history takes the general path below.
 
@@ -74,6 +75,7 @@ from harness.columnar import (
     token_columns,
     values_repr,
 )
+from harness.columnar import _image as _arrow_image
 from harness.events import ChangeEvent
 from harness.ledger import Ledger, LedgerChange
 from harness.values import (
@@ -800,7 +802,8 @@ def check(
 
     lag_ns = (matched["captured_at"] - matched["issued_at"]).filter(matched["issued_at"] > 0)
     measurements = lag_summary(lag_ns)
-    measurements.update(events=E.height, committed=L.height, matched=matched.height, redelivered=redelivered)
+    measurements.update(events=E.height, committed=L.height, matched=matched.height, redelivered=redelivered,
+                        check_path="general")
     counts = {k: found.counts[k] for k in ANOMALIES if found.counts.get(k)}
     return Verdict(
         status="fail" if counts else "pass",
@@ -821,7 +824,7 @@ def _check_aligned(found: _Anomalies, fast: Aligned, history: EncodedHistory, ca
         _check_replay(found, history, final_state)
     lag_ns = pl.Series(fast.captured_at - fast.issued_at).filter(pl.Series(fast.issued_at > 0))
     measurements = lag_summary(lag_ns)
-    measurements.update(events=fast.n, committed=fast.n, matched=fast.n, redelivered=0)
+    measurements.update(events=fast.n, committed=fast.n, matched=fast.n, redelivered=0, check_path="aligned")
     counts = {k: found.counts[k] for k in ANOMALIES if found.counts.get(k)}
     return Verdict(status="fail" if counts else "pass", anomalies=counts,
                    examples={k: found.examples[k] for k in counts}, measurements=measurements)
@@ -1046,6 +1049,27 @@ def _pair_kinds(c: LedgerChange, e: ChangeEvent, expected_op: str,
     return kinds
 
 
+def _images_at(log: RowLog, ridx: np.ndarray, side: str) -> list[Any]:
+    """The ``side`` images of log rows ``ridx`` as the rows themselves give them (Python dicts,
+    JSON columns parsed), read part by part in bulk."""
+    out: list[Any] = [None] * len(ridx)
+    if not len(ridx):
+        return out
+    parts, local = _locate(log, ridx)
+    segs = _segments(log)
+    for p in np.unique(parts):
+        at = np.flatnonzero(parts == p)
+        item = segs.items[int(p)]
+        if isinstance(item, list):
+            vals = [getattr(item[int(j)], side) for j in local[at]]
+        else:
+            col = _side_take(item, side, local[at])
+            vals = [None] * len(at) if col is None else [_arrow_image(v, col.type) for v in col.to_pylist()]
+        for i, v in zip(at.tolist(), vals, strict=True):
+            out[i] = v
+    return out
+
+
 def _check_partial_before(found: _Anomalies, matched: pl.DataFrame, history: EncodedHistory,
                           caps: Capabilities) -> None:
     """Under a ``key`` before-image claim, a before image need only hold the key, but every other
@@ -1054,15 +1078,20 @@ def _check_partial_before(found: _Anomalies, matched: pl.DataFrame, history: Enc
     split = caps.splits_updates
     ops = history.events.select("eidx", "op").filter(pl.col("op").is_in(["update", "delete"]))
     rows = matched.select("lseq", "eidx").join(ops.select("eidx"), on="eidx", how="semi")
-    for lseq, eidx in rows.iter_rows():
-        e = history.event_rows[eidx]
-        if not e.before:
+    lseqs, eidxs = rows["lseq"].to_numpy(), rows["eidx"].to_numpy()
+    # the images read in bulk, as the rows give them (a Python object per pair only for anomalies)
+    got = _images_at(history.elog, history.event_keys["ridx"].to_numpy()[eidxs], "before")
+    want = _images_at(history.llog, history._committed["ridx"].to_numpy()[lseqs // 2 if split else lseqs],
+                      "before")
+    for k, (before, old) in enumerate(zip(got, want, strict=True)):
+        if not before:
             continue
-        c = _ledger_row(history, lseq, split)
-        committed = c.before or {}
-        wrong = {col: v for col, v in e.before.items()
+        committed = old or {}
+        wrong = {col: v for col, v in before.items()
                  if v is not None and (col not in committed or canonical(v) != canonical(committed[col]))}
         if wrong:
+            e = history.event_rows[int(eidxs[k])]
+            c = _ledger_row(history, int(lseqs[k]), split)
             found.add("before-mismatch", 1, [{
                 "why": "a before image holds a value the row did not have (only the key is claimed, but "
                        "what is given must be right)",

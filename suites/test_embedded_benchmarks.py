@@ -72,6 +72,6 @@ def test_drain_backlog(benchmark, approach_id: str, settings: tuple, backlog: in
         approach=approach_id, settings=dict(settings), changes=m.get("committed"), events=m.get("events"),
         seconds=m.get("capture_s"),
         events_per_s=m.get("events_per_s"), verdict=verdict.status, backlog_age_ms=m.get("lag_ms"),
-        check_s=m.get("check_s"),
+        check_s=m.get("check_s"), check_path=m.get("check_path"),
     )
     assert verdict.passed, verdict.summary()

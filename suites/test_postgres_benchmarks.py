@@ -110,5 +110,5 @@ def test_pgoutput_backlog_drain(benchmark, pg_engine, cdc_session, tmp_path) -> 
     m = verdict.measurements
     benchmark.extra_info.update(events=m.get("events"), seconds=m.get("capture_s"),
                                 events_per_s=m.get("events_per_s"), backlog_lag_ms=m.get("lag_ms"),
-                                verdict=verdict.status)
+                                verdict=verdict.status, check_s=m.get("check_s"), check_path=m.get("check_path"))
     assert verdict.passed, verdict.summary()

@@ -531,3 +531,31 @@ def test_w2j_converter_numbers() -> None:
     assert w2j_converter(1700)("12.50") == Decimal("12.50")
     assert w2j_converter(16)(True) is True
     assert w2j_converter(1007)("{1,NULL}") == [1, None]
+
+
+def test_run_batch_or_rows() -> None:
+    """A run of inserts (or of deletes with key-only old tuples) becomes one Arrow batch holding
+    the row decode's values; a value with no place in its column's Arrow type (``infinity``
+    kept as a string) keeps the run as rows."""
+    from harness.approaches.pgoutput import _Run, _run_batch
+    from harness.columnar import events_of
+
+    rel = Relation(7, "s", "t", [Column(1, "id", 20, -1), Column(0, "d", 1082, -1)], "t", ("id",))
+    run = _Run(rel, "insert", ord("N"), 3)
+    run.keys, run.befores = [(1,), (2,)], [None, None]
+    run.afters = [{"id": 1, "d": dt.date(1969, 12, 31)}, {"id": 2, "d": None}]
+    run.captured = [10, 11]
+    batch = _run_batch(run, 99, 5, 1000)
+    assert batch is not None
+    got = [(e.table, e.op, e.key, e.before, e.after, e.position, e.txid, e.commit_ts, e.captured_at)
+           for e in events_of(batch)]
+    assert got == [("t", "insert", (1,), None, {"id": 1, "d": dt.date(1969, 12, 31)}, (99, 3), 5, 1000, 10),
+                   ("t", "insert", (2,), None, {"id": 2, "d": None}, (99, 4), 5, 1000, 11)]
+    run.afters[1]["d"] = "infinity"
+    assert _run_batch(run, 99, 5, 1000) is None
+    deletes = _Run(rel, "delete", ord("K"), 0)
+    deletes.keys, deletes.befores, deletes.afters, deletes.captured = [(4,)], [{"id": 4}], [None], [12]
+    batch = _run_batch(deletes, 99, 5, 1000)
+    assert batch is not None
+    [e] = events_of(batch)
+    assert (e.op, e.key, e.before, e.after) == ("delete", (4,), {"id": 4}, None)

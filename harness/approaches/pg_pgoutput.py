@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from containers.postgres import pg_name, require_postgres
 from harness.approach import BaseApproach
 from harness.capabilities import Capabilities
+from harness.columnar import is_batch
 from harness.context import RunContext
 from harness.errors import EngineMisconfigured, EngineUnavailable, MissingDependency
 from harness.events import ChangeEvent, Position
@@ -93,6 +94,8 @@ publication (the run is over). Every wait is bounded by ``ctx.timeout_s``.
         self._txn_last: OrderedDict[int, tuple[int, int]] = OrderedDict()
         self._flushed = 0
         self._ack_file = AckFile()
+        #: whether the decoder has emitted an Arrow batch (polls then count rows, not items)
+        self._batches = False
 
     # -- hooks for subclasses -----------------------------------------------------------------
     def prepare(self, admin: Any, fresh: bool) -> None:
@@ -207,8 +210,9 @@ publication (the run is over). Every wait is bounded by ``ctx.timeout_s``.
                           "WHERE slot_name = %s AND active_pid IS NOT NULL", (self.slot,))
 
     # -- reading ------------------------------------------------------------------------------
-    def poll(self, max_events: int, timeout_s: float) -> list[ChangeEvent]:
-        """Whole transactions in commit order, waiting at most ``timeout_s`` for the first one."""
+    def poll(self, max_events: int, timeout_s: float) -> list[Any]:
+        """Whole transactions in commit order, waiting at most ``timeout_s`` for the first one:
+        ``ChangeEvent``s and the Arrow event batches a decoder may emit (bulk inserts)."""
         cur = self._cur
         if cur is None:
             raise EngineUnavailable("poll() on a reader that is not started")
@@ -219,7 +223,8 @@ publication (the run is over). Every wait is bounded by ``ctx.timeout_s``.
         read = cur.read_message
         fileno = self._conn.fileno()
         now_ns = time.time_ns
-        while len(out) < max_events:
+        count = len(out)
+        while count < max_events:
             msg = read()
             if msg is None:
                 if out:
@@ -234,6 +239,7 @@ publication (the run is over). Every wait is bounded by ``ctx.timeout_s``.
             if events:
                 self._note_txn(events)
                 out.extend(events)
+                count += sum(len(e) if is_batch(e) else 1 for e in events) if self._batches else len(events)
         if self._resume_from is not None and out:
             out = self._drop_resumed(out)
         return out
@@ -252,15 +258,38 @@ publication (the run is over). Every wait is bounded by ``ctx.timeout_s``.
         self._cur.send_feedback(reply=True)
         return previous is not None and self._cur.wal_end >= previous
 
-    def _note_txn(self, events: list[ChangeEvent]) -> None:
+    def _note_txn(self, events: list[Any]) -> None:
         commit_lsn, end_lsn = self._decoder.last_commit
-        self._txn_last[commit_lsn] = (end_lsn, events[-1].position[1])
+        last = events[-1]
+        if is_batch(last):
+            self._batches = True
+            ordinal = last.column("position")[last.num_rows - 1].as_py()[1]
+        else:
+            ordinal = last.position[1]
+        self._txn_last[commit_lsn] = (end_lsn, ordinal)
 
-    def _drop_resumed(self, out: list[ChangeEvent]) -> list[ChangeEvent]:
+    def _drop_resumed(self, out: list[Any]) -> list[Any]:
         start = self._resume_from
         assert start is not None
-        kept = [e for e in out if e.position > start]
-        if len(kept) == len(out):
+        kept: list[Any] = []
+        dropped = False
+        for e in out:
+            if not is_batch(e):
+                if e.position > start:
+                    kept.append(e)
+                else:
+                    dropped = True
+                continue
+            import pyarrow as pa
+
+            pos = e.column("position").flatten().to_numpy().reshape(e.num_rows, 2)
+            after = (pos[:, 0] > start[0]) | ((pos[:, 0] == start[0]) & (pos[:, 1] > start[1]))
+            if not after.all():
+                dropped = True
+                e = e.filter(pa.array(after))
+            if e.num_rows:
+                kept.append(e)
+        if not dropped:
             self._resume_from = None  # past the resume point: stop filtering
         return kept
 
@@ -396,8 +425,9 @@ class PgOutput(LogicalSlotReader):
         return opts
 
     def make_decoder(self) -> Any:
-        from harness.approaches.pgoutput import PgOutputDecoder
+        from harness.approaches.pgoutput import PgOutputDecoder, warm_arrow
 
+        warm_arrow()  # before the first poll: its first batch would pay for it
         keys = _key_lookup(self.url, self.schema)
         return PgOutputDecoder(schema=self.schema, key_columns=keys)
 

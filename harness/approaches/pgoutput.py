@@ -3,8 +3,11 @@
 Two entry points share one tuple parser:
 - ``parse(payload, in_stream)`` turns one message into a small dataclass (tests, debugging);
 - ``PgOutputDecoder.feed(payload, captured_at)`` is the hot path: it keeps Relation state,
-  buffers one transaction's changes and returns its ``ChangeEvent``s at Commit (or Stream
-  Commit), with ``position = (commit end LSN, ordinal in the transaction)``.
+  buffers one transaction's changes and returns its events at Commit (or Stream Commit), with
+  ``position = (commit LSN, ordinal in the transaction)``: ``ChangeEvent``s, and for a run of
+  at least ``arrow_min`` consecutive inserts into one relation whose columns all have an Arrow
+  type here (``ARROW_TYPES``), one Arrow event batch (``harness.columnar``'s shape) built from
+  the same converted values (a bulk load checks without a Python object per row).
 
 Values arrive in the text format; they are converted by type OID with converters built once
 per Relation message (``converter(oid)``). An unchanged TOAST value (``'u'``) is never
@@ -22,6 +25,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from struct import Struct
 from typing import Any
+
+import numpy as np
+import pyarrow as pa
 
 from harness.events import ChangeEvent
 
@@ -164,6 +170,25 @@ def converter(type_oid: int) -> Callable[[bytes], Any]:
     return _CONVERTERS.get(type_oid, _text)
 
 
+#: the Arrow type of each type OID whose converted values an insert batch holds (None: inferred,
+#: numeric's precision and scale); a relation with a column of another type keeps the row path
+ARROW_TYPES: dict[int, pa.DataType | None] = {
+    16: pa.bool_(), 17: pa.binary(),
+    18: pa.string(), 19: pa.string(), 25: pa.string(), 1042: pa.string(), 1043: pa.string(), 705: pa.string(),
+    20: pa.int64(), 21: pa.int16(), 23: pa.int32(), 26: pa.int64(),
+    700: pa.float64(), 701: pa.float64(), 1700: None,
+    1082: pa.date32(), 1114: pa.timestamp("us"), 1184: pa.timestamp("us", tz="UTC"),
+}
+#: the fewest consecutive inserts into one relation of one transaction emitted as an Arrow batch
+ARROW_MIN = 1_000
+
+
+def warm_arrow() -> None:
+    """Pay pyarrow's one-time cost of a first conversion from Python values (it imports pandas:
+    seconds on a loaded machine) now, not in the middle of a poll."""
+    pa.array([0], pa.int64())
+
+
 # -- parsed messages (for tests and debugging) --------------------------------------------------
 @dataclass
 class Column:
@@ -301,7 +326,7 @@ def parse(payload: bytes, in_stream: bool = False) -> Message:
 class Relation:
     """A Relation message with its converters, built once per message (not per row)."""
 
-    __slots__ = ("relid", "namespace", "name", "table", "names", "convs", "key_idx", "ident_idx", "row")
+    __slots__ = ("relid", "namespace", "name", "table", "names", "convs", "key_idx", "ident_idx", "row", "arrow")
 
     def __init__(self, relid: int, namespace: str, name: str, columns: list[Column],
                  table: str, key_names: tuple[str, ...] | None) -> None:
@@ -318,18 +343,41 @@ class Relation:
             self.key_idx = self.ident_idx
         #: ``row(buf, off) -> (key, image, has_unchanged, next_off)``, compiled for this shape
         self.row: Callable[[bytes, int], tuple[tuple, dict[str, Any], bool, int]] = _compile_row(self)
+        #: the columns' Arrow types, when every one has one and the relation has a key (else None)
+        self.arrow: list[pa.DataType | None] | None = (
+            [ARROW_TYPES[c.type_oid] for c in columns]
+            if self.key_idx and all(c.type_oid in ARROW_TYPES for c in columns) else None)
 
 
 #: ``key_columns(namespace, name) -> key column names or None`` (None: use the replica identity).
 KeyLookup = Callable[[str, str], "tuple[str, ...] | None"]
 
 
+class _Run:
+    """Consecutive changes of one op into one relation of the open transaction, with one kind of
+    old tuple (``old``: ``N`` none, ``K`` key columns, ``O`` the whole row): their keys, images
+    and receipt times, from ordinal ``start`` on."""
+
+    __slots__ = ("rel", "op", "old", "start", "keys", "befores", "afters", "captured")
+
+    def __init__(self, rel: Relation, op: str, old: int, start: int) -> None:
+        self.rel, self.op, self.old, self.start = rel, op, old, start
+        self.keys: list[tuple] = []
+        self.befores: list[dict[str, Any] | None] = []
+        self.afters: list[dict[str, Any] | None] = []
+        self.captured: list[int] = []
+
+
 class PgOutputDecoder:
-    """Turns a stream of pgoutput payloads into whole transactions of ``ChangeEvent``.
+    """Turns a stream of pgoutput payloads into whole transactions of events.
 
     Contract: ``feed(payload, captured_at)`` returns the events of a transaction when its
-    Commit (or Stream Commit) arrives, else None. Positions are ``(commit_lsn, ordinal)``
-    (the commit LSN is known from Begin, so events are built as they arrive); after each
+    Commit (or Stream Commit) arrives, else None: ``ChangeEvent``s, except that a run of at
+    least ``arrow_min`` consecutive inserts into one relation with Arrow-typed columns
+    (``Relation.arrow``) is one Arrow event batch, holding what the ``ChangeEvent``s would
+    (same converted values, positions, ``captured_at`` per row); a run whose values Arrow
+    cannot hold (e.g. ``infinity`` dates kept as strings) stays ``ChangeEvent``s. Positions are
+    ``(commit_lsn, ordinal)`` (the commit LSN is known from Begin, so events are built as they arrive); after each
     commit ``last_commit`` is ``(commit_lsn, end_lsn)`` — the end LSN is what a reader
     confirms. ``txid`` is the xid; ``commit_ts`` is ns since the Unix epoch; ``captured_at``
     is the receipt time of each change message (for streamed transactions: of the Stream
@@ -347,7 +395,11 @@ class PgOutputDecoder:
         self._xid = 0
         self._lsn = 0
         self._cts = 0
-        self._events: list[ChangeEvent] = []
+        self._events: list[Any] = []
+        #: the open transaction's next ordinal, and its pending run of inserts
+        self._n = 0
+        self._run: _Run | None = None
+        self.arrow_min = ARROW_MIN
         self._in_stream = False
         self._stream_xid = 0
         #: streamed (protocol 2) transactions: xid -> [(table, op, key, before, after, subxid, old key)]
@@ -356,6 +408,8 @@ class PgOutputDecoder:
     def reset(self) -> None:
         """Drop any partially received transaction (the server will resend it)."""
         self._events = []
+        self._run = None
+        self._n = 0
         self._in_stream = False
         self._streams.clear()
 
@@ -368,18 +422,37 @@ class PgOutputDecoder:
                 return None
             rel = self.relations[_U32.unpack_from(payload, 1)[0]]
             op, key, before, after, old_key = _change(payload, 5, kind, rel)
-            events = self._events
-            events.append(ChangeEvent(rel.table, op, key, before, after, (self._lsn, len(events)),
-                                      self._xid, self._cts, captured_at, old_key))
+            run = self._run
+            if rel.arrow is not None and old_key is None and _whole(before, after, rel):
+                old = payload[5]  # N (an insert, or an update without old tuple), K or O
+                if run is None or run.rel is not rel or run.op != op or run.old != old:
+                    if run is not None:
+                        self._flush_run()
+                    run = self._run = _Run(rel, op, old, self._n)
+                run.keys.append(key)
+                run.befores.append(before)
+                run.afters.append(after)
+                run.captured.append(captured_at)
+                self._n += 1
+                return None
+            if run is not None:
+                self._flush_run()
+            self._events.append(ChangeEvent(rel.table, op, key, before, after, (self._lsn, self._n),
+                                            self._xid, self._cts, captured_at, old_key))
+            self._n += 1
             return None
         if kind == 0x42:  # B
             self._lsn, ts, self._xid = _BEGIN.unpack_from(payload, 1)
             self._cts = (ts + PG_EPOCH_US) * 1000
             self._events = []
+            self._run = None
+            self._n = 0
             return None
         if kind == 0x43:  # C
             _, commit_lsn, end_lsn, _ = _COMMIT.unpack_from(payload, 1)
             self.last_commit = (commit_lsn, end_lsn)
+            if self._run is not None:
+                self._flush_run()
             events, self._events = self._events, []
             return events
         if kind == 0x52:  # R
@@ -418,6 +491,22 @@ class PgOutputDecoder:
             return None
         raise ValueError(f"unknown pgoutput message {chr(kind)!r}")
 
+    def _flush_run(self) -> None:
+        """Emit the pending run: one Arrow batch when long enough, else events."""
+        run, self._run = self._run, None
+        assert run is not None
+        rel, lsn, xid, cts = run.rel, self._lsn, self._xid, self._cts
+        if len(run.keys) >= self.arrow_min:
+            batch = _run_batch(run, lsn, xid, cts)
+            if batch is not None:
+                self._events.append(batch)
+                return
+        table, op, start = rel.table, run.op, run.start
+        self._events.extend(
+            ChangeEvent(table, op, key, before, after, (lsn, start + j), xid, cts, captured)
+            for j, (key, before, after, captured) in enumerate(
+                zip(run.keys, run.befores, run.afters, run.captured, strict=True)))
+
     def _relation(self, payload: bytes) -> None:
         m = parse(payload, self._in_stream)
         f = m.fields
@@ -447,9 +536,59 @@ class PgOutputDecoder:
             if self._in_stream:
                 self._streams[self._stream_xid].append((table, "truncate", (), None, None, subxid, None))
             else:
-                ev = self._events
-                ev.append(ChangeEvent(table, "truncate", (), None, None, (self._lsn, len(ev)),
-                                      self._xid, self._cts, captured_at))
+                if self._run is not None:
+                    self._flush_run()
+                self._events.append(ChangeEvent(table, "truncate", (), None, None, (self._lsn, self._n),
+                                                self._xid, self._cts, captured_at))
+                self._n += 1
+
+
+def _whole(before: dict[str, Any] | None, after: dict[str, Any] | None, rel: Relation) -> bool:
+    """Whether a change's images have every column they should (an unchanged TOAST value left
+    out of an image keeps the change a ``ChangeEvent``)."""
+    n = len(rel.names)
+    return (after is None or len(after) == n) and (before is None or len(before) in (n, len(rel.ident_idx)))
+
+
+def _run_batch(run: _Run, lsn: int, xid: int, cts: int) -> pa.RecordBatch | None:
+    """A run as an Arrow event batch, or None when a value has no place in its column's Arrow
+    type (a date kept as a string, a numeric NaN, ...) or the old images differ in shape."""
+    rel, n = run.rel, len(run.keys)
+    types = rel.arrow
+    assert types is not None
+    try:
+        key = pa.StructArray.from_arrays(
+            [pa.array([k[j] for k in run.keys], type=types[i]) for j, i in enumerate(rel.key_idx)],
+            names=[rel.names[i] for i in rel.key_idx])
+        after = _images(run.afters, list(range(len(rel.names))), rel)
+        before = _images(run.befores, rel.ident_idx if run.old == 0x4B else list(range(len(rel.names))), rel)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError, KeyError):
+        return None
+    flat = np.empty(2 * n, dtype=np.int64)
+    flat[0::2] = lsn
+    flat[1::2] = np.arange(run.start, run.start + n, dtype=np.int64)
+    return pa.RecordBatch.from_arrays(
+        [pa.array([rel.table] * n, pa.string()), pa.array([run.op] * n, pa.string()), key, before, after,
+         pa.ListArray.from_arrays(pa.array(np.arange(0, 2 * n + 1, 2, dtype=np.int32)), pa.array(flat)),
+         pa.array([xid] * n, pa.int64()), pa.array([cts] * n, pa.int64()), pa.array(run.captured, pa.int64())],
+        names=["table", "op", "key", "before", "after", "position", "txid", "commit_ts", "captured_at"])
+
+
+def _images(images: list[dict[str, Any] | None], idx: list[int], rel: Relation) -> pa.Array:
+    """The images of a run as a struct column of the columns ``idx`` (NULL: the run has none);
+    an image with other columns raises ``KeyError`` or ``ValueError``."""
+    n = len(images)
+    if images[0] is None:
+        if any(img is not None for img in images):
+            raise ValueError("a run mixes changes with and without an image")
+        return pa.nulls(n)
+    names = [rel.names[i] for i in idx]
+    if any(img is None or len(img) != len(names) for img in images):
+        raise ValueError("a run's images differ in shape")
+    types = rel.arrow
+    assert types is not None
+    return pa.StructArray.from_arrays([pa.array([img[c] for img in images], type=types[i])  # type: ignore[index]
+                                       for c, i in zip(names, idx, strict=True)], names=names)
 
 
 def _change(buf: bytes, off: int, kind: int, rel: Relation) -> tuple[str, tuple, Any, Any, tuple | None]:

@@ -31,6 +31,11 @@ from harness.steps import (
 Row = dict[str, Any]
 
 
+#: a run of at least this many changes is offered to ``Source.changes_batch`` (as
+#: ``arrow_types.ARROW_LEDGER_MIN``, without importing pyarrow here)
+_BATCH_MIN = 1_000
+
+
 @dataclass
 class RowChange:
     """One row-level change with its images, derived from the source's model of the table;
@@ -184,18 +189,44 @@ class Source:
                 self.rows = overlay
             return
         txid = self.ledger.begin()
-        for st in statements:
-            if st.kind == "rollback_to":  # its changes are the ones staged just before it
-                self.ledger.discard_last(txid, len(st.changes))
-                continue
-            for ch in st.changes:
-                self.ledger.stage(txid, ch.table, ch.op, ch.key, ch.before, ch.after, ch.old_key)
+        if any(st.kind == "rollback_to" for st in statements):
+            for st in statements:
+                if st.kind == "rollback_to":  # its changes are the ones staged just before it
+                    self.ledger.discard_last(txid, len(st.changes))
+                    continue
+                for ch in st.changes:
+                    self.ledger.stage(txid, ch.table, ch.op, ch.key, ch.before, ch.after, ch.old_key)
+        else:
+            self._stage_runs(txid, statements)
         times = self.execute(statements, commit)
         if commit and times is not None:
             self.ledger.commit(txid, *times)
             self.rows = overlay
         else:
             self.ledger.rollback(txid)
+
+    def _stage_runs(self, txid: int, statements: list[Statement]) -> None:
+        """Stage a transaction's changes in order: each run of consecutive changes to one table
+        as one Arrow batch when ``changes_batch`` gives one (a bulk load, a bulk update), the
+        others row by row."""
+        run: list[RowChange] = []
+
+        def flush() -> None:
+            batch = self.changes_batch(run[0].table, run) if len(run) >= _BATCH_MIN else None
+            if batch is not None:
+                self.ledger.stage_batch(txid, batch)
+            else:
+                for ch in run:
+                    self.ledger.stage(txid, ch.table, ch.op, ch.key, ch.before, ch.after, ch.old_key)
+            run.clear()
+
+        for st in statements:
+            for ch in st.changes:
+                if run and ch.table != run[0].table:
+                    flush()
+                run.append(ch)
+        if run:
+            flush()
 
     def _commit_per_table(self, changes: list[RowChange], commit: bool) -> None:
         """Table formats commit one table at a time: one ledger transaction per table."""
@@ -217,8 +248,9 @@ class Source:
                 self.ledger.rollback(txid)
 
     def changes_batch(self, table: str, changes: list[RowChange]) -> Any:
-        """Table formats: one commit's changes as an Arrow ledger batch, or None to stage them
-        row by row (the default; ``arrow_types.changes_batch`` for sources with Arrow types)."""
+        """One commit's changes to ``table`` (a table format), or a run of one transaction's
+        consecutive changes to it, as an Arrow ledger batch; None to stage them row by row (the
+        default; ``arrow_types.changes_batch`` for sources with Arrow types)."""
         return None
 
     def commit_table(self, table: str, changes: list[RowChange], commit: bool) -> tuple[int, int] | None:

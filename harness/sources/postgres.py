@@ -109,6 +109,21 @@ class PostgresSource(Source):
         self._conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
 
     # -- engine hooks -------------------------------------------------------------------------
+    def changes_batch(self, table: str, changes: list[Any]) -> Any:
+        """A transaction's run of >= 1,000 changes to a keyed table whose columns all have an
+        Arrow type (``arrow_types.ARROW_TYPES``) as one Arrow ledger batch, else None (rows)."""
+        import pyarrow as pa
+
+        from harness.sources.arrow_types import ARROW_TYPES, changes_batch
+
+        spec = self.specs[table]
+        if not spec.key or any(c.type not in ARROW_TYPES for c in spec.columns):
+            return None
+        try:
+            return changes_batch(spec, self.key_columns(table), changes)
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            return None  # a value with no place in its column's Arrow type (decimal scale > 10, ...)
+
     def key_columns(self, table: str) -> tuple[str, ...]:
         """As the base, except that a keyless table under REPLICA IDENTITY USING INDEX is
         identified by that index's columns (``spec.unique``)."""
