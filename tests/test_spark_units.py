@@ -13,12 +13,23 @@ from harness.families import builtin_registry
 @pytest.mark.parametrize(("backend", "url", "fix"), [
     ("auto", "spark://host:7077", "sc://host:port"),
     ("external", None, "spark=sc://host:port"),
-    ("docker", None, "issue 17"),
 ])
 def test_engine_refuses_what_it_cannot_run_with_the_fix(backend: str, url: str | None, fix: str) -> None:
     with pytest.raises(EngineUnavailable, match="fix") as err:
         spark.engine_from_options(backend, url, 10.0)
     assert fix in str(err.value)
+
+
+def test_docker_backend_is_a_connect_server_in_a_container() -> None:
+    """``--cdc-engines=docker`` gives a (not yet started) Spark Connect container with the chosen image,
+    whose server runs the local session's settings on 127.0.0.1 and the mounted jars."""
+    engine = spark.engine_from_options("docker", None, 10.0, image="apache/spark:4.1.1")
+    assert isinstance(engine, spark.DockerSpark) and engine.backend == "docker" and engine.image == "apache/spark:4.1.1"
+    command = engine.command(15999, ["/x/delta-spark_4.1_2.13-4.4.0.jar"])
+    assert command[:2] == ["/opt/spark/bin/spark-submit", "--master"]
+    assert "spark.connect.grpc.binding.address=127.0.0.1" in command
+    assert "spark.connect.grpc.binding.port=15999" in command
+    assert f"{engine.JARS_IN_CONTAINER}/delta-spark_4.1_2.13-4.4.0.jar" in command
 
 
 def test_unreachable_spark_connect_is_a_one_line_error() -> None:
