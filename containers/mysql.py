@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote, unquote, urlsplit
 
-from containers.docker_api import ContainerLog
+from containers.docker_api import ContainerFaults, ContainerLog
 from containers.engine import log_tail, private_dir
 from containers.process import parent_death_guard, stop_pid_file
 from harness.errors import EngineMisconfigured, EngineUnavailable, MissingDependency, Unsupported
@@ -497,7 +497,7 @@ class LocalMariaDb(MySqlEngine):
         return self.root / "server.log" if self.root else None
 
 
-class DockerMySql(ContainerLog, MySqlEngine):
+class DockerMySql(ContainerFaults, ContainerLog, MySqlEngine):
     """MariaDB (or MySQL 8.4) in a testcontainers ``MySqlContainer``, port bound to 127.0.0.1, with
     the binlog settings as server flags, labelled with its owner process and run (see
     ``containers.docker_api``). The image is ``image`` (``--cdc-image mysql=NAME``, or the
@@ -543,28 +543,20 @@ class DockerMySql(ContainerLog, MySqlEngine):
                                     f"{str(exc).splitlines()[0][:300] if str(exc) else ''}") from None
         self.url = f"mysql://root:{quote(password, safe='')}@127.0.0.1:{port}/"
         register_url(self.url)
-        self._wait_queries("start")
+        self._wait_ready("start")
         self.check()
 
-    def _wait_queries(self, what: str) -> None:
+    def _wait_ready(self, what: str) -> None:
         from containers.docker_api import log_tail, wait_ready
 
         wait_ready(lambda: _accepts_queries(self.url), self.start_timeout_s,
                    lambda: f"the MariaDB/MySQL container did not answer on 127.0.0.1 after {what} within "
                            f"{self.start_timeout_s:.0f} s; container log: {log_tail(self._container)}")
 
-    def kill(self) -> None:
-        """SIGKILL the container (the server is PID 1: no shutdown, no flush)."""
-        from containers.docker_api import kill_container
-
-        kill_container(self._container)
-
     def restart(self) -> None:
-        """Start the stopped container again: same data, same port; the server runs crash recovery."""
-        from containers.docker_api import start_again
-
-        start_again(self._container)
-        self._wait_queries("restart")
+        """Start the killed container again (same data, same port; the server runs crash recovery),
+        wait until it answers, and set the binlog globals again."""
+        super().restart()
         self._apply_globals()
 
     def stop(self) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from containers.docker_api import ContainerLog
+from containers.docker_api import ContainerFaults, ContainerLog
 from containers.engine import log_tail, private_dir
 from containers.process import parent_death_guard, terminate
 from harness.errors import EngineMisconfigured, EngineUnavailable, MissingDependency, Unsupported
@@ -518,7 +518,7 @@ class LocalPostgres(PostgresEngine):
         return self.root / "server.log" if self.root else None
 
 
-class DockerPostgres(ContainerLog, PostgresEngine):
+class DockerPostgres(ContainerFaults, ContainerLog, PostgresEngine):
     """PostgreSQL 15 in a testcontainers ``PostgresContainer``, bound to 127.0.0.1, with the CDC
     settings as server flags; on any Docker-compatible API (a Docker daemon, or the podman
     service ``--cdc-engines=docker`` starts: ``containers.docker_api``).
@@ -556,7 +556,7 @@ class DockerPostgres(ContainerLog, PostgresEngine):
         class Container(PostgresContainer):
             def _connect(self) -> None:
                 """No ``psql`` run inside (each exec leaves a podman conmon for 5 minutes):
-                readiness is a real query over the published port (``_wait_queries``)."""
+                readiness is a real query over the published port (``_wait_ready``)."""
 
         password = secrets.token_urlsafe(18)
         register(password)
@@ -576,7 +576,7 @@ class DockerPostgres(ContainerLog, PostgresEngine):
             raise EngineUnavailable(f"the PostgreSQL container ({image}) did not start: {type(exc).__name__}: "
                                     f"{one_line(exc)[:300]}; container log: {logs}") from None
         self.url = f"postgresql://cdc:{quote(password, safe='')}@127.0.0.1:{port}/cdc"
-        self._wait_queries("start")
+        self._wait_ready("start")
         self.check()
 
     def _logs(self) -> str:
@@ -584,25 +584,12 @@ class DockerPostgres(ContainerLog, PostgresEngine):
 
         return log_tail(self._container)
 
-    def _wait_queries(self, what: str) -> None:
+    def _wait_ready(self, what: str) -> None:
         from containers.docker_api import wait_ready
 
         wait_ready(lambda: _accepts_queries(self.url), self.start_timeout_s,
                    lambda: f"the PostgreSQL container did not answer on 127.0.0.1 after {what} within "
                            f"{self.start_timeout_s:.0f} s; container log: {self._logs()}")
-
-    def kill(self) -> None:
-        """SIGKILL the container (its postmaster is PID 1: no shutdown checkpoint)."""
-        from containers.docker_api import kill_container
-
-        kill_container(self._container)
-
-    def restart(self) -> None:
-        """Start the stopped container again: same data, same port; PostgreSQL runs crash recovery."""
-        from containers.docker_api import start_again
-
-        start_again(self._container)
-        self._wait_queries("restart")
 
     def stop(self) -> None:
         """Drop the harness's slots/publications/schemas and remove the container (and its volume)."""
