@@ -15,6 +15,7 @@ from harness.context import RunContext
 from harness.errors import ReaderFailed, Unsupported
 from harness.events import Position
 from harness.positions import PositionCount
+from harness.quiet_gc import QUIET_GC
 
 #: how often (s) the reader asks an approach that offers ``caught_up()`` during a drain
 CAUGHT_UP_EVERY_S = 0.5
@@ -77,6 +78,7 @@ class CaptureLoop:
         self._caught_twice = False
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._quiet = False  # holds QUIET_GC between start and stop
 
     @property
     def restarts(self) -> int:
@@ -85,7 +87,11 @@ class CaptureLoop:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self, read: bool = True) -> None:
-        """Create and start the approach (capturing from now) and, when ``read``, the reader thread."""
+        """Create and start the approach (capturing from now) and, when ``read``, the reader thread.
+        Until ``stop``/``close_quietly`` no full garbage collection pauses the reader (``QUIET_GC``)."""
+        if not self._quiet:
+            QUIET_GC.hold()
+            self._quiet = True
         self.approach = self.factory()
         self.approach.start(self.ctx)
         if read:
@@ -114,15 +120,22 @@ class CaptureLoop:
         try:
             self.pause()
         finally:
+            self._release_gc()
             if self.approach is not None:
                 approach, self.approach = self.approach, None
                 approach.stop()
+
+    def _release_gc(self) -> None:
+        if self._quiet:
+            self._quiet = False
+            QUIET_GC.release()
 
     def close_quietly(self) -> None:
         """Teardown on failure: stop everything, swallowing errors."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self._release_gc()
         if self.approach is not None:
             try:
                 self.approach.stop()
