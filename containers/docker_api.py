@@ -179,6 +179,23 @@ def start_again(container: Any, timeout_s: float = 30.0) -> None:
     wrapped.start()
 
 
+def partition_network(container: Any, seconds: float) -> None:
+    """Cut a started container off its networks for ``seconds``, then connect it again (a network
+    partition, not a reset: the server inside sees no disconnect; clients outside lose their
+    connections and new ones time out until it is connected again, at a new address behind the
+    same published ports)."""
+    wrapped = container.get_wrapped_container()
+    wrapped.reload()
+    networks = [wrapped.client.networks.get(name) for name in wrapped.attrs["NetworkSettings"]["Networks"]]
+    for network in networks:
+        network.disconnect(wrapped)
+    try:
+        time.sleep(seconds)
+    finally:
+        for network in networks:
+            network.connect(wrapped)
+
+
 def wait_ready(ready: Any, timeout_s: float, failure: Any) -> None:
     """Poll ``ready()`` every 0.1 s; ``EngineUnavailable(failure())`` after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
@@ -193,6 +210,8 @@ class ContainerFaults:
     server is its PID 1; ``_wait_ready(what)`` is the engine's own readiness wait."""
 
     _container: Any
+    #: how long a ``net-partition`` lasts
+    PARTITION_S = 2.0
 
     def _wait_ready(self, what: str) -> None:
         raise NotImplementedError
@@ -205,6 +224,12 @@ class ContainerFaults:
         """Start the killed container again (same data, same port); return when it answers."""
         start_again(self._container)
         self._wait_ready("restart")
+
+    def partition(self) -> None:
+        """Cut the container off its network for ``PARTITION_S`` (no reset: its server sees no
+        disconnect), connect it again; return when it answers on its published port."""
+        partition_network(self._container, self.PARTITION_S)
+        self._wait_ready("a network partition")
 
     def _remove(self) -> None:
         """Remove the container. Idempotent."""

@@ -240,7 +240,9 @@ class PostgresEngine:
         recovery); ``point`` ``idle`` or ``""``. ``net-drop``: terminate the walsenders of the
         run's slots (named with the run's prefix ``names``) and, with ``point='all'``, the run's
         client connections too (application_name starting with ``names``). Readers and the
-        source must reconnect; the slot keeps the last confirmed position.
+        source must reconnect; the slot keeps the last confirmed position. ``net-partition``
+        (engines that can cut the network, e.g. a container): every connection is lost without
+        the server noticing; the reader must take its slot back from the walsender left behind.
         """
         if kind not in self.faults:
             raise Unsupported(f"the {self.backend} PostgreSQL engine does not inject {kind!r} "
@@ -250,6 +252,8 @@ class PostgresEngine:
             self.restart()
         elif kind == "net-drop":
             self.drop_connections(names, clients=point == "all")
+        elif kind == "net-partition":
+            self.partition()
 
     # -- names ------------------------------------------------------------------------------
     @staticmethod
@@ -527,13 +531,16 @@ class DockerPostgres(ContainerFaults, ContainerLog, PostgresEngine):
     where it can be pulled, else the project's own build ``localhost/cdc-postgres:15``
     (``scripts/setup-docker.sh``); both honour the same environment contract. Faults go through
     the container API: ``kill()`` SIGKILLs the container, ``restart()`` starts it again (crash
-    recovery on the same data and port); ``net-drop`` terminates the run's connections.
+    recovery on the same data and port); ``net-drop`` terminates the run's connections;
+    ``net-partition`` cuts the container off its network for ``PARTITION_S`` (the server sees no
+    disconnect: the walsender of a reader's slot lives on, the slot stays active, until
+    ``wal_sender_timeout`` — a reader coming back finds "replication slot ... is active for PID").
     The container carries the run's labels and is removed by ``stop()`` (or by the next
     session's sweep when this process was killed).
     """
 
     backend = "docker"
-    faults = frozenset({"source-restart", "net-drop"})
+    faults = frozenset({"source-restart", "net-drop", "net-partition"})
 
     def __init__(self, prefix: str = "cdc_", image: str | None = None, start_timeout_s: float = 120.0) -> None:
         super().__init__(prefix)

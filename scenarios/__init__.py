@@ -19,7 +19,7 @@ KINDS: dict[str, str] = {
     **dict.fromkeys(("crud", "bulk", "bulk-copy", "truncate"), DML),
     **dict.fromkeys(("txn", "long-txn", "savepoint", "multi-table-txn", "large-txn-abort"), TRANSACTIONS),
     **dict.fromkeys(("types", "mysql-types", "toast"), TYPES),
-    **dict.fromkeys(("reader-crash", "source-restart", "net-drop", "connect-crash", "broker-restart",
+    **dict.fromkeys(("reader-crash", "source-restart", "net-drop", "net-partition", "connect-crash", "broker-restart",
                      "sink-crash-before-commit", "sink-crash-after-commit"), FAULTS),
     **dict.fromkeys(("pk-update", "composite-key"), KEYS),
     **dict.fromkeys(("partitioned", "generated-columns", "no-key"), SHAPES),

@@ -205,6 +205,25 @@ def net_drop(seed: int, scale: str) -> Scenario:
                     description="connections terminated under the reader (and the writer)")
 
 
+def net_partition(seed: int, scale: str) -> Scenario:
+    """The server's network is cut for a moment (twice, between writes): the harness's connections
+    are lost and the server does not notice, so the reader's old walsender keeps its slot active
+    until ``wal_sender_timeout``; the reader must reconnect, take the slot back and resume from
+    it without a gap. Needs an engine that can cut the network (the Docker backend)."""
+    maker = RowMaker(seed)
+    n = size(scale, "rows") // 2 or 1
+    steps: list[Any] = []
+    key = 0
+    for _ in range(2):
+        more, key = _writes(maker, key, n)
+        steps += more
+        steps.append(Fault("net-partition", "idle", target="engine"))
+    more, key = _writes(maker, key, n)
+    steps += more
+    return Scenario("net-partition", (ITEMS,), steps, requires=("resume",),
+                    description="the server's network cut and restored under the reader (no reset)")
+
+
 #: rows in each large transaction of ``large-txn-abort`` per scale (~150 bytes each: far past 64 kB)
 LARGE_TXN = {"smoke": 3_000, "default": 6_000, "large": 200_000}
 
@@ -245,5 +264,6 @@ POSTGRES_SCENARIOS: dict[str, Callable[[int, str], Scenario]] = {
     "multi-table-txn": multi_table_txn,
     "source-restart": source_restart,
     "net-drop": net_drop,
+    "net-partition": net_partition,
     "large-txn-abort": large_txn_abort,
 }

@@ -29,6 +29,11 @@ from harness.events import ChangeEvent, Position
 #: Session settings for the walsender: they fix the text format the converters parse.
 SESSION_OPTIONS = "-c timezone=UTC -c datestyle=ISO,MDY -c bytea_output=hex -c extra_float_digits=1"
 ALL_DDL = frozenset({"add", "drop", "rename", "type"})
+#: TCP keepalives on the replication connection (libpq's parameters): a reader that only listens
+#: notices a dead path — a network partition leaves its socket open with nothing to read, no reset —
+#: within idle + interval × count ≈ 11 s, fails its read and reconnects (the kernel default, 2 h of
+#: silence, would leave it waiting forever; Debezium's JDBC driver likewise sets tcpKeepAlive)
+TCP_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3}
 #: case settings a slot reader applies to its walsender session
 READER_SETTINGS = frozenset({"logical_decoding_work_mem"})
 
@@ -157,7 +162,7 @@ publication (the run is over). Every wait is bounded by ``ctx.timeout_s``.
         try:
             self._conn = psycopg2.connect(self.url, connection_factory=LogicalReplicationConnection,
                                           connect_timeout=5, options=session_options(self.ctx.settings),
-                                          application_name=f"{self.slot}"[:63])
+                                          application_name=f"{self.slot}"[:63], **TCP_KEEPALIVES)
         except psycopg2.OperationalError as exc:
             raise EngineUnavailable(f"replication connection failed: {_one_line(exc)}; fix: the role "
                                     "needs REPLICATION and pg_hba.conf a 'replication' line") from None
