@@ -177,7 +177,9 @@ class MySqlEngine:
 
     def inject(self, kind: str, point: str, names: str) -> None:
         """``source-restart``: kill -9 and restart (crash recovery); ``net-drop``: KILL the run's
-        binlog dump threads (and, for point ``all``, its client connections)."""
+        binlog dump threads (and, for point ``all``, its client connections); ``net-partition``
+        (engines that can cut the network, e.g. a container): every connection is lost without
+        the server noticing."""
         if kind not in self.faults:
             raise Unsupported(f"the {self.backend} MySQL engine declares no fault {kind!r}")
         if kind == "source-restart":
@@ -185,6 +187,8 @@ class MySqlEngine:
             self.restart()
         elif kind == "net-drop":
             self.drop_connections(names, clients=point == "all")
+        elif kind == "net-partition":
+            self.partition()
 
     # -- shared helpers ---------------------------------------------------------------------
     @staticmethod
@@ -503,10 +507,11 @@ class DockerMySql(ContainerFaults, ContainerLog, MySqlEngine):
     ``containers.docker_api``). The image is ``image`` (``--cdc-image mysql=NAME``, or the
     ``CDC_MYSQL_IMAGE`` environment variable), else ``mariadb:11`` where it can be pulled, else the
     project's ``localhost/cdc-mariadb:11.8`` (Debian trixie's MariaDB 11.8; the local backend runs 10.11).
-    ``kill()``/``restart()`` go through the container API."""
+    ``kill()``/``restart()`` go through the container API; ``net-partition`` cuts the container off
+    its network for ``PARTITION_S`` (``ContainerFaults.partition``)."""
 
     backend = "docker"
-    faults = frozenset({"source-restart", "net-drop"})
+    faults = frozenset({"source-restart", "net-drop", "net-partition"})
 
     def __init__(self, prefix: str = "cdc_", image: str | None = None, start_timeout_s: float = 120.0) -> None:
         super().__init__(prefix)

@@ -224,7 +224,8 @@ MYSQL_VARIANTS: tuple[tuple[str, tuple[dict, ...]], ...] = (
     ("*", _IMAGES),
     *((name, (*_IMAGES, _binlog("full", "minimal"))) for name in ("crud", "schema-rename")),
     *((name, (_binlog("full", "full"),)) for name in ("bulk", "bulk-copy", "long-txn", "source-restart",
-                                                       "net-drop", "partitioned", "large-txn-abort")),
+                                                       "net-drop", "net-partition", "partitioned",
+                                                       "large-txn-abort")),
 )
 
 

@@ -3,7 +3,7 @@
 ``MYSQL_SCENARIOS`` maps a stable id to ``factory(seed, scale) -> Scenario``. ``SHARED`` names the
 scenarios of ``scenarios.postgres`` that also run on the mysql family (their steps are engine
 neutral: large values left unchanged by updates, multi-row inserts, savepoints, multi-table
-transactions, and the ``source-restart``/``net-drop`` engine faults).
+transactions, and the ``source-restart``/``net-drop``/``net-partition`` engine faults).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ UTC = dt.UTC
 #: long-txn: one 120k-change transaction, drained in ~7 s by the compiled row readers;
 #: large-txn-abort: transactions past binlog_cache_size, one rolled back)
 SHARED = ("toast", "bulk-copy", "savepoint", "multi-table-txn", "long-txn", "source-restart", "net-drop",
-          "large-txn-abort")
+          "net-partition", "large-txn-abort")
 
 MYSQL_TYPE_COLUMNS: tuple[Column, ...] = (
     Column("id", "bigint", nullable=False),

@@ -32,6 +32,12 @@ from harness.errors import EngineUnavailable, MissingDependency
 from harness.events import ChangeEvent, Position
 
 ALL_DDL = frozenset({"add", "drop", "rename", "type"})
+#: the server sends a heartbeat event after this many seconds without binlog events
+#: (``@master_heartbeat_period``), and a read waits at most ``READ_TIMEOUT_S``: a dump connection
+#: gone silent — half-open, e.g. behind a forwarder after a network partition — then times out and
+#: the library reconnects, instead of the reader waiting on it for ever
+HEARTBEAT_S = 1.0
+READ_TIMEOUT_S = 5
 _UTC = dt.UTC
 _TRUNCATE = re.compile(r"^\s*truncate\s+(?:table\s+)?(?:`?(\w+)`?\s*\.\s*)?`?(\w+)`?", re.I)
 _DDL_TABLE = re.compile(r"^\s*(?:alter|create|drop|rename)\s+table\s+(?:if\s+(?:not\s+)?exists\s+)?"
@@ -309,14 +315,16 @@ class MySqlBinlog(BaseApproach):
         params = parse_url(self.url)
         settings = {"host": params["host"], "port": params["port"], "user": params["user"],
                     "password": params["password"], "database": self.database, "connect_timeout": 5,
-                    "charset": "utf8mb4", **({"ssl_disabled": True} if params.get("ssl_disabled") else {})}
+                    "read_timeout": READ_TIMEOUT_S, "charset": "utf8mb4",
+                    **({"ssl_disabled": True} if params.get("ssl_disabled") else {})}
         server_id = 100_000 + zlib.crc32(ctx.name_prefix.encode()) % 1_000_000_000
         self._stopping.clear()
         self._queue = _Handoff(self.read_ahead_events)
         self._stream = pymysqlreplication.BinLogStreamReader(
             connection_settings=settings, server_id=server_id, blocking=True, resume_stream=True,
             is_mariadb=self.flavor == "mariadb", auto_position=self._connect_state or None,
-            only_schemas=[self.database], enable_logging=False, freeze_schema=True)
+            only_schemas=[self.database], enable_logging=False, freeze_schema=True,
+            slave_heartbeat=HEARTBEAT_S)
         self._thread = threading.Thread(target=self._read_loop, args=(self._stream,), daemon=True,
                                         name=f"{self.name}-{ctx.name_prefix}")
         self._thread.start()

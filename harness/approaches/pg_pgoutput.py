@@ -29,11 +29,16 @@ from harness.events import ChangeEvent, Position
 #: Session settings for the walsender: they fix the text format the converters parse.
 SESSION_OPTIONS = "-c timezone=UTC -c datestyle=ISO,MDY -c bytea_output=hex -c extra_float_digits=1"
 ALL_DDL = frozenset({"add", "drop", "rename", "type"})
-#: TCP keepalives on the replication connection (libpq's parameters): a reader that only listens
-#: notices a dead path — a network partition leaves its socket open with nothing to read, no reset —
-#: within idle + interval × count ≈ 11 s, fails its read and reconnects (the kernel default, 2 h of
-#: silence, would leave it waiting forever; Debezium's JDBC driver likewise sets tcpKeepAlive)
+#: TCP keepalives on the replication connection (libpq's parameters): a dead peer is noticed by the
+#: kernel within idle + interval × count ≈ 11 s (the default, 2 h of silence, would leave the
+#: reader waiting); a proxy or port forwarder in the path answers them itself, hence LIVENESS
 TCP_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3}
+#: (silent_s, dead_s): after ``silent_s`` with nothing read the reader asks the walsender for a
+#: keepalive (``send_feedback(reply=True)``, once a second); with no answer for ``dead_s`` more the
+#: stream is taken as dead — a half-open connection, e.g. behind a forwarder after a network
+#: partition — and ``poll`` raises, so the reader reconnects. ``dead_s`` is far above the
+#: walsender's answer time, which is milliseconds even while it decodes a large transaction
+LIVENESS = (2.0, 10.0)
 #: case settings a slot reader applies to its walsender session
 READER_SETTINGS = frozenset({"logical_decoding_work_mem"})
 
@@ -92,6 +97,9 @@ publication (the run is over). Every wait is bounded by ``ctx.timeout_s``.
         self.url = ""
         self._conn: Any = None
         self._cur: Any = None
+        #: when the walsender was last heard (``time.monotonic()``) and last asked for a keepalive
+        self._heard_at = 0.0
+        self._probed_at = 0.0
         self._resume_from: Position | None = None
         self._ready: list[ChangeEvent] = []
         self._decoder: Any = None
@@ -193,6 +201,7 @@ publication (the run is over). Every wait is bounded by ``ctx.timeout_s``.
             try:
                 self._cur.start_replication(slot_name=self.slot, decode=False, start_lsn=0,
                                             options=self.plugin_options(), status_interval=1)
+                self._heard_at = time.monotonic()
                 return
             except psycopg2.errors.ObjectInUse:
                 # the previous reader's walsender has not exited yet (crash, net-drop)
@@ -234,11 +243,14 @@ publication (the run is over). Every wait is bounded by ``ctx.timeout_s``.
             if msg is None:
                 if out:
                     break
-                remaining = deadline - time.monotonic()
+                now = time.monotonic()
+                self._check_alive(cur, now)
+                remaining = deadline - now
                 if remaining <= 0:
                     break
                 select.select([fileno], [], [], remaining)
                 continue
+            self._heard_at = 0.0  # data: heard now (0 = "at the last data message", see _check_alive)
             captured = now_ns()
             events = decoder.feed(msg.payload, captured)
             if events:
@@ -248,6 +260,25 @@ publication (the run is over). Every wait is bounded by ``ctx.timeout_s``.
         if self._resume_from is not None and out:
             out = self._drop_resumed(out)
         return out
+
+    def _check_alive(self, cur: Any, now: float) -> None:
+        """After a read that returned nothing: note whether the walsender was heard (a keepalive
+        arrived after this reader's last status message), probe a silent stream, and raise when
+        the probes go unanswered (``LIVENESS``)."""
+        if not self._heard_at or cur.io_timestamp > cur.feedback_timestamp:
+            self._heard_at = now
+            return
+        silent_s, dead_s = LIVENESS
+        silent = now - self._heard_at
+        if silent < silent_s:
+            return
+        if silent > silent_s + dead_s:
+            raise EngineUnavailable(
+                f"replication stream of {self.slot}: the walsender answered no keepalive request for "
+                f"{silent:.0f} s (a half-open connection, e.g. a network partition); reconnecting")
+        if now - self._probed_at >= 1.0:
+            self._probed_at = now
+            cur.send_feedback(reply=True)
 
     def caught_up(self) -> bool:
         """True when the walsender has streamed past the server's WAL flush position of the
