@@ -10,11 +10,12 @@ SCALE ?= default
 APPROACHES ?=
 ENGINE ?=
 # the PostgreSQL and MariaDB cells `make test` also runs on the Docker backend (podman here), at
-# smoke scale: the faults (source-restart: kill + restart through the container API; net-drop) and
+# smoke scale: the faults (source-restart: kill + restart through the container API; net-drop;
+# net-partition: the container off its network and back, which only a container can do) and
 # what depends on the image's server build (types, TOAST, generated columns: the Docker backend's
 # MariaDB is 11.8, the local one 10.11); `make test DOCKER_SCENARIOS=` runs all of them. One
 # process: with two xdist workers each starts its own podman service and container (41 s vs 58 s)
-DOCKER_SCENARIOS ?= crud,types,toast,source-restart,net-drop,generated-columns
+DOCKER_SCENARIOS ?= crud,types,toast,source-restart,net-drop,net-partition,generated-columns
 DOCKER_RESULTS ?= reports/out/results-docker.json
 DOCKER_SELECT = --cdc-engines=docker --cdc-approaches=pg-pgoutput,pg-wal2json,mysql-binlog \
 	$(if $(DOCKER_SCENARIOS),--cdc-scenarios=$(DOCKER_SCENARIOS),)

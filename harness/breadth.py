@@ -27,7 +27,8 @@ from typing import Any
 
 BREADTHS = ("all", "core")
 #: the engine and reader faults Debezium cells run (per replica identity in ``all`` breadth)
-FAULT_SCENARIOS = frozenset({"connect-crash", "broker-restart", "reader-crash", "source-restart", "net-drop"})
+FAULT_SCENARIOS = frozenset({"connect-crash", "broker-restart", "reader-crash", "source-restart", "net-drop",
+                             "net-partition"})
 #: the Spark-written cell each reader keeps in core breadth (approach → scenario)
 CORE_SPARK_WRITTEN = {
     "delta-cdf": "compaction",           # delta-rs reads Spark's commits and its OPTIMIZE

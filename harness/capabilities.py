@@ -33,6 +33,9 @@ class Capabilities:
     that keys such tables its own way (a scenario requiring ``keyless`` is then unsupported).
     ``settings``: case settings the approach applies to its own reader session (e.g.
     ``logical_decoding_work_mem``); a scenario requiring ``setting:<name>`` needs it.
+    ``partition``: after a network partition the harness can still tell this approach's late
+    changes from lost ones (its caught-up signal is not satisfied by the server-side sender a
+    partition leaves behind); False makes a scenario requiring ``partition`` unsupported.
     """
 
     before_image: Literal["full", "key", "none"] = "full"
@@ -48,6 +51,7 @@ class Capabilities:
     dropped: frozenset[str] = field(default_factory=frozenset)
     notes: tuple[str, ...] = ()
     settings: frozenset[str] = field(default_factory=frozenset)
+    partition: bool = True
 
     def __post_init__(self) -> None:
         if self.updates == "delete+insert" and self.key_updates != "delete+insert":
@@ -71,6 +75,8 @@ class Capabilities:
             return f"does not apply the setting '{arg}' to its reader"
         if kind == "keyless" and not self.keyless:
             return "keys a table without a primary key its own way (see its notes), which no claim states yet"
+        if kind == "partition" and not self.partition:
+            return "cannot yet be judged after a network partition (its caught-up signal is not exact)"
         if kind == "before" and self.before_image != "full":
             return f"gives before images '{self.before_image}', not full"
         return None

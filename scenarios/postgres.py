@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.steps import (
+    AFTER_DELIVERY,
     Column,
     Delete,
     Fault,
@@ -209,17 +210,18 @@ def net_partition(seed: int, scale: str) -> Scenario:
     """The server's network is cut for a moment (between writes): the harness's connections
     are lost and the server does not notice, so the reader's old walsender keeps its slot active
     until ``wal_sender_timeout``; the reader must reconnect, take the slot back and resume from
-    it without a gap. Needs an engine that can cut the network (the Docker backend)."""
+    it without a gap. The cut comes once the reader has delivered what was committed (it is
+    streaming, not starting). Needs an engine that can cut the network (the Docker backend)."""
     maker = RowMaker(seed)
     n = size(scale, "rows") // 2 or 1
     steps: list[Any] = []
     key = 0
     more, key = _writes(maker, key, n)
     steps += more
-    steps.append(Fault("net-partition", "idle", target="engine"))
+    steps.append(Fault("net-partition", AFTER_DELIVERY, target="engine"))  # a reader that streams
     more, key = _writes(maker, key, n)
     steps += more
-    return Scenario("net-partition", (ITEMS,), steps, requires=("resume",),
+    return Scenario("net-partition", (ITEMS,), steps, requires=("resume", "partition"),
                     description="the server's network cut and restored under the reader (no reset)")
 
 

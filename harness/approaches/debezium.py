@@ -75,6 +75,9 @@ class DebeziumApproach(BaseApproach):
     roles: ClassVar[tuple[str, ...]] = ("kafka", "connect")
     #: Debezium's transaction metadata (``txid`` reads the transaction block's id by default)
     transaction_metadata: ClassVar[bool] = True
+    #: every marker ``send_marker`` sends reaches a live connector's topic (so ``caught_up`` waits
+    #: for it instead of judging by the source's sender, which a network partition leaves behind)
+    markers_always_arrive: ClassVar[bool] = False
     #: Debezium delivers at least once: after a crash of Connect or of the consumer, records
     #: after the last committed offset come again
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -313,10 +316,12 @@ class DebeziumApproach(BaseApproach):
         after every change committed before it was sent, so what is missing then was lost, not
         late (each True answer sends the next marker: the next answer covers commits up to this
         call; calls more than ``MARKER_GAP_S`` apart begin a new wait with a new marker).
-        Otherwise, and while no marker is through: True when, for ``CAUGHT_UP_HOLD_S`` on end,
-        the source has sent the connector all it committed and the consumer has read the topic
-        to its end (Debezium's queue and producer flush within milliseconds, and within its
-        ``poll.interval.ms`` of 500 ms under the defaults)."""
+        While a marker is on its way and the approach's markers always arrive through a live
+        connector (``markers_always_arrive``), False: a dead connector is waited for until the
+        deadline, never taken as caught up. Otherwise, and while no marker is through: True when,
+        for ``CAUGHT_UP_HOLD_S`` on end, the source has sent the connector all it committed and
+        the consumer has read the topic to its end (Debezium's queue and producer flush within
+        milliseconds, and within its ``poll.interval.ms`` of 500 ms under the defaults)."""
         now = time.monotonic()
         if now - self._last_call > MARKER_GAP_S:
             self._marker_sent = None
@@ -331,6 +336,8 @@ class DebeziumApproach(BaseApproach):
             self._caught_since = None
             self.marker_answers += 1
             return True
+        if self._marker_sent is not None and self.markers_always_arrive:
+            return False  # a live connector delivers the marker: wait for it, whatever the source says
         if not (self._consumer_at_end() and self.source_sent_all()):
             self._caught_since = None
             return False

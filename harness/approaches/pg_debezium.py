@@ -72,6 +72,8 @@ class PgDebezium(DebeziumApproach):
     #: caught-up markers (logical decoding messages) routed into the run's topic; the
     #: pg-kafka-iceberg upstream turns them off (its sink has markers of its own)
     markers: ClassVar[bool] = True
+    #: a logical decoding message is in every slot's stream after the commits before it
+    markers_always_arrive: ClassVar[bool] = True
     #: Debezium's transaction metadata (BEGIN/END records and a ``transaction`` block per change):
     #: not needed here, the xid is in ``source.txId``; off, it saves two records per transaction
     #: (a one-row transaction is one record instead of three) and the block's work per change
