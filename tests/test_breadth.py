@@ -7,7 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.breadth import CORE_SPARK_SINK, CORE_SPARK_WRITTEN, KEY_SCENARIOS, LIGHT_FIRST, in_breadth
+from harness.breadth import (
+    CORE_SPARK_SINK,
+    CORE_SPARK_WRITTEN,
+    FAULT_SCENARIOS,
+    KEY_SCENARIOS,
+    LIGHT_FIRST,
+    in_breadth,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,7 +86,7 @@ def test_core_keeps_every_approach_and_scenario_pair_it_had_without_a_spark_writ
     every, core = _collected("all"), _collected("core")
     assert core < every
     dropped = every - core
-    faults = ("connect-crash", "broker-restart", "reader-crash", "source-restart", "net-drop")
+    faults = tuple(FAULT_SCENARIOS)
     spark_sink = {c for c in every if c.startswith("pg-kafka-iceberg-spark-")}
     assert len(spark_sink & core) == len(CORE_SPARK_SINK), sorted(spark_sink & core)
     assert all("writer-spark" in cell or (cell.startswith(tuple(f"pg-debezium-{f}" for f in faults))
