@@ -76,13 +76,13 @@ def _row(key: int) -> dict[str, Any]:
 
 def run_step(cls: type, family: Any, settings: Mapping[str, Any], engines: Mapping[str, Any], step: Step, *,
              writers: int, run_id: str, worker: str, workdir: Path, case_no: int, timeout_s: float = 60.0,
-             synchronous_commit: str | None = None) -> dict[str, Any]:
+             synchronous_commit: str | None = None, writer_nice: int = 0) -> dict[str, Any]:
     """Run one ladder step of approach ``cls`` on started ``engines``; return its figures."""
     ctx = RunContext(run_id=run_id, worker=worker, workdir=workdir, engines=dict(engines),
                      source_role=family.source_role, settings=dict(settings), timeout_s=timeout_s,
                      deadline_s=max(timeout_s, float(getattr(cls, "recovery_s", 0.0))), case=case_no)
     source = family.source_class(dict(settings))(ctx, Ledger())
-    plan = Offer(step.rate, step.seconds, step.rows, writers, synchronous_commit)
+    plan = Offer(step.rate, step.seconds, step.rows, writers, synchronous_commit, writer_nice)
     try:
         source.setup((LOAD_TABLE,))
         ctx.tables = dict(source.specs)
@@ -117,7 +117,7 @@ def _offer(family: str, source: Any, ctx: RunContext, plan: Offer) -> Offered:
 
 def replace_writers(plan: Offer) -> Offer:
     """A table format is written by one writer (its commits are serialized anyway)."""
-    return Offer(plan.rate, plan.seconds, plan.rows, 1, plan.synchronous_commit)
+    return Offer(plan.rate, plan.seconds, plan.rows, 1, plan.synchronous_commit, plan.nice)
 
 
 def captured_columns(parts: Iterable[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -30,6 +30,7 @@ is sent, committed when its acknowledgment arrived.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import select
 import time
 from collections.abc import Callable
@@ -52,13 +53,16 @@ FIRST, ROWS, INTENDED, ISSUED, COMMITTED = range(5)
 class Offer:
     """An open-loop offer: ``rate`` changes/s for ``seconds``, ``rows`` changes per commit,
     spread over ``writers`` processes; ``synchronous_commit`` (PostgreSQL) as a session setting
-    (None: the server's)."""
+    (None: the server's); ``nice``: the writer processes' CPU niceness increment (0: as the
+    caller), so on a small machine the load generator — which stands in for clients on other
+    machines — does not take CPU from the reader it measures."""
 
     rate: float
     seconds: float
     rows: int = 1
     writers: int = 2
     synchronous_commit: str | None = None
+    nice: int = 0
 
     @property
     def commits(self) -> int:
@@ -154,6 +158,8 @@ def offer(writer: Writer, target: dict[str, Any], plan: Offer) -> Offered:
             if isinstance(got, str):
                 raise HarnessError(f"load writer failed to start: {got}")
             settings.update(got)
+        if plan.nice:
+            settings["writer_nice"] = plan.nice
         t0.value = time.time_ns() + 50_000_000
         go.set()
         parts = []
@@ -190,6 +196,8 @@ def _get(queue: Any, procs: list[Any], timeout_s: float) -> Any:
 def _run_writer(writer: Writer, target: dict[str, Any], plan: Offer, w: int, t0: Any, go: Any,
                 ready: Any, out: Any) -> None:
     try:
+        if plan.nice:
+            os.nice(plan.nice)
         writer(target, plan, w, t0, go, ready, out)
     except Exception as exc:  # noqa: BLE001 - reported to the parent as one line
         msg = f"{type(exc).__name__}: {' '.join(str(exc).split())}"

@@ -19,7 +19,8 @@ commits one change per commit unless its id says ``-xN`` (N changes per commit).
 Short ladders: ``--cdc-approaches=pg-pgoutput,pg-wal2json`` limits the approaches;
 ``CDC_LADDER_RATES=1000,5000`` keeps only those offered rates; ``CDC_LADDER_SECONDS`` (default 3)
 sets each step's length; ``CDC_LADDER_SYNC_COMMIT`` sets ``synchronous_commit`` for PostgreSQL
-writers (default: the server's, ``on``). The default ladder for the whole list takes about 20
+writers (default: the server's, ``on``); ``CDC_LADDER_WRITER_NICE=N`` runs the PostgreSQL and
+MariaDB writer processes N steps nicer (default 0). The default ladder for the whole list takes about 20
 minutes on 2 cores (measured at load 10–13: 7 min for the PostgreSQL, MariaDB and table-format
 ladders, 9 min for the JVM and Spark ones without their 50k and 500 steps); a step that falls
 behind drains for at most ``--cdc-timeout`` and skips its approach's higher steps. Without
@@ -118,7 +119,8 @@ def test_rate_ladder(benchmark, ladder_step: tuple[str, Step, int], cdc_session,
             figures.update(run_step(
                 cls, family, settings, engines, step, writers=writers, run_id=cdc_session.run_id,
                 worker=cdc_session.worker, workdir=tmp_path, case_no=cdc_session.next_case_number(),
-                timeout_s=cdc_session.options.timeout_s, synchronous_commit=os.environ.get("CDC_LADDER_SYNC_COMMIT")))
+                timeout_s=cdc_session.options.timeout_s, synchronous_commit=os.environ.get("CDC_LADDER_SYNC_COMMIT"),
+                writer_nice=int(os.environ.get("CDC_LADDER_WRITER_NICE", "0"))))
 
         try:
             benchmark.pedantic(once, rounds=1, iterations=1)
