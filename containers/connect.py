@@ -121,7 +121,7 @@ class ConnectEngine:
             if state == "RUNNING":
                 return
             if state == "FAILED":
-                raise EngineUnavailable(f"connector {name} failed: {mask_text(_first_cause(trace))}")
+                raise EngineUnavailable(f"connector {name} failed: {mask_text(first_cause(trace))}")
             if time.monotonic() > deadline:
                 raise EngineUnavailable(f"connector {name} not RUNNING within {timeout_s:.0f} s (state "
                                         f"{state or 'no task'})")
@@ -188,7 +188,7 @@ class ConnectEngine:
         raise Unsupported(f"the {self.backend} Connect backend cannot crash a worker")
 
 
-def _first_cause(trace: str) -> str:
+def first_cause(trace: str) -> str:
     """The most telling lines of a Java trace: the first line and the last 'Caused by'."""
     lines = [ln.strip() for ln in trace.splitlines() if ln.strip()]
     causes = [ln for ln in lines if ln.startswith("Caused by")]

@@ -12,7 +12,7 @@ from tenacity import Retrying, stop_after_delay, wait_exponential
 from harness.approach import Approach, Polled
 from harness.columnar import RowLog, batch_len, polled_parts
 from harness.context import RunContext
-from harness.errors import ReaderFailed, Unsupported
+from harness.errors import CaptureEnded, ReaderFailed, Unsupported
 from harness.events import Position
 from harness.positions import PositionCount
 from harness.quiet_gc import QUIET_GC
@@ -51,8 +51,9 @@ class CaptureLoop:
     approach finds it in its own durable state). ``pause()``/``resume()`` hand the approach to
     the caller (for fault choreography); a poll that raises (connection cut, server restart)
     makes the loop crash the approach and start a fresh one with ``resume=True`` — a real
-    reader's reconnect. A reader that cannot be restarted within ``ctx.timeout_s`` ends the
-    capture (``failed`` says why); what it did not deliver is then missing.
+    reader's reconnect. A reader that cannot be restarted within ``ctx.timeout_s``, or that raises
+    ``CaptureEnded`` (what feeds it stopped for good), ends the capture (``failed`` says why); what
+    it did not deliver is then missing.
     """
 
     def __init__(self, factory: Callable[[], Approach], ctx: RunContext, batch: int = 50_000,
@@ -268,6 +269,10 @@ class CaptureLoop:
             except Unsupported as exc:  # the reader refuses what the engine holds: the case is unsupported
                 self.unsupported = exc
                 self.failed = f"unsupported: {exc}"
+                return
+            except CaptureEnded as exc:  # upstream stopped for good: no restart can help
+                self.failed = f"capture ended: {exc}"
+                self.reader_errors.append(self.failed)
                 return
             except Exception as exc:  # noqa: BLE001 - a reader failure is data, then a restart
                 self.reader_errors.append(f"{type(exc).__name__}: {exc}")

@@ -37,3 +37,9 @@ class InvalidPlugin(HarnessError):
 
 class ReaderFailed(HarnessError):
     """The approach kept failing to (re)start within the run's timeout."""
+
+
+class CaptureEnded(HarnessError):
+    """Raised by an approach's ``poll``/``caught_up`` when what feeds it has stopped for good (a
+    Debezium connector's task FAILED): restarting the reader cannot help, so the capture ends at
+    once (``CaptureLoop.failed`` says why) and what was not delivered is lost."""

@@ -27,13 +27,15 @@ import time
 from dataclasses import replace
 from typing import Any, ClassVar
 
+from containers.connect import first_cause
 from containers.jvm import require_confluent_kafka
 from harness.approach import BaseApproach
 from harness.approaches.debezium_values import compile_key, compile_struct, field_schema
 from harness.capabilities import Capabilities
 from harness.context import RunContext
-from harness.errors import EngineUnavailable
+from harness.errors import CaptureEnded, EngineUnavailable
 from harness.events import ChangeEvent, Position
+from harness.secrets import mask_text
 
 try:
     import orjson as _orjson
@@ -53,6 +55,8 @@ TUNED: dict[str, str] = {
 ADMIN_TIMEOUT_S = 10.0
 #: how long the inexact rule of ``caught_up`` must hold before it answers True
 CAUGHT_UP_HOLD_S = 2.0
+#: how often (s) ``caught_up`` asks Connect whether the connector's task FAILED
+TASK_CHECK_S = 5.0
 #: a caught-up marker not through after this long is sent again (its wait may have been cut by a restart)
 MARKER_RETRY_S = 5.0
 #: calls of ``caught_up`` further apart than this begin a new wait: a marker sent in the last one
@@ -111,6 +115,7 @@ class DebeziumApproach(BaseApproach):
         self.group = ""
         self._consumer: Any = None
         self._connect: Any = None
+        self._task_checked_at = 0.0
         self._kafka_engine: Any = None
         #: compiled decoders by the schema part of records (values, keys)
         self._schemas: dict[bytes, tuple[Any, Any]] = {}
@@ -323,6 +328,7 @@ class DebeziumApproach(BaseApproach):
         the consumer has read the topic to its end (Debezium's queue and producer flush within
         milliseconds, and within its ``poll.interval.ms`` of 500 ms under the defaults)."""
         now = time.monotonic()
+        self._check_task(now)
         if now - self._last_call > MARKER_GAP_S:
             self._marker_sent = None
         self._last_call = now
@@ -344,6 +350,21 @@ class DebeziumApproach(BaseApproach):
         if self._caught_since is None:
             self._caught_since = now
         return now - self._caught_since >= CAUGHT_UP_HOLD_S
+
+    def _check_task(self, now: float) -> None:
+        """At most every ``TASK_CHECK_S``: a connector task in state FAILED ends the capture
+        (``CaptureEnded`` with the task's first cause): Connect does not restart it, so waiting for
+        the deadline could only add minutes. A Connect that does not answer (restarting) is not
+        a failure."""
+        if now - self._task_checked_at < TASK_CHECK_S or self._connect is None or not self.connector:
+            return
+        self._task_checked_at = now
+        try:
+            state, trace = self._connect.task_state(self.connector)
+        except Exception:  # noqa: BLE001 - Connect restarting: ask again later
+            return
+        if state == "FAILED":
+            raise CaptureEnded(f"connector {self.connector}'s task FAILED: {mask_text(first_cause(trace))}")
 
     def _send_marker(self, token: str) -> bool:
         try:
