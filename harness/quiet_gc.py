@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import threading
 
 #: the oldest generation's threshold while a capture runs: a full collection then waits for about
@@ -25,9 +26,11 @@ class QuietCollector:
     reference counting and young collections, and a very long capture still gets (rarer) full
     collections of what it created. ``release()`` on the last holder restores the thresholds and
     unfreezes. Holds nest (reference-counted, thread-safe); an unmatched ``release`` is ignored.
+    ``enabled=False`` (``CDC_QUIET_GC=0``, to measure what the collector costs) makes both no-ops.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
         self._lock = threading.Lock()
         self._holders = 0
         self._saved: tuple[int, ...] | None = None
@@ -39,6 +42,8 @@ class QuietCollector:
 
     def hold(self) -> None:
         """Enter a capture window."""
+        if not self.enabled:
+            return
         with self._lock:
             self._holders += 1
             if self._holders == 1:
@@ -59,5 +64,5 @@ class QuietCollector:
                 gc.unfreeze()
 
 
-#: the one collector hold of this process
-QUIET_GC = QuietCollector()
+#: the one collector hold of this process (``CDC_QUIET_GC=0`` turns it off)
+QUIET_GC = QuietCollector(enabled=os.environ.get("CDC_QUIET_GC", "1") != "0")

@@ -32,6 +32,14 @@ def test_hold_freezes_and_defers_full_collections_then_restores() -> None:
     assert gc.get_threshold() == before
 
 
+def test_switched_off_it_leaves_the_collector_alone() -> None:
+    before = gc.get_threshold()
+    quiet = QuietCollector(enabled=False)
+    quiet.hold()
+    assert not quiet.held and gc.get_threshold() == before and gc.get_freeze_count() == 0
+    quiet.release()
+
+
 class StopFails:
     """A real approach whose graceful stop raises: the run ends through the failure path."""
 
