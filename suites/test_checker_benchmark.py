@@ -172,3 +172,55 @@ def test_checker_end_to_end_arrow(benchmark, size: int, order: str, request: pyt
                                 cpu_s=round(timings["cpu_s"], 3),
                                 peak_rss_gb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 3),
                                 load_1m=round(os.getloadavg()[0], 2), path=path)
+
+
+SPILL_ENGINES = ("polars", "polars-streaming", "duckdb")
+
+
+@pytest.fixture(scope="module")
+def spill_files(tmp_path_factory: pytest.TempPathFactory) -> dict[int, tuple]:
+    """Histories written for ``test_checker_spill_engines``, one per size, made on first use."""
+    return {}
+
+
+@pytest.mark.benchmark(group="checker-spill")
+@pytest.mark.parametrize("size", [10_000_000, 30_000_000], ids=["10m", "30m"])
+@pytest.mark.parametrize("engine", SPILL_ENGINES)
+def test_checker_spill_engines(benchmark, engine: str, size: int, spill_files: dict, request: pytest.FixtureRequest,
+                               tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The general path's multiset comparison (a join of ledger and events on content hash,
+    written out as pairs; anti-joins for lost and unexpected; per-hash counts for duplicates) on
+    each candidate engine for histories beyond memory, each in a fresh process so its peak RSS is
+    its own: polars in memory, polars' streaming engine, DuckDB with ``memory_limit=1GB``
+    spilling to its temp directory (``suites/spill_probe.py``). Every engine must find exactly the
+    lost, unexpected and duplicated changes the history holds.
+    extra_info: seconds, peak_rss_gb, events_per_s, load_1m. A normal run uses 20,000 changes."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if not request.config.getoption("benchmark_only", default=False):
+        if size != 10_000_000:
+            pytest.skip("one size in a normal run: the sizes differ only under --benchmark-only")
+        size = 20_000
+    probe = str(Path(__file__).with_name("spill_probe.py"))
+    if size not in spill_files:
+        root = tmp_path_factory.mktemp(f"spill-{size}")
+        out = subprocess.run([sys.executable, probe, "write", str(root), str(size)],
+                             check=True, capture_output=True, text=True).stdout
+        spill_files[size] = (root, json.loads(out))
+    root, expected = spill_files[size]
+    got: dict = {}
+
+    def run() -> None:
+        out = subprocess.run([sys.executable, probe, engine, str(root), "1GB"],
+                             check=True, capture_output=True, text=True).stdout
+        got.update(json.loads(out))
+
+    benchmark.pedantic(run, rounds=1, iterations=1, warmup_rounds=0)
+    assert {k: got[k] for k in expected} == expected
+    benchmark.extra_info.update(engine=engine, events=size, seconds=got["seconds"], peak_rss_gb=got["peak_rss_gb"],
+                                events_per_s=round(size / got["seconds"]) if got["seconds"] else None,
+                                load_1m=round(os.getloadavg()[0], 2))
