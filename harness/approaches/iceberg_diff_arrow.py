@@ -28,9 +28,8 @@ def diff_batch(before: pa.Table, after: pa.Table, table: str, idx: int, version:
 
 def _keys(data: pa.Table, cols: list[str], index: str) -> pl.DataFrame:
     names = [f"k{j}" for j in range(len(cols))]
-    frame = pl.from_arrow(data.select(cols).rename_columns(names)) if data.num_rows else None
-    if not isinstance(frame, pl.DataFrame):
-        frame = pl.DataFrame({n: [] for n in names})
+    frame = pl.from_arrow(data.select(cols).rename_columns(names))
+    assert isinstance(frame, pl.DataFrame)
     return frame.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias(index))
 
 
