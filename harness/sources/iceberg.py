@@ -132,7 +132,10 @@ class IcebergSource(Source):
         return issued, now_ns()
 
     def read_table(self, spec: TableSpec) -> Iterable[Row]:
-        return self.table(spec.name).scan().to_arrow().to_pylist()
+        return self.read_arrow(spec).to_pylist()
+
+    def read_arrow(self, spec: TableSpec) -> Any:
+        return self.table(spec.name).scan().to_arrow()
 
     def compact(self, table: str) -> int:
         raise Unsupported("pyiceberg has no data-file compaction (rewrite_data_files); the cell with writer=spark "
