@@ -177,16 +177,25 @@ def test_checker_end_to_end_arrow(benchmark, size: int, order: str, request: pyt
 SPILL_ENGINES = ("polars", "polars-streaming", "duckdb")
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``test_checker_spill_engines``: every engine at 10M and 30M changes under
+    ``--benchmark-only``; a normal run checks the probe on DuckDB (the engine chosen) at 20k."""
+    if "spill_engine" in metafunc.fixturenames:
+        bench = metafunc.config.getoption("benchmark_only", default=False)
+        sizes = [10_000_000, 30_000_000] if bench else [20_000]
+        metafunc.parametrize("spill_size", sizes, ids=[f"{n // 1_000_000}m" if n >= 1_000_000 else f"{n // 1000}k"
+                                                       for n in sizes])
+        metafunc.parametrize("spill_engine", SPILL_ENGINES if bench else ("duckdb",))
+
+
 @pytest.fixture(scope="module")
-def spill_files(tmp_path_factory: pytest.TempPathFactory) -> dict[int, tuple]:
+def spill_files() -> dict[int, tuple]:
     """Histories written for ``test_checker_spill_engines``, one per size, made on first use."""
     return {}
 
 
 @pytest.mark.benchmark(group="checker-spill")
-@pytest.mark.parametrize("size", [10_000_000, 30_000_000], ids=["10m", "30m"])
-@pytest.mark.parametrize("engine", SPILL_ENGINES)
-def test_checker_spill_engines(benchmark, engine: str, size: int, spill_files: dict, request: pytest.FixtureRequest,
+def test_checker_spill_engines(benchmark, spill_engine: str, spill_size: int, spill_files: dict,
                                tmp_path_factory: pytest.TempPathFactory) -> None:
     """The general path's multiset comparison (a join of ledger and events on content hash,
     written out as pairs; anti-joins for lost and unexpected; per-hash counts for duplicates) on
@@ -194,23 +203,20 @@ def test_checker_spill_engines(benchmark, engine: str, size: int, spill_files: d
     its own: polars in memory, polars' streaming engine, DuckDB with ``memory_limit=1GB``
     spilling to its temp directory (``suites/spill_probe.py``). Every engine must find exactly the
     lost, unexpected and duplicated changes the history holds.
-    extra_info: seconds, peak_rss_gb, events_per_s, load_1m. A normal run uses 20,000 changes."""
+    extra_info: seconds, peak_rss_gb, events_per_s, load_1m."""
     import json
     import os
     import subprocess
     import sys
     from pathlib import Path
 
-    if not request.config.getoption("benchmark_only", default=False):
-        if size != 10_000_000:
-            pytest.skip("one size in a normal run: the sizes differ only under --benchmark-only")
-        size = 20_000
+    engine, size = spill_engine, spill_size
     probe = str(Path(__file__).with_name("spill_probe.py"))
-    if size not in spill_files:
+    if size not in spill_files:  # written in this process: chunk by chunk, bounded memory
+        from suites.spill_probe import write
+
         root = tmp_path_factory.mktemp(f"spill-{size}")
-        out = subprocess.run([sys.executable, probe, "write", str(root), str(size)],
-                             check=True, capture_output=True, text=True).stdout
-        spill_files[size] = (root, json.loads(out))
+        spill_files[size] = (root, write(root, size))
     root, expected = spill_files[size]
     got: dict = {}
 
