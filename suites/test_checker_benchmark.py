@@ -119,8 +119,9 @@ def _interleave(a, b):
 
 @pytest.mark.benchmark(group="checker")
 @pytest.mark.parametrize(("size", "order"), [(1_000_000, "commit"), (10_000_000, "commit"),
-                                            (1_000_000, "reversed"), (1_000_000, "transactions-reversed")],
-                         ids=["1m", "10m", "1m-unaligned", "1m-general"])
+                                            (1_000_000, "reversed"), (1_000_000, "transactions-reversed"),
+                                            (3_000_000, "transactions-reversed")],
+                         ids=["1m", "10m", "1m-unaligned", "1m-general", "3m-general"])
 def test_checker_end_to_end_arrow(benchmark, size: int, order: str, request: pytest.FixtureRequest) -> None:
     """Encode + check of an Arrow-staged history (ledger batches + event batches), end to end.
 
