@@ -119,8 +119,9 @@ def _interleave(a, b):
 
 @pytest.mark.benchmark(group="checker")
 @pytest.mark.parametrize(("size", "order"), [(1_000_000, "commit"), (10_000_000, "commit"),
-                                            (1_000_000, "reversed"), (1_000_000, "transactions-reversed")],
-                         ids=["1m", "10m", "1m-unaligned", "1m-general"])
+                                            (1_000_000, "reversed"), (1_000_000, "transactions-reversed"),
+                                            (3_000_000, "transactions-reversed")],
+                         ids=["1m", "10m", "1m-unaligned", "1m-general", "3m-general"])
 def test_checker_end_to_end_arrow(benchmark, size: int, order: str, request: pytest.FixtureRequest) -> None:
     """Encode + check of an Arrow-staged history (ledger batches + event batches), end to end.
 
@@ -172,3 +173,61 @@ def test_checker_end_to_end_arrow(benchmark, size: int, order: str, request: pyt
                                 cpu_s=round(timings["cpu_s"], 3),
                                 peak_rss_gb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 3),
                                 load_1m=round(os.getloadavg()[0], 2), path=path)
+
+
+SPILL_ENGINES = ("polars", "polars-streaming", "duckdb")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``test_checker_spill_engines``: every engine at 10M and 30M changes under
+    ``--benchmark-only``; a normal run checks the probe on DuckDB (the engine chosen) at 20k."""
+    if "spill_engine" in metafunc.fixturenames:
+        bench = metafunc.config.getoption("benchmark_only", default=False)
+        sizes = [10_000_000, 30_000_000] if bench else [20_000]
+        metafunc.parametrize("spill_size", sizes, ids=[f"{n // 1_000_000}m" if n >= 1_000_000 else f"{n // 1000}k"
+                                                       for n in sizes])
+        metafunc.parametrize("spill_engine", SPILL_ENGINES if bench else ("duckdb",))
+
+
+@pytest.fixture(scope="module")
+def spill_files() -> dict[int, tuple]:
+    """Histories written for ``test_checker_spill_engines``, one per size, made on first use."""
+    return {}
+
+
+@pytest.mark.benchmark(group="checker-spill")
+def test_checker_spill_engines(benchmark, spill_engine: str, spill_size: int, spill_files: dict,
+                               tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The general path's multiset comparison (a join of ledger and events on content hash,
+    written out as pairs; anti-joins for lost and unexpected; per-hash counts for duplicates) on
+    each candidate engine for histories beyond memory, each in a fresh process so its peak RSS is
+    its own: polars in memory, polars' streaming engine, DuckDB with ``memory_limit=1GB``
+    spilling to its temp directory (``suites/spill_probe.py``). Every engine must find exactly the
+    lost, unexpected and duplicated changes the history holds.
+    extra_info: seconds, peak_rss_gb, events_per_s, load_1m."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    engine, size = spill_engine, spill_size
+    probe = str(Path(__file__).with_name("spill_probe.py"))
+    if size not in spill_files:  # written in this process: chunk by chunk, bounded memory
+        from suites.spill_probe import write
+
+        root = tmp_path_factory.mktemp(f"spill-{size}")
+        spill_files[size] = (root, write(root, size))
+    root, expected = spill_files[size]
+    got: dict = {}
+
+    def run() -> None:
+        out = subprocess.run([sys.executable, probe, engine, str(root), "1GB"],
+                             check=True, capture_output=True, text=True).stdout
+        got.update(json.loads(out))
+
+    benchmark.pedantic(run, rounds=1, iterations=1, warmup_rounds=0)
+    assert {k: got[k] for k in expected} == expected
+    benchmark.extra_info.update(engine=engine, events=size, seconds=got["seconds"], peak_rss_gb=got["peak_rss_gb"],
+                                events_per_s=round(size / got["seconds"]) if got["seconds"] else None,
+                                load_1m=round(os.getloadavg()[0], 2))

@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+import pyarrow as pa
 
 from harness.approach import BaseApproach
+from harness.approaches.delta_cdf_arrow import in_position_order
+from harness.approaches.iceberg_diff_arrow import diff_batch
 from harness.capabilities import Capabilities
+from harness.columnar import batch_len
 from harness.context import RunContext
 from harness.errors import Unsupported
 from harness.events import ChangeEvent, Position
@@ -36,6 +41,8 @@ class IcebergSnapshotDiff(BaseApproach):
 
     name = "iceberg-snapshot-diff"
     family = "iceberg"
+    #: events as Arrow batches (``iceberg_diff_arrow``); False decodes every commit row by row
+    columnar: ClassVar[bool] = True
     capabilities = Capabilities(
         before_image="full",
         updates="update",
@@ -99,8 +106,11 @@ class IcebergSnapshotDiff(BaseApproach):
             self.metadata_cache[location] = FromInputFile.table_metadata(table.io.new_input(location))
         return self.metadata_cache[location]
 
-    def poll(self, max_events: int, timeout_s: float) -> list[ChangeEvent]:
-        events: list[ChangeEvent] = []
+    def poll(self, max_events: int, timeout_s: float) -> list[Any]:
+        """Events in position order: one Arrow batch per commit (``iceberg_diff_arrow``) where its
+        rows allow it, ``ChangeEvent`` otherwise (and always when ``columnar`` is False)."""
+        parts: list[Any] = []
+        count = 0
         for idx, t in enumerate(self.tables):
             table = self.catalog.load_table(self.idents[t])
             history = self._history(table)
@@ -109,19 +119,18 @@ class IcebergSnapshotDiff(BaseApproach):
                     continue
                 prev = self._metadata(table, prev_loc)
                 cur = self._metadata(table, loc)
-                events.extend(self._commit_events(table, idx, t, n, prev, cur))
+                got = self._commit_events(table, idx, t, n, prev, cur)
+                parts.extend(got)
+                count += sum(batch_len(p) if isinstance(p, pa.Table) else 1 for p in got)
                 self.next_commit[t] = n + 1
-                if len(events) >= max_events:
+                if count >= max_events:
                     break
-        if not events:
+        out = in_position_order(parts, self.resume_from)
+        if not out:
             time.sleep(min(timeout_s, 0.05))
-            return []
-        events.sort(key=lambda e: e.position)
-        if self.resume_from is not None:
-            events = [e for e in events if e.position > self.resume_from]
-        return events
+        return out
 
-    def _commit_events(self, table: Any, idx: int, name: str, n: int, prev: Any, cur: Any) -> list[ChangeEvent]:
+    def _commit_events(self, table: Any, idx: int, name: str, n: int, prev: Any, cur: Any) -> list[Any]:
         if cur.current_snapshot_id == prev.current_snapshot_id:
             return []  # schema or property change only
         snapshots = self._snapshots_between(cur, prev.current_snapshot_id)
@@ -146,17 +155,29 @@ class IcebergSnapshotDiff(BaseApproach):
                             added.pop(path)
                         else:
                             removed[path] = f
-        before_rows = self._read(table, prev, list(removed.values()))
-        after_rows = self._read(table, cur, list(added.values()))
-        captured_at = time.time_ns()
-        commit_ms = cur.last_updated_ms
+        before = self._read(table, prev, list(removed.values()))
+        after = self._read(table, cur, list(added.values()))
         ids = list(cur.schema().identifier_field_ids)
         if not ids:  # no identifier fields: a row is identified by all its columns
             kept = {f.field_id for f in prev.schema().fields}
             ids = [f.field_id for f in cur.schema().fields if f.field_id in kept]
         key_cols = [cur.schema().find_field(i).name for i in ids]
         old_key_cols = [prev.schema().find_field(i).name for i in ids]
-        before = {tuple(r[c] for c in old_key_cols): r for r in before_rows}
+        return self._decode(idx, name, n, cur.last_updated_ms, before, after, key_cols, old_key_cols)
+
+    def _decode(self, idx: int, name: str, n: int, commit_ms: int, before: pa.Table, after: pa.Table,
+                key_cols: list[str], old_key_cols: list[str]) -> list[Any]:
+        """One commit's events from its removed (``before``) and added (``after``) rows: ``[batch]``
+        (columnar) or ``ChangeEvent`` objects."""
+        captured_at = time.time_ns()
+        if not before.num_rows and not after.num_rows:
+            return []
+        if self.columnar:
+            batch = diff_batch(before, after, name, idx, n, key_cols, old_key_cols, commit_ms, captured_at)
+            if batch is not None:
+                return [batch]
+        before_rows, after_rows = before.to_pylist(), after.to_pylist()
+        before_by_key = {tuple(r[c] for c in old_key_cols): r for r in before_rows}
         out: list[ChangeEvent] = []
 
         def emit(op: str, key: tuple, b: Any, a: Any) -> None:
@@ -165,12 +186,12 @@ class IcebergSnapshotDiff(BaseApproach):
 
         for row in after_rows:
             key = tuple(row[c] for c in key_cols)
-            old = before.pop(key, None)
+            old = before_by_key.pop(key, None)
             if old is None:
                 emit("insert", key, None, row)
             elif encode_image(old) != encode_image(row):
                 emit("update", key, old, row)
-        for key, old in before.items():
+        for key, old in before_by_key.items():
             emit("delete", key, old, None)
         return out
 
@@ -185,15 +206,17 @@ class IcebergSnapshotDiff(BaseApproach):
         return list(reversed(chain))
 
     @staticmethod
-    def _read(table: Any, meta: Any, files: list[Any]) -> list[dict]:
+    def _read(table: Any, meta: Any, files: list[Any]) -> pa.Table:
+        """The rows of ``files`` under ``meta``'s schema (an empty table of that schema for none)."""
+        from pyiceberg.io.pyarrow import ArrowScan, schema_to_pyarrow
+
         if not files:
-            return []
+            return schema_to_pyarrow(meta.schema(), include_field_ids=False).empty_table()
         from pyiceberg.expressions import AlwaysTrue
-        from pyiceberg.io.pyarrow import ArrowScan
         from pyiceberg.table import FileScanTask
 
         scan = ArrowScan(meta, table.io, meta.schema(), AlwaysTrue())
-        return scan.to_table([FileScanTask(f) for f in files]).to_pylist()
+        return scan.to_table([FileScanTask(f) for f in files])
 
     def ack(self, position: Position) -> None:
         self.save_checkpoint({"first_commit": self.first_commit, "acked": list(position)})

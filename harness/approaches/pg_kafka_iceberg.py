@@ -143,6 +143,7 @@ class PgKafkaIceberg(BaseApproach):
 
             self.sink.supervise(incarnation)
         reader = IcebergSnapshotDiff()
+        reader.columnar = False  # its events are rewritten one by one (``_read_back``): rows, not batches
         reader.start(replace(ctx, source_role="iceberg"), resume)
         self.reader = reader
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from harness.errors import MissingDependency, Unsupported
-from harness.sources.arrow_types import rows_to_table
+from harness.sources.arrow_types import changes_batch, rows_to_table
 from harness.sources.base import Row, RowChange, Source, now_ns
 from harness.steps import AddColumn, AlterType, DropColumn, RenameColumn, TableSpec
 
@@ -76,6 +76,11 @@ class IcebergSource(Source):
         self.catalog.create_table(self.ctx.engine.identifier(spec.name), schema=schema,
                                   partition_spec=PartitionSpec(*spec_fields))
 
+    def changes_batch(self, table: str, changes: list[RowChange]) -> Any:
+        """A commit of >= 1,000 row changes as one Arrow ledger batch, typed as it is written
+        (``arrow_types.changes_batch``); None to stage it row by row."""
+        return changes_batch(self.specs[table], self.key_columns(table), changes)
+
     def _key_filter(self, spec: TableSpec, keys: list[tuple]) -> Any:
         cols = self.key_columns(spec.name)
         if len(cols) == 1:
@@ -127,7 +132,10 @@ class IcebergSource(Source):
         return issued, now_ns()
 
     def read_table(self, spec: TableSpec) -> Iterable[Row]:
-        return self.table(spec.name).scan().to_arrow().to_pylist()
+        return self.read_arrow(spec).to_pylist()
+
+    def read_arrow(self, spec: TableSpec) -> Any:
+        return self.table(spec.name).scan().to_arrow()
 
     def compact(self, table: str) -> int:
         raise Unsupported("pyiceberg has no data-file compaction (rewrite_data_files); the cell with writer=spark "
