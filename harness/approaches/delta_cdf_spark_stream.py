@@ -92,15 +92,15 @@ class DeltaCdfSparkStream(DeltaCdfSpark):
         self._start_ready()
 
     def _start_ready(self) -> None:
-        """Start each table's query not started yet. With schema tracking only once the table has
-        its first version to read: a query with ``schemaTrackingLocation`` whose ``startingVersion``
-        is not written yet fails (``DELTA_VERSION_NOT_FOUND`` … "Available versions: [0, 0]", seen
-        here), where one without tracking waits for it."""
+        """Start each table's query not started yet, once the table has its first version to read:
+        on a table this Spark session wrote, a query whose ``startingVersion`` is not written yet
+        fails (``DELTA_VERSION_NOT_FOUND`` … "Available versions: [0, 0]"; seen here with and
+        without schema tracking, each failure a reader restart), where on delta-rs's tables it waits."""
         for idx, table in enumerate(self.tables):
             if self.queries[idx] is not None:
                 continue
             entry = Path(self.paths[table]) / "_delta_log" / f"{self.first_version[table]:020d}.json"
-            if not self.tracking or entry.exists():
+            if entry.exists():
                 self.queries[idx] = self._query(idx, table, self.checkpoints / table)
 
     def _query(self, idx: int, table: str, checkpoint: Any) -> Any:
