@@ -20,7 +20,10 @@ TRIGGER = "100 milliseconds"
 #: the error classes of a Delta streaming source stopping at a schema change ("please restart"):
 #: without schema tracking DELTA_SCHEMA_CHANGED, ..._WITH_STARTING_OPTIONS, ..._WITH_VERSION; with
 #: it DELTA_STREAMING_METADATA_EVOLUTION (the tracking log holds the new schema)
-SCHEMA_CHANGED = ("[DELTA_SCHEMA_CHANGED", "[DELTA_STREAMING_METADATA_EVOLUTION]")
+SCHEMA_CHANGED = ("[DELTA_SCHEMA_CHANGED", "[DELTA_STREAMING_METADATA_EVOLUTION]",
+                  # Spark's own check when a batch's columns differ from the ones the query planned
+                  # with (an ADD COLUMN landing as the query starts; seen once in schema-add)
+                  "assertion failed: Invalid batch: ")
 #: reader options of a column-mapped table's query: Delta's schema tracking (a log under the query's
 #: checkpoint holding the schema each version range is read with) and the non-additive changes
 #: acknowledged for good, as a job that propagates them itself would set them
@@ -92,15 +95,16 @@ class DeltaCdfSparkStream(DeltaCdfSpark):
         self._start_ready()
 
     def _start_ready(self) -> None:
-        """Start each table's query not started yet, once the table has its first version to read:
-        on a table this Spark session wrote, a query whose ``startingVersion`` is not written yet
-        fails (``DELTA_VERSION_NOT_FOUND`` … "Available versions: [0, 0]"; seen here with and
-        without schema tracking, each failure a reader restart), where on delta-rs's tables it waits."""
+        """Start each table's query not started yet; on a table this Spark session wrote
+        (``writer=spark``) only once the table has its first version to read: there a query whose
+        ``startingVersion`` is not written yet fails (``DELTA_VERSION_NOT_FOUND`` … "Available
+        versions: [0, 0]"; seen with and without schema tracking, each failure a reader restart),
+        while on delta-rs's tables it waits for it (and starting it at once keeps the first lag low)."""
         for idx, table in enumerate(self.tables):
             if self.queries[idx] is not None:
                 continue
             entry = Path(self.paths[table]) / "_delta_log" / f"{self.first_version[table]:020d}.json"
-            if entry.exists():
+            if self.ctx.settings.get("writer") != "spark" or entry.exists():
                 self.queries[idx] = self._query(idx, table, self.checkpoints / table)
 
     def _query(self, idx: int, table: str, checkpoint: Any) -> Any:
