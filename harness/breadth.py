@@ -35,6 +35,7 @@ CORE_SPARK_WRITTEN = {
     "delta-cdf-spark": "schema-drop",    # Spark's own CDF through a column-mapped DROP COLUMN
     "iceberg-changelog-spark": "crud",   # the changelog view on a table Spark wrote (copy-on-write)
     "iceberg-snapshot-diff": "schema-rename",  # pyiceberg reads Spark's rename
+    # delta-cdf-spark-stream: none (its column-mapped drop/rename/type cells cost 55-90 s each)
 }
 #: scenarios heavy cells run in ``all`` breadth only (table shapes, transactions past memory limits)
 LIGHT_FIRST = frozenset({"partitioned", "generated-columns", "no-key", "large-txn-abort"})

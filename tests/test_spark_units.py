@@ -89,3 +89,29 @@ def test_the_spark_sink_reads_its_query_progress_offsets_in_either_form() -> Non
     record = _Record({"key": b"k", "value": b"v", "offset": 7, "ts": 1_700_000_000_123})
     assert (record.error(), record.key(), record.value(), record.offset(), record.timestamp()) == (
         None, b"k", b"v", 7, (1, 1_700_000_000_123))
+
+
+def test_the_stream_claims_drop_rename_type_only_on_column_mapped_tables_of_either_writer() -> None:
+    from harness.approaches.delta_cdf_spark_stream import DeltaCdfSparkStream
+
+    mapped = DeltaCdfSparkStream.capabilities_for({"writer": "spark", "column_mapping": "name"})
+    assert mapped.ddl == frozenset({"add", "drop", "rename", "type"})
+    assert DeltaCdfSparkStream.capabilities_for({}).ddl == frozenset({"add"})
+    assert DeltaCdfSparkStream.capabilities_for({"writer": "spark"}).ddl == frozenset({"add"})
+    variants = builtin_registry().variants_for(DeltaCdfSparkStream, "schema-rename")
+    assert {} in variants and {"writer": "spark", "column_mapping": "name"} in variants
+
+
+def test_the_stream_reads_a_versions_columns_from_its_log_entry(tmp_path) -> None:
+    """On a real delta-rs table: version 0's ``metaData`` names the columns in schema order; an
+    append's entry has none (None), and so has a version not written."""
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from harness.approaches.delta_cdf_spark_stream import _logged_columns
+
+    write_deltalake(str(tmp_path), pa.table({"id": [1], "qty": [2], "name": ["a"]}))
+    write_deltalake(str(tmp_path), pa.table({"id": [2], "qty": [3], "name": ["b"]}), mode="append")
+    assert _logged_columns(tmp_path, 0) == ["id", "qty", "name"]
+    assert _logged_columns(tmp_path, 1) is None
+    assert _logged_columns(tmp_path, 2) is None

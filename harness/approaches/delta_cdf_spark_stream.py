@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import shutil
 import threading
@@ -16,9 +17,18 @@ from harness.errors import Unsupported
 from harness.events import ChangeEvent, Position
 
 TRIGGER = "100 milliseconds"
-#: the error class prefix of a Delta streaming source stopping at a schema change
-#: (DELTA_SCHEMA_CHANGED, DELTA_SCHEMA_CHANGED_WITH_STARTING_OPTIONS, ..._WITH_VERSION)
-SCHEMA_CHANGED = "[DELTA_SCHEMA_CHANGED"
+#: the error classes of a Delta streaming source stopping at a schema change ("please restart"):
+#: without schema tracking DELTA_SCHEMA_CHANGED, ..._WITH_STARTING_OPTIONS, ..._WITH_VERSION; with
+#: it DELTA_STREAMING_METADATA_EVOLUTION (the tracking log holds the new schema)
+SCHEMA_CHANGED = ("[DELTA_SCHEMA_CHANGED", "[DELTA_STREAMING_METADATA_EVOLUTION]",
+                  # Spark's own check when a batch's columns differ from the ones the query planned
+                  # with (an ADD COLUMN landing as the query starts; seen once in schema-add)
+                  "assertion failed: Invalid batch: ")
+#: reader options of a column-mapped table's query: Delta's schema tracking (a log under the query's
+#: checkpoint holding the schema each version range is read with) and the non-additive changes
+#: acknowledged for good, as a job that propagates them itself would set them
+SCHEMA_TRACKING = {"allowSourceColumnRename": "always", "allowSourceColumnDrop": "always",
+                   "allowSourceColumnTypeChange": "always"}
 #: restarts per reader beyond which a schema change is taken as one the stream cannot pass
 MAX_SCHEMA_RESTARTS = 20
 
@@ -36,15 +46,18 @@ class DeltaCdfSparkStream(DeltaCdfSpark):
     Schema changes: a Delta streaming source stops at one (``DELTA_SCHEMA_CHANGED…``: "please try
     restarting the query"); the approach restarts that query from its checkpoint, as a job's
     supervisor would (``schema_restarts`` counts them), and the restarted query reads on with the new
-    schema: ADD COLUMN is followed. Drop, rename and type change need column mapping and Delta's
-    schema tracking, which delta-rs-written tables do not have: not claimed. Needs a local
-    session: over Spark Connect the batch function runs in the server's Python, out of the
-    harness's reach.
+    schema: ADD COLUMN is followed. On a column-mapped table (``column_mapping=name``, which only
+    Spark writes) the query also runs with Delta's schema tracking (``schemaTrackingLocation`` under
+    its checkpoint; rename, drop and type widening acknowledged with ``allowSourceColumn*=always``):
+    it stops at each schema change with ``DELTA_STREAMING_METADATA_EVOLUTION``, is restarted the same
+    way, and reads each version range with the schema it was written with, so drop, rename and
+    type change are claimed there. Without column mapping (delta-rs's tables) they are not.
+    Needs a local session: over Spark Connect the batch function runs in the server's Python, out
+    of the harness's reach.
     """
 
     name = "delta-cdf-spark-stream"
-    #: tables delta-rs wrote only: which writer made the versions is the batch reader's matrix
-    writers = ("",)
+    writers = ("", "spark")  # delta-rs's tables and Spark's (column-mapped for drop/rename/type)
     capabilities = replace(DeltaCdfSpark.capabilities, ddl=frozenset({"add"}), notes=(
         "a Delta streaming source stops at a schema change: the query is restarted from its checkpoint "
         "and reads on with the new schema (ADD COLUMN); drop/rename/type need column mapping and schema tracking",
@@ -53,6 +66,12 @@ class DeltaCdfSparkStream(DeltaCdfSpark):
 
     @classmethod
     def capabilities_for(cls, settings: dict[str, Any]) -> Any:
+        """Column-mapped tables are streamed with schema tracking: through drop, rename and widening."""
+        if settings.get("column_mapping") == "name":
+            return replace(cls.capabilities, ddl=frozenset({"add", "drop", "rename", "type"}), notes=(
+                "column mapping + schema tracking (schemaTrackingLocation, allowSourceColumn*=always): the query "
+                "stops at each schema change and is restarted from its checkpoint with the tracked schema",
+                *cls.capabilities.notes[1:]))
         return cls.capabilities
 
     def start(self, ctx: RunContext, resume: bool = False) -> None:
@@ -71,7 +90,22 @@ class DeltaCdfSparkStream(DeltaCdfSpark):
         self.schema_restarts = 0
         self._changes: dict[str, list[tuple[int, list[str]]]] = {}  # version → columns where the schema changed
         self._scanned: dict[str, int] = {}  # the last version whose log entry was looked at
-        self.queries = [self._query(idx, table, self.checkpoints / table) for idx, table in enumerate(self.tables)]
+        self.tracking = ctx.settings.get("column_mapping") == "name"
+        self.queries: list[Any] = [None] * len(self.tables)
+        self._start_ready()
+
+    def _start_ready(self) -> None:
+        """Start each table's query not started yet; on a table this Spark session wrote
+        (``writer=spark``) only once the table has its first version to read: there a query whose
+        ``startingVersion`` is not written yet fails (``DELTA_VERSION_NOT_FOUND`` … "Available
+        versions: [0, 0]"; seen with and without schema tracking, each failure a reader restart),
+        while on delta-rs's tables it waits for it (and starting it at once keeps the first lag low)."""
+        for idx, table in enumerate(self.tables):
+            if self.queries[idx] is not None:
+                continue
+            entry = Path(self.paths[table]) / "_delta_log" / f"{self.first_version[table]:020d}.json"
+            if self.ctx.settings.get("writer") != "spark" or entry.exists():
+                self.queries[idx] = self._query(idx, table, self.checkpoints / table)
 
     def _query(self, idx: int, table: str, checkpoint: Any) -> Any:
         def each_batch(frame: Any, batch_id: int) -> None:
@@ -89,7 +123,10 @@ class DeltaCdfSparkStream(DeltaCdfSpark):
                 self._wait_acked(got[-1].position)
 
         reader = (self.spark.session.readStream.format("delta").option("readChangeFeed", "true")
-                  .option("startingVersion", self.first_version[table]).load(self.paths[table]))
+                  .option("startingVersion", self.first_version[table]))
+        if self.tracking:
+            reader = reader.options(schemaTrackingLocation=str(Path(checkpoint) / "_schema_log"), **SCHEMA_TRACKING)
+        reader = reader.load(self.paths[table])
         return (reader.writeStream.foreachBatch(each_batch).option("checkpointLocation", str(checkpoint))
                 .trigger(processingTime=TRIGGER).queryName(f"cdc_{self.ctx.name_prefix}_{idx}_{time.time_ns()}")
                 .start())
@@ -119,12 +156,12 @@ class DeltaCdfSparkStream(DeltaCdfSpark):
         changes = self._changes.setdefault(table, [])
         scanned = self._scanned.get(table, lo - 1)
         if not changes or lo < changes[0][0]:  # the first batch (or one from before it): start the scan at lo
-            changes[:] = [(lo, self._snapshot_columns(table, lo))]
+            changes[:] = [(lo, self._columns_as_of(table, lo))]
             scanned = lo
         for version in range(scanned + 1, hi + 1):
-            entry = Path(self.paths[table]) / "_delta_log" / f"{version:020d}.json"
-            if entry.exists() and '"metaData"' in entry.read_text():
-                changes.append((version, self._snapshot_columns(table, version)))
+            columns = _logged_columns(Path(self.paths[table]), version)
+            if columns:
+                changes.append((version, columns))
         self._scanned[table] = max(scanned, hi)
         spans = []
         for n, (since, columns) in enumerate(changes):
@@ -132,6 +169,19 @@ class DeltaCdfSparkStream(DeltaCdfSpark):
             if until >= lo and since <= hi:
                 spans.append((max(since, lo), min(until, hi), columns))
         return spans
+
+    def _columns_as_of(self, table: str, version: int) -> list[str]:
+        """The table's columns as of ``version``: from the newest log entry at or before it that
+        holds a ``metaData`` action (no Spark job), else (an entry gone to log clean-up) Spark's
+        time travel."""
+        log = Path(self.paths[table])
+        for at in range(version, -1, -1):
+            if not (log / "_delta_log" / f"{at:020d}.json").exists():
+                break
+            columns = _logged_columns(log, at)
+            if columns:
+                return columns
+        return self._snapshot_columns(table, version)
 
     def _wait_acked(self, position: Position) -> None:
         """Block the batch until the harness acknowledged ``position``; fail it when crashing."""
@@ -149,12 +199,14 @@ class DeltaCdfSparkStream(DeltaCdfSpark):
                 out.append(self.events.get(timeout=max(deadline - time.monotonic(), 0.001)))
             except queue.Empty:
                 break
+        if not self.stopping:
+            self._start_ready()
         for idx, query in enumerate(self.queries):
-            failure = query.exception()
+            failure = query.exception() if query is not None else None
             if failure is None or self.stopping:
                 continue
             text = str(failure)
-            if SCHEMA_CHANGED in text and self.schema_restarts < MAX_SCHEMA_RESTARTS:
+            if any(c in text for c in SCHEMA_CHANGED) and self.schema_restarts < MAX_SCHEMA_RESTARTS:
                 table = self.tables[idx]  # restart from the checkpoint: it reads on with the new schema
                 self.queries[idx] = self._query(idx, table, self.checkpoints / table)
                 self.schema_restarts += 1
@@ -164,6 +216,10 @@ class DeltaCdfSparkStream(DeltaCdfSpark):
             table, version = event.txid
             self.next_version[table] = max(self.next_version[table], int(version) + 1)
         return sorted(out, key=lambda e: e.position)
+
+    def run_measurements(self, ctx: RunContext) -> dict[str, Any]:
+        """``schema_restarts``: queries the last reader restarted at a schema change."""
+        return {"schema_restarts": getattr(self, "schema_restarts", 0)}
 
     def caught_up(self) -> bool:
         return self.events.empty() and super().caught_up()
@@ -178,7 +234,7 @@ class DeltaCdfSparkStream(DeltaCdfSpark):
         with self.done:
             self.stopping = True
             self.done.notify_all()
-        for query in self.queries:
+        for query in (q for q in self.queries if q is not None):
             try:
                 query.stop()
             except Exception:  # noqa: BLE001,S110 - a stopped or failed query is what a crash leaves
@@ -191,6 +247,23 @@ class DeltaCdfSparkStream(DeltaCdfSpark):
     def crash(self) -> None:
         """Stop the queries while a batch waits for its ack: that batch is not committed."""
         self._halt()
+
+
+def _logged_columns(path: Path, version: int) -> list[str] | None:
+    """The column names (logical, in schema order) of the ``metaData`` action in ``version``'s log
+    entry; None when the entry has none (or is gone)."""
+    entry = path / "_delta_log" / f"{version:020d}.json"
+    try:
+        text = entry.read_text()
+    except FileNotFoundError:
+        return None
+    if '"metaData"' not in text:
+        return None
+    for line in text.splitlines():
+        action = json.loads(line) if line.strip() else {}
+        if "metaData" in action:
+            return [f["name"] for f in json.loads(action["metaData"]["schemaString"])["fields"]]
+    return None
 
 
 def _ms() -> Any:
