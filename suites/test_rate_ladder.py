@@ -28,7 +28,8 @@ for the whole list takes about 20 minutes on 2 cores (measured at load 10–13: 
 PostgreSQL, MariaDB and table-format ladders, 9 min for the JVM and Spark ones without their 50k
 and 500 steps); a step that falls behind drains for at most ``--cdc-timeout`` and skips its
 approach's higher steps. Without ``--benchmark-only`` one step runs (pg-pgoutput at 5k/s): the path
-and its check, in seconds. """
+and its check, in seconds.
+"""
 
 from __future__ import annotations
 
