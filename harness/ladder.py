@@ -70,19 +70,25 @@ class Step:
         return rate if self.rows == 1 else f"{rate}-x{self.rows}"
 
 
+#: niceness increment of the load writer processes: they stand in for clients on other machines,
+#: and at normal priority on 2 cores they took CPU from the server and the reader being measured
+#: (pg-pgoutput's p99 at 5k/s 27 ms vs 1.1–1.5 ms with 10, one sitting; docs/ladder.md)
+WRITER_NICE = 10
+
 def _row(key: int) -> dict[str, Any]:
     return {"id": key, "name": "x", "qty": key % 1000}
 
 
 def run_step(cls: type, family: Any, settings: Mapping[str, Any], engines: Mapping[str, Any], step: Step, *,
              writers: int, run_id: str, worker: str, workdir: Path, case_no: int, timeout_s: float = 60.0,
-             synchronous_commit: str | None = None, writer_nice: int = 0) -> dict[str, Any]:
+             synchronous_commit: str | None = None, writer_nice: int | None = None) -> dict[str, Any]:
     """Run one ladder step of approach ``cls`` on started ``engines``; return its figures."""
     ctx = RunContext(run_id=run_id, worker=worker, workdir=workdir, engines=dict(engines),
                      source_role=family.source_role, settings=dict(settings), timeout_s=timeout_s,
                      deadline_s=max(timeout_s, float(getattr(cls, "recovery_s", 0.0))), case=case_no)
     source = family.source_class(dict(settings))(ctx, Ledger())
-    plan = Offer(step.rate, step.seconds, step.rows, writers, synchronous_commit, writer_nice)
+    nice = WRITER_NICE if writer_nice is None else writer_nice
+    plan = Offer(step.rate, step.seconds, step.rows, writers, synchronous_commit, nice)
     try:
         source.setup((LOAD_TABLE,))
         ctx.tables = dict(source.specs)

@@ -20,7 +20,7 @@ Short ladders: ``--cdc-approaches=pg-pgoutput,pg-wal2json`` limits the approache
 ``CDC_LADDER_RATES=1000,5000`` keeps only those offered rates; ``CDC_LADDER_SECONDS`` (default 3)
 sets each step's length; ``CDC_LADDER_SYNC_COMMIT`` sets ``synchronous_commit`` for PostgreSQL
 writers (default: the server's, ``on``); ``CDC_LADDER_WRITER_NICE=N`` runs the PostgreSQL and
-MariaDB writer processes N steps nicer (default ``WRITER_NICE`` = 10: the writers stand in for
+MariaDB writer processes N steps nicer (default ``harness.ladder.WRITER_NICE`` = 10: the writers stand in for
 clients on other machines, and at normal priority on 2 cores they took CPU from the server and the
 reader being measured: pg-pgoutput's p99 at 5k/s was 27 ms with 0 and 1.1–1.5 ms with 10, in one
 sitting on a quiet machine, the writers achieving the offered rate both ways). The default ladder
@@ -38,7 +38,7 @@ import os
 import pytest
 
 from fixtures.session import STASH, case_engines
-from harness.ladder import CaptureWrong, Step, run_step
+from harness.ladder import WRITER_NICE, CaptureWrong, Step, run_step
 
 SECONDS = float(os.environ.get("CDC_LADDER_SECONDS", "3"))
 #: commit interval of batched (table-format) writers, seconds
@@ -57,9 +57,6 @@ def _table(rates: tuple[int, ...]) -> tuple[Step, ...]:
 TABLE_STEPS = _table((1_000, 10_000, 50_000, 100_000, 200_000))
 SPARK_STEPS = _table((1_000, 10_000, 50_000))
 #: every approach's ladder: (approach id, steps, writer processes). Adding an approach = one line.
-#: niceness increment of the load writer processes (``CDC_LADDER_WRITER_NICE`` overrides it)
-WRITER_NICE = 10
-
 LADDERS: tuple[tuple[str, tuple[Step, ...], int], ...] = (
     ("pg-pgoutput", PG_STEPS, 2),
     ("pg-wal2json", PG_STEPS, 2),
