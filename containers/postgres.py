@@ -522,6 +522,11 @@ class LocalPostgres(PostgresEngine):
         return self.root / "server.log" if self.root else None
 
 
+#: the Docker server's settings over ``SERVER_SETTINGS``: a shorter ``wal_sender_timeout`` (20 s),
+#: so a slot reader takes a silent stream as dead after 15 s instead of 35 s (``net-partition``,
+#: the fault only a container takes; the local server keeps 60 s for the JVM readers under load)
+DOCKER_SETTINGS: dict[str, str] = {"wal_sender_timeout": "20s"}
+
 class DockerPostgres(ContainerFaults, ContainerLog, PostgresEngine):
     """PostgreSQL 15 in a testcontainers ``PostgresContainer``, bound to 127.0.0.1, with the CDC
     settings as server flags; on any Docker-compatible API (a Docker daemon, or the podman
@@ -567,7 +572,8 @@ class DockerPostgres(ContainerFaults, ContainerLog, PostgresEngine):
 
         password = secrets.token_urlsafe(18)
         register(password)
-        flags = [f"-c{k}={v}" for k, v in SERVER_SETTINGS.items() if k != "listen_addresses"]
+        settings = {**SERVER_SETTINGS, **DOCKER_SETTINGS}
+        flags = [f"-c{k}={v}" for k, v in settings.items() if k != "listen_addresses"]
         port = port_for.select_random()
         # a user and database of their own: the image's POSTGRES_USER/POSTGRES_DB contract, every run
         container = Container(image, username="cdc", password=password, dbname="cdc", driver=None)

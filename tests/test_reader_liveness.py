@@ -1,5 +1,5 @@
 """A slot reader whose walsender stops answering on an open connection notices, reconnects and
-loses nothing (``LIVENESS`` in ``harness.approaches.pg_pgoutput``)."""
+loses nothing (``SILENT_S``, ``DEAD_MARGIN_S`` in ``harness.approaches.pg_pgoutput``)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,10 @@ FROZEN: list[int] = []
 @pytest.mark.parametrize("liveness", ["on", "off"])
 def test_silent_walsender_is_left_and_nothing_is_lost(cdc_session: Any, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch, liveness: str) -> None:
-    monkeypatch.setattr(pg_pgoutput, "LIVENESS", (0.3, 1.0) if liveness == "on" else (0.3, 1e9))
+    monkeypatch.setattr(pg_pgoutput, "SILENT_S", 0.3)
+    # the local server's wal_sender_timeout (60 s) would make the stream dead after 35 s: shortened
+    margin = 1.0 - 30.0 if liveness == "on" else 1e9
+    monkeypatch.setattr(pg_pgoutput, "DEAD_MARGIN_S", margin)
     FROZEN.clear()
     result = _run(cdc_session, tmp_path, "pg-pgoutput", "crud", lambda cls: FreezesItsWalsender(cls()),
                   deadline_s=60)

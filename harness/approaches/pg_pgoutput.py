@@ -31,14 +31,17 @@ SESSION_OPTIONS = "-c timezone=UTC -c datestyle=ISO,MDY -c bytea_output=hex -c e
 ALL_DDL = frozenset({"add", "drop", "rename", "type"})
 #: TCP keepalives on the replication connection (libpq's parameters): a dead peer is noticed by the
 #: kernel within idle + interval × count ≈ 11 s (the default, 2 h of silence, would leave the
-#: reader waiting); a proxy or port forwarder in the path answers them itself, hence LIVENESS
+#: reader waiting); a proxy or port forwarder in the path answers them itself, hence SILENT_S
 TCP_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3}
-#: (silent_s, dead_s): after ``silent_s`` with nothing read the reader asks the walsender for a
-#: keepalive (``send_feedback(reply=True)``, once a second); with no answer for ``dead_s`` more the
-#: stream is taken as dead — a half-open connection, e.g. behind a forwarder after a network
-#: partition — and ``poll`` raises, so the reader reconnects. ``dead_s`` is far above the
-#: walsender's answer time, which is milliseconds even while it decodes a large transaction
-LIVENESS = (2.0, 10.0)
+#: after ``SILENT_S`` with nothing read the reader asks the walsender for a keepalive
+#: (``send_feedback(reply=True)``, once a second). A live walsender sends something at the latest
+#: ``wal_sender_timeout``/2 after the last reply it processed, even while it decodes a large
+#: transaction that yields no output (it processes no reply then, but sends a keepalive), so a
+#: stream silent for longer than that plus ``DEAD_MARGIN_S`` is dead — a half-open connection,
+#: e.g. behind a forwarder after a network partition — and ``poll`` raises, so the reader
+#: reconnects. With ``wal_sender_timeout = 0`` no keepalive is due and silence never counts.
+SILENT_S = 2.0
+DEAD_MARGIN_S = 5.0
 #: case settings a slot reader applies to its walsender session
 READER_SETTINGS = frozenset({"logical_decoding_work_mem"})
 
@@ -100,6 +103,8 @@ publication (the run is over). Every wait is bounded by ``ctx.timeout_s``.
         #: when the walsender was last heard (``time.monotonic()``) and last asked for a keepalive
         self._heard_at = 0.0
         self._probed_at = 0.0
+        #: silence (s) after which the stream is dead: from the server's wal_sender_timeout
+        self._dead_after_s: float | None = None
         self._resume_from: Position | None = None
         self._ready: list[ChangeEvent] = []
         self._decoder: Any = None
@@ -154,6 +159,9 @@ publication (the run is over). Every wait is bounded by ``ctx.timeout_s``.
                 raise EngineUnavailable(
                     f"replication slot {self.slot} is gone, cannot resume after {self._resume_from} "
                     "(was the reader stopped, or the server restored without its slots?)")
+            timeout_ms = admin.execute("SELECT setting::bigint FROM pg_settings "
+                                       "WHERE name = 'wal_sender_timeout'").fetchone()[0]
+            self._dead_after_s = timeout_ms / 2000 + DEAD_MARGIN_S if timeout_ms else None
             if exists and not resume:  # a stale slot of this name: start from now, not from it
                 admin.execute("SELECT pg_drop_replication_slot(%s)", (self.slot,))
                 exists = None
@@ -264,15 +272,14 @@ publication (the run is over). Every wait is bounded by ``ctx.timeout_s``.
     def _check_alive(self, cur: Any, now: float) -> None:
         """After a read that returned nothing: note whether the walsender was heard (a keepalive
         arrived after this reader's last status message), probe a silent stream, and raise when
-        the probes go unanswered (``LIVENESS``)."""
+        the stream stays silent past ``_dead_after_s`` (``SILENT_S``, ``DEAD_MARGIN_S``)."""
         if not self._heard_at or cur.io_timestamp > cur.feedback_timestamp:
             self._heard_at = now
             return
-        silent_s, dead_s = LIVENESS
         silent = now - self._heard_at
-        if silent < silent_s:
+        if silent < SILENT_S:
             return
-        if silent > silent_s + dead_s:
+        if self._dead_after_s is not None and silent > self._dead_after_s:
             raise EngineUnavailable(
                 f"replication stream of {self.slot}: the walsender answered no keepalive request for "
                 f"{silent:.0f} s (a half-open connection, e.g. a network partition); reconnecting")
