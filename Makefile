@@ -18,7 +18,10 @@ ENGINE ?=
 DOCKER_SCENARIOS ?= crud,types,toast,source-restart,net-drop,net-partition,generated-columns
 DOCKER_RESULTS ?= reports/out/results-docker.json
 DOCKER_SELECT = --cdc-engines=docker --cdc-approaches=pg-pgoutput,pg-wal2json,mysql-binlog \
-	$(if $(DOCKER_SCENARIOS),--cdc-scenarios=$(DOCKER_SCENARIOS),)
+	$(if $(DOCKER_SCENARIOS),--cdc-scenarios=$(DOCKER_SCENARIOS),) -k '$(DOCKER_DESELECT)'
+# net-partition waits out a half-open stream (15 s a cell): make test keeps one PostgreSQL cell
+# (pg-wal2json shares pg-pgoutput's reader code) and mysql-binlog's; `DOCKER_DESELECT=` runs all
+DOCKER_DESELECT ?= not (net-partition and (wal2json or replica-identity-default))
 SELECT = $(if $(APPROACHES),--cdc-approaches=$(APPROACHES),)
 # two xdist workers; the cases on JVM engines (Kafka, Connect) stay together on one of them
 XDIST ?= -n 2 --dist loadgroup
