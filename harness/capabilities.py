@@ -94,6 +94,7 @@ class Capabilities:
             "resume": self.resume,
             "net_per_commit": self.net_per_commit,
             "keyless": self.keyless,
+            "partition": self.partition,
             "dropped": sorted(self.dropped),
             "notes": list(self.notes),
             "settings": sorted(self.settings),
