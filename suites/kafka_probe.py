@@ -13,9 +13,10 @@ measures the pipeline, also under settings the approach cannot decode (``no-valu
 ``python suites/kafka_probe.py lag RATE SECONDS VARIANT[,...]`` instead offers RATE single-row
 commits/s for SECONDS through 4 writer processes (``harness.loadgen``, as the lag benchmark) and
 splits each change's lag into hops: issued → committed (``source.ts_us``), → Debezium's event
-(the envelope's ``ts_us``), → the Kafka record's timestamp (set when Connect's producer takes it),
-→ read by this process; p50/p99/max of each. The reader acks (a synchronous commit of the
-consumer group) after each poll, as the capture loop does; ``CDC_KPROBE_NO_ACK=1`` leaves that out.
+(the envelope's ``ts_us``), → the Kafka record's timestamp (Debezium leaves it unset: the time
+Connect's producer took the record), → read by this process; p50/p99/max of each. The reader
+acks (a synchronous commit of the consumer group) after each poll, as the capture loop does;
+``CDC_KPROBE_NO_ACK=1`` leaves that out.
 ``CDC_KPROBE_JFR=FILE`` records a JFR profile (``settings=profile``) of the worker over the
 variants (it costs recompilation: rates under it are lower).
 """
