@@ -188,6 +188,18 @@ class JvmServer:
         """True while the process runs."""
         return self._executor is not None and self._executor.running()
 
+    def cpu_s(self) -> float | None:
+        """CPU seconds (user + system) the running JVM has used so far (``None`` when it is not
+        running or ``/proc`` cannot tell): for benchmarks' per-engine CPU figures."""
+        if not self.running():
+            return None
+        try:
+            stat = Path(f"/proc/{self._executor.process.pid}/stat").read_text()
+        except OSError:
+            return None
+        fields = stat[stat.rindex(")") + 2:].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def kill(self) -> None:
         """Crash the server: SIGKILL (no shutdown hook, no flush beyond the OS cache)."""
         if self._executor is not None:

@@ -9,7 +9,9 @@ suites/test_kafka_benchmarks.py --benchmark-only --benchmark-json=out.json``):
   connector's task RUNNING (its slot created), each part and the total (goal ≤ 20 s).
 - ``test_backlog_drain``: ``CDC_KAFKA_BENCH_ROWS`` inserts (default 100000, 1000-row
   transactions) drained through ``run_case(backlog=True)`` by pg-pgoutput and by pg-debezium
-  (tuned); checked, and the ratio debezium/pgoutput. pg-debezium's connector is paused while the
+  (tuned); checked, and the ratio debezium/pgoutput; for pg-debezium also the CPU seconds (and
+  µs per event) the Connect worker and the broker used over the case (``connect_cpu_s``,
+  ``broker_cpu_s``). pg-debezium's connector is paused while the
   backlog is written and resumed by the reader's first poll, so its drain covers slot → Debezium
   → Kafka → consumer like pg-pgoutput's covers slot → reader (Debezium's in-memory queue may read
   ahead up to ``max.queue.size`` while paused; a running connector would have put the whole
@@ -315,6 +317,8 @@ def test_backlog_drain(benchmark, pg_engine, stack: Stack, figures: Figures, cdc
     case = Case(cls, "kafka-backlog", cdc_session.families.get("postgres"), settings,
                 ("postgres", "kafka", "connect") if debezium else ("postgres",))
     engines = _engines(pg_engine, stack) if debezium else {"postgres": pg_engine}
+    jvms = {"connect": stack.connect.workers.get("at-least-once"), "broker": stack.kafka}
+    cpu_before = {name: jvm.cpu_s() if jvm else None for name, jvm in jvms.items()}
     result = run_case(case, engines, lambda *_: _backlog(ROWS), run_id=f"drain_{approach.replace('-', '_')}",
                       worker=WORKER, workdir=tmp_path, timeout_s=120, backlog=True,
                       factory=_paused_debezium() if debezium else None,
@@ -330,6 +334,13 @@ def test_backlog_drain(benchmark, pg_engine, stack: Stack, figures: Figures, cdc
                                 backlog_lag_ms=m.get("lag_ms"), verdict=verdict.status,
                                 load_1m=round(os.getloadavg()[0], 2))
     if debezium:
+        # CPU of the two JVMs over the case (Connect's connector is paused during the writes, so
+        # this is the drain's): steadier than events/s on a loaded machine, and says where it goes
+        for name, jvm in jvms.items():
+            before, after = cpu_before[name], jvm.cpu_s() if jvm else None
+            if before is not None and after is not None:
+                info[f"{name}_cpu_s"] = round(after - before, 2)
+                info[f"{name}_cpu_us_per_event"] = round((after - before) / ROWS * 1e6, 1)
         info.update(goal_per_s=DRAIN_GOAL_PER_S, within_goal=bool(eps and eps >= DRAIN_GOAL_PER_S),
                     note="connector paused during the writes, resumed by the first poll",
                     warm_up_events=warmed.events * len(warmed.rounds_per_s),
