@@ -667,7 +667,7 @@ def _content(df: pl.DataFrame, order_col: str, log: RowLog) -> pl.DataFrame:
     first occurrence, else ``h0`` folded with ``occ``. Occurrences are counted on the content
     itself (canonical strings of the rows whose ``h0`` repeats), never on the hash alone."""
     df = df.with_columns(_hash(pl.struct("kh", "okey", "op", *_view_hashes())).alias("h0"))
-    if df["h0"].n_unique() == df.height:
+    if _all_distinct(df["h0"]):
         return df.with_columns(pl.col("h0").alias("h"), pl.lit(1, pl.UInt32).alias("occ"), _UNIQUE)
     occ = pl.col(order_col).rank("ordinal").over(CONTENT).cast(pl.UInt32)
     rep = df["h0"].is_duplicated()
@@ -679,6 +679,15 @@ def _content(df: pl.DataFrame, order_col: str, log: RowLog) -> pl.DataFrame:
 
 
 _UNIQUE = pl.lit(True).alias("unique_h")
+
+
+def _all_distinct(s: pl.Series) -> bool:
+    """Whether no value repeats, by sorting a copy (a hash set of 10M u64 costs several times
+    the 80 MB of the copy)."""
+    if s.len() < 2:
+        return True
+    s = s.sort()
+    return not (s.slice(1) == s.slice(0, s.len() - 1)).any()
 
 
 #: hash matches are confirmed on their content this many pairs at a time (memory stays bounded)
