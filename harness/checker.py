@@ -666,7 +666,11 @@ def _content(df: pl.DataFrame, order_col: str, log: RowLog) -> pl.DataFrame:
     occurrence number of that exact content (n-th pairs with n-th), and ``h``: ``h0`` for a
     first occurrence, else ``h0`` folded with ``occ``. Occurrences are counted on the content
     itself (canonical strings of the rows whose ``h0`` repeats), never on the hash alone."""
-    df = df.with_columns(_hash(pl.struct("kh", "okey", "op", *_view_hashes())).alias("h0"))
+    content = _hash(pl.struct("kh", "okey", "op", *_view_hashes())).alias("h0")
+    # slice by slice: hashing the struct builds a row form of its columns (about 1 GB at 10M rows)
+    df = df.with_columns(pl.concat([df.slice(i, _CONFIRM_CHUNK).select(content).to_series()
+                                    for i in range(0, df.height, _CONFIRM_CHUNK)])
+                         if df.height > _CONFIRM_CHUNK else content)
     if _all_distinct(df["h0"]):
         return df.with_columns(pl.col("h0").alias("h"), pl.lit(1, pl.UInt32).alias("occ"), _UNIQUE)
     occ = pl.col(order_col).rank("ordinal").over(CONTENT).cast(pl.UInt32)
