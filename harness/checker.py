@@ -704,7 +704,7 @@ _SAME = ["table", "key", "op", "occ"]
 #: content hash out of core (``spill_wanted``); below it the join runs in memory
 SPILL_ROWS = 4_000_000
 #: DuckDB's memory limit for that join (it spills to disk beyond it)
-SPILL_MEMORY = "1GB"
+SPILL_MEMORY = "512MB"
 #: ``CDC_CHECK_SPILL``: ``1`` spills every general-path check, ``0`` none, unset: from ``SPILL_ROWS``
 SPILL_ENV = "CDC_CHECK_SPILL"
 
