@@ -131,7 +131,8 @@ def test_checker_end_to_end_arrow(benchmark, size: int, order: str, request: pyt
     one transaction, distinct keys), which the aligned path accepts after sorting each
     transaction's rows by key. ``general``: the transactions in reverse order (each one's events
     contiguous and in order: still correct, distinct keys), which takes the general path
-    (hashes, join, confirmation).
+    (hashes, join, confirmation); ``10m-general`` is the bounded-memory case (goal: peak RSS
+    ≤ 6 GB; from ``harness.checker.SPILL_ROWS`` its join runs out of core: path ``general-spill``).
     ``encode_history`` encodes on demand: the frames the general path needs are built, and
     timed, inside ``check``.
     extra_info: encode_s, check_s, events_per_s (encode + check), cpu_s (the process's CPU
