@@ -14,6 +14,14 @@ types differ), so a collision costs time, never an anomaly. Canonical strings ar
 the rows left unmatched — the anomalies themselves — which are classified one by one, to name
 them and to keep readable examples.
 
+Memory. The frames kept hold only keys, hashes and positions (the whole-ledger frame, image
+hashes per view and commit sequence numbers are not kept); the exact matching joins on the hash
+alone and confirms its candidates ``_CONFIRM_CHUNK`` pairs at a time; the matched pairs are kept
+as positions, and the order and transaction checks gather the columns they read. From
+``SPILL_ROWS`` rows (``CDC_CHECK_SPILL``: 1 always, 0 never) the hash join runs out of core in
+DuckDB over Parquet under a memory limit (``check_path`` ``general-spill``); every stage after
+it is the same code, so both give the same verdict (``tests/test_checker_spill.py``).
+
 A key-changing update carries its old key (``old_key``, column ``okey``); under a
 ``key_updates=delete+insert`` claim the ledger view splits it into delete(old key) + insert(new
 key). A table without a key is keyed by its whole row, so its updates are key changes.
@@ -46,9 +54,12 @@ Matching, in order:
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -90,7 +101,6 @@ from harness.verdict import ANOMALIES, MAX_EXAMPLES, Verdict
 
 #: ``okey``: the old key of a key-changing update (canonical string), else NULL
 CONTENT = ["table", "key", "okey", "op", "before", "after"]
-_HEAD = ["table", "key", "okey", "op", "occ"]
 #: fixed seed: hashes of the ledger, the events and the final state must be comparable
 _SEED = 0x5EED
 #: engine final state: table -> {key tuple -> row}
@@ -105,7 +115,8 @@ def _hash(expr: pl.Expr) -> pl.Expr:
 
 def _view_hashes() -> list[pl.Expr]:
     """``bh``/``ah``: hashes of the before/after images as this view has them (``vb``/``va``
-    False: the view drops that image, as a capability does)."""
+    False: the view drops that image, as a capability does); computed where a content hash
+    needs them, never kept in a frame (16 bytes a row)."""
     return [_hash(pl.when(pl.col("vb")).then(pl.col("rbh"))).alias("bh"),
             _hash(pl.when(pl.col("va")).then(pl.col("rah"))).alias("ah")]
 
@@ -157,34 +168,41 @@ class EncodedHistory:
                               for _, _, b in segs.runs(i)])
 
     @cached_property
-    def _ledger_all(self) -> pl.DataFrame:
+    def _ledger_split(self) -> tuple[pl.DataFrame, pl.DataFrame, list[int]]:
+        """(committed row changes, rolled-back row changes, where each committed DDL stands),
+        from one frame of the whole ledger that is not kept (only what a check reads stays)."""
         lsegs = _segments(self.llog)
         lparts = [_ledger_segment(lsegs, i, self._tokens) for i in range(len(lsegs.items))]
-        return (pl.concat(lparts) if lparts else pl.DataFrame(schema=_LEDGER_SCHEMA)).with_row_index("ridx")
+        everything = (pl.concat(lparts) if lparts else pl.DataFrame(schema=_LEDGER_SCHEMA)).with_row_index("ridx")
+        del lparts
+        if not everything.select(pl.col("rolled").any() | (~_NOT_DDL).any()).item():
+            # the common case: no copy of the frame by a filter that keeps every row
+            return _ledger_frame(everything), _ledger_frame(everything.clear()), []
+        ddl_at = everything.filter(~pl.col("rolled") & ~_NOT_DDL)["ridx"].to_list()
+        rolled = _ledger_frame(everything.filter(pl.col("rolled") & _NOT_DDL))
+        committed = everything.filter(~pl.col("rolled") & _NOT_DDL)
+        del everything
+        return _ledger_frame(committed), rolled, ddl_at
 
-    @cached_property
-    def _committed(self) -> pl.DataFrame:
-        return self._ledger_all.filter(~pl.col("rolled") & _NOT_DDL)
-
-    @cached_property
+    @property
     def ledger(self) -> pl.DataFrame:
         """Committed row changes (no DDL) in commit order: ``lseq``, keys, image hashes, commit times."""
-        return _ledger_frame(self._committed)
+        return self._ledger_split[0]
 
-    @cached_property
+    @property
     def rolled_back(self) -> pl.DataFrame:
         """Rolled-back row changes, framed like ``ledger`` (to name phantoms)."""
-        return _ledger_frame(self._ledger_all.filter(pl.col("rolled") & _NOT_DDL))
+        return self._ledger_split[1]
 
     @cached_property
     def ledger_rows(self) -> Sequence[LedgerChange]:
         """``ledger``'s rows as ``LedgerChange`` objects, turned into Python when looked at."""
-        return _Indexed(self.llog, self._committed["ridx"])
+        return _Indexed(self.llog, self.ledger["ridx"])
 
-    @cached_property
+    @property
     def ddl_at(self) -> list[int]:
         """Where each committed DDL change stands in the whole ledger (row index, for ``_project``)."""
-        return self._ledger_all.filter(~pl.col("rolled") & ~_NOT_DDL)["ridx"].to_list()
+        return self._ledger_split[2]
 
     @cached_property
     def ddl(self) -> list[LedgerChange]:
@@ -192,19 +210,18 @@ class EncodedHistory:
         return [self.llog[i] for i in self.ddl_at]
 
     @cached_property
-    def _events_all(self) -> pl.DataFrame:
+    def events(self) -> pl.DataFrame:
+        """Captured row events (no DDL) in capture order: ``eidx``, keys, image hashes, ``epoch``."""
         esegs = _segments(self.elog)
         eparts = [_event_part(p, self._tokens, esegs.runs(i) if isinstance(p, list) else None)
                   for i, p in enumerate(esegs.items)]
         eall = (pl.concat(eparts) if eparts else pl.DataFrame(schema=_EVENT_SCHEMA)).with_row_index("ridx")
-        return eall.with_columns(pl.Series("epoch", self.epochs, dtype=pl.Int32) if self.epochs is not None
-                                 else pl.lit(0, pl.Int32).alias("epoch")).filter(_NOT_DDL)
-
-    @cached_property
-    def events(self) -> pl.DataFrame:
-        """Captured row events (no DDL) in capture order: ``eidx``, keys, image hashes, ``epoch``."""
-        return self._events_all.with_row_index("eidx").with_columns(_key_hash(), *_VIEWS).with_columns(
-            _view_hashes())
+        del eparts
+        eall = eall.with_columns(pl.Series("epoch", self.epochs, dtype=pl.Int32) if self.epochs is not None
+                                 else pl.lit(0, pl.Int32).alias("epoch"))
+        if eall.select((~_NOT_DDL).any()).item():
+            eall = eall.filter(_NOT_DDL)
+        return eall.with_row_index("eidx").with_columns(_key_hash(), *_VIEWS)
 
     @cached_property
     def event_keys(self) -> pl.DataFrame:
@@ -231,12 +248,12 @@ _VIEWS = [pl.lit(True).alias("vb"), pl.lit(True).alias("va")]
 
 def _ledger_frame(rows: pl.DataFrame) -> pl.DataFrame:
     return rows.drop("rolled").with_row_index("lseq").with_columns(
-        _key_hash(), *_VIEWS).with_columns(_view_hashes())
+        _key_hash(), *_VIEWS)
 
 
 _BASE_SCHEMA = {"table": pl.String, "key": pl.String, "okey": pl.String, "op": pl.String, "rbh": pl.UInt64,
                 "rah": pl.UInt64}
-_LEDGER_SCHEMA = {**_BASE_SCHEMA, "txid": pl.Int64, "commit_seq": pl.Int64, "issued_at": pl.Int64,
+_LEDGER_SCHEMA = {**_BASE_SCHEMA, "txid": pl.Int64, "issued_at": pl.Int64,
                   "rolled": pl.Boolean}
 _EVENT_SCHEMA = {**_BASE_SCHEMA, "etx": pl.String, "captured_at": pl.Int64}
 
@@ -387,7 +404,6 @@ def _ledger_segment(segs: _Segments, i: int, tokens: Mapping[str, frozenset[str]
         return np.repeat(np.asarray(values), sizes)
     return _base(item, batch_len(item), tokens).with_columns(
         pl.Series("txid", each([m.txid for m in members]), pl.Int64),
-        pl.Series("commit_seq", each([m.commit_seq for m in members]), pl.Int64),
         pl.Series("issued_at", each([m.commit_issued_at for m in members]), pl.Int64),
         pl.Series("rolled", each([m.rolled_back for m in members]), pl.Boolean))
 
@@ -396,11 +412,10 @@ def _ledger_part(part: Any, tokens: Mapping[str, frozenset[str]], runs: list | N
     if isinstance(part, list):
         return _base(part, len(part), tokens, runs).with_columns(
             pl.Series("txid", [c.txid for c in part], pl.Int64),
-            pl.Series("commit_seq", [c.commit_seq for c in part], pl.Int64),
             pl.Series("issued_at", [c.commit_issued_at for c in part], pl.Int64),
             pl.Series("rolled", [c.rolled_back for c in part], pl.Boolean))
     return _base(part, len(part), tokens).with_columns(
-        pl.lit(part.txid, pl.Int64).alias("txid"), pl.lit(part.commit_seq, pl.Int64).alias("commit_seq"),
+        pl.lit(part.txid, pl.Int64).alias("txid"),
         pl.lit(part.commit_issued_at, pl.Int64).alias("issued_at"), pl.lit(part.rolled_back).alias("rolled"))
 
 
@@ -651,8 +666,12 @@ def _content(df: pl.DataFrame, order_col: str, log: RowLog) -> pl.DataFrame:
     occurrence number of that exact content (n-th pairs with n-th), and ``h``: ``h0`` for a
     first occurrence, else ``h0`` folded with ``occ``. Occurrences are counted on the content
     itself (canonical strings of the rows whose ``h0`` repeats), never on the hash alone."""
-    df = df.with_columns(_hash(pl.struct("kh", "okey", "op", "bh", "ah")).alias("h0"))
-    if df["h0"].n_unique() == df.height:
+    content = _hash(pl.struct("kh", "okey", "op", *_view_hashes())).alias("h0")
+    # slice by slice: hashing the struct builds a row form of its columns (about 1 GB at 10M rows)
+    df = df.with_columns(pl.concat([df.slice(i, _CONFIRM_CHUNK).select(content).to_series()
+                                    for i in range(0, df.height, _CONFIRM_CHUNK)])
+                         if df.height > _CONFIRM_CHUNK else content)
+    if _all_distinct(df["h0"]):
         return df.with_columns(pl.col("h0").alias("h"), pl.lit(1, pl.UInt32).alias("occ"), _UNIQUE)
     occ = pl.col(order_col).rank("ordinal").over(CONTENT).cast(pl.UInt32)
     rep = df["h0"].is_duplicated()
@@ -666,20 +685,135 @@ def _content(df: pl.DataFrame, order_col: str, log: RowLog) -> pl.DataFrame:
 _UNIQUE = pl.lit(True).alias("unique_h")
 
 
-def _confirmed(matched: pl.DataFrame, history: EncodedHistory) -> pl.DataFrame:
-    """Keep the hash matches whose content is equal too (a collision is no match): table, key,
-    op and occurrence as they are, images on their native values (``_same_view``)."""
-    head = ["table", "key", "op", "occ"]
-    same = matched.select(pl.all_horizontal([pl.col(c).eq_missing(pl.col(f"{c}_e")) for c in head])).to_series()
+def _all_distinct(s: pl.Series) -> bool:
+    """Whether no value repeats, by sorting a copy (a hash set of 10M u64 costs several times
+    the 80 MB of the copy)."""
+    if s.len() < 2:
+        return True
+    s = s.sort()
+    return not (s.slice(1) == s.slice(0, s.len() - 1)).any()
+
+
+#: hash matches are confirmed on their content this many pairs at a time (memory stays bounded)
+_CONFIRM_CHUNK = 1 << 20
+_IMG = ["ridx", "vb", "va", "rbh", "rah"]
+_SAME = ["table", "key", "op", "occ"]
+
+
+#: a history with at least this many committed changes or events joins ledger and events on their
+#: content hash out of core (``spill_wanted``); below it the join runs in memory
+SPILL_ROWS = 4_000_000
+#: DuckDB's memory limit for that join (it spills to disk beyond it)
+SPILL_MEMORY = "512MB"
+#: ``CDC_CHECK_SPILL``: ``1`` spills every general-path check, ``0`` none, unset: from ``SPILL_ROWS``
+SPILL_ENV = "CDC_CHECK_SPILL"
+
+
+def spill_wanted(rows: int) -> bool:
+    """Whether a general-path check of ``rows`` (the larger side) joins out of core:
+    ``CDC_CHECK_SPILL`` (1 or 0) decides, else ``rows >= SPILL_ROWS``."""
+    forced = os.environ.get(SPILL_ENV, "").strip()
+    if forced not in ("", "0", "1"):
+        raise ValueError(f"{SPILL_ENV}={forced!r}: set it to 1 (always spill), 0 (never) or leave it unset "
+                         f"(spill from {SPILL_ROWS:,} rows)")
+    return forced == "1" or (not forced and rows >= SPILL_ROWS)
+
+
+def _spilled_join(Lh: pl.DataFrame, Eh: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
+    """The exact matching's join on the content hash, run by DuckDB out of core: each side's
+    (hash, row position) written to Parquet in a temp directory (``CDC_CHECK_SPILL_DIR``, else
+    the system's), joined under ``SPILL_MEMORY`` spilling there, the pairs read back in ledger
+    order (as polars' join keeping the left order gives them). DuckDB was chosen for this on
+    ``test_checker_spill_engines``: the only engine whose memory stayed bounded at 30M rows."""
+    try:
+        import duckdb
+    except ImportError as e:  # pragma: no cover - duckdb is a dependency
+        raise RuntimeError(f"the checker's spill path needs duckdb ({e}): reinstall the project "
+                           f"(make setup), or set {SPILL_ENV}=0 to check in memory") from e
+    with tempfile.TemporaryDirectory(prefix="cdc-check-spill-", dir=os.environ.get("CDC_CHECK_SPILL_DIR")) as d:
+        root = Path(d)
+        Lh.select("h").with_row_index("lp").write_parquet(root / "l.parquet")
+        Eh.select("h").with_row_index("ep").write_parquet(root / "e.parquet")
+        con = duckdb.connect()
+        try:
+            con.execute(f"SET memory_limit='{SPILL_MEMORY}'")
+            con.execute(f"SET temp_directory='{root / 'spill'}'")
+            con.execute(f"COPY (SELECT lp, ep FROM read_parquet('{root / 'l.parquet'}') "
+                        f"JOIN read_parquet('{root / 'e.parquet'}') USING (h) ORDER BY lp, ep) "
+                        f"TO '{root / 'pairs.parquet'}' (FORMAT parquet)")
+        finally:
+            con.close()
+        pairs = pl.read_parquet(root / "pairs.parquet")
+    return pairs["lp"].cast(pl.UInt32), pairs["ep"].cast(pl.UInt32)
+
+
+def _confirm_chunk(pairs: pl.DataFrame, history: EncodedHistory) -> np.ndarray:
+    """Which hash matches have equal content too (a collision is no match): table, key, op and
+    occurrence as they are, images on their native values (``_same_view``)."""
+    same = pairs.select(pl.all_horizontal([pl.col(c).eq_missing(pl.col(f"{c}_e")) for c in _SAME])).to_series()
     ok = same.to_numpy().copy()
     for side in ("before", "after"):
         at = np.flatnonzero(ok)
         if len(at) == len(ok):
-            ok = _same_view(matched, history.llog, history.elog, side)
+            ok = _same_view(pairs, history.llog, history.elog, side)
         elif len(at):
-            ok[at] = _same_view(matched[at], history.llog, history.elog, side)
-    drop = [f"{c}_e" for c in [*head, "ridx", "vb", "va", "rbh", "rah"]]
-    return (matched if ok.all() else matched.filter(pl.Series(ok))).drop(drop)
+            ok[at] = _same_view(pairs[at], history.llog, history.elog, side)
+    return ok
+
+
+def _rows(df: pl.DataFrame, cols: list[str], at: pl.Series | None, start: int, n: int) -> pl.DataFrame:
+    """Rows of ``df`` (columns ``cols``) at positions ``at[start:start + n]``, or rows
+    ``start:start + n`` when ``at`` is None."""
+    if at is None:
+        return df.select(cols).slice(start, n)
+    return df.select(pl.col(cols).gather(at.slice(start, n)))
+
+
+def _matched(Lh: pl.DataFrame, Eh: pl.DataFrame, lp: pl.Series | None, ep: pl.Series | None,
+             history: EncodedHistory) -> tuple[pl.DataFrame, pl.Series]:
+    """The confirmed pairs of ledger rows ``lp`` and event rows ``ep`` (positions in ``Lh`` /
+    ``Eh``, paired on their content hash; None: row n with row n), in ledger order, with only
+    what the later stages read (``lseq``, ``eidx``, ``va``), and their lags (ns). Candidates are
+    confirmed ``_CONFIRM_CHUNK`` at a time, so the frames compared never hold both sides whole."""
+    n = Lh.height if lp is None else lp.len()
+    oks = []
+    for start in range(0, n, _CONFIRM_CHUNK):
+        m = min(_CONFIRM_CHUNK, n - start)
+        a = _rows(Lh, [*_SAME, *_IMG], lp, start, m)
+        b = _rows(Eh, [*_SAME, *_IMG], ep, start, m)
+        oks.append(_confirm_chunk(pl.concat([a, b.rename({c: f"{c}_e" for c in b.columns})],
+                                            how="horizontal"), history))
+        del a, b
+    ok = np.concatenate(oks) if oks else np.zeros(0, dtype=bool)
+    if not ok.all():
+        keep = pl.Series(ok)
+        lp = (pl.int_range(n, eager=True, dtype=pl.UInt32) if lp is None else lp).filter(keep)
+        ep = (pl.int_range(n, eager=True, dtype=pl.UInt32) if ep is None else ep).filter(keep)
+        n = lp.len()
+    issued = _rows(Lh, ["issued_at"], lp, 0, n).to_series()
+    lag_ns = (_rows(Eh, ["captured_at"], ep, 0, n).to_series() - issued).filter(issued > 0)
+    del issued
+    return pl.concat([_rows(Lh, ["lseq", "va"], lp, 0, n), _rows(Eh, ["eidx"], ep, 0, n)], how="horizontal"), lag_ns
+
+
+def _positions(df: pl.DataFrame, col: str, values: pl.Series) -> pl.Series:
+    """Row positions in ``df`` of ``values`` of its ascending column ``col`` (``lseq``, ``eidx``)."""
+    own = df[col]
+    if own.len() and own[0] == 0 and own[-1] == own.len() - 1:
+        return values  # the column is the row index
+    return pl.Series(np.searchsorted(own.to_numpy(), values.to_numpy()), dtype=pl.UInt32)
+
+
+def _pair_columns(pairs: pl.DataFrame, Lh: pl.DataFrame, Eh: pl.DataFrame, lcols: list[str],
+                  ecols: list[str]) -> pl.DataFrame:
+    """``pairs`` (``lseq``, ``eidx``) with the ledger columns ``lcols`` of their change and the
+    event columns ``ecols`` of their event (a pair shares its table and key on both sides)."""
+    out = [pairs]
+    if lcols:
+        out.append(Lh.select(pl.col(lcols).gather(_positions(Lh, "lseq", pairs["lseq"]))))
+    if ecols:
+        out.append(Eh.select(pl.col(ecols).gather(_positions(Eh, "eidx", pairs["eidx"]))))
+    return pl.concat(out, how="horizontal") if len(out) > 1 else pairs
 
 
 def _without(df: pl.DataFrame, col: str, used: pl.Series) -> pl.DataFrame:
@@ -700,7 +834,7 @@ def _capability_view(df: pl.DataFrame, capabilities: Capabilities) -> pl.DataFra
 
 
 def _no_before(df: pl.DataFrame) -> pl.DataFrame:
-    return df.with_columns(pl.lit(False).alias("vb")).with_columns(_view_hashes()[0])
+    return df.with_columns(pl.lit(False).alias("vb"))
 
 
 def check(
@@ -723,21 +857,23 @@ def check(
     E = history.events
     if capabilities.before_image != "full":
         E = _no_before(E)
+    spill = spill_wanted(max(L.height, E.height))
 
     # 1. exact matching by content and occurrence (in ledger order)
     Lh = _content(L, "lseq", history.llog)
     Eh = _content(E, "eidx", history.elog)
-    img = ["ridx", "vb", "va", "rbh", "rah"]
-    lcols = Lh.select("h", "lseq", "kh", "txid", "issued_at", *_HEAD, *img)
-    ecols = Eh.select("h", "h0", "eidx", "etx", "captured_at", *_HEAD, *img)
     if (Lh.height == Eh.height and Lh.height and Lh["unique_h"][0] and Eh["unique_h"][0]
             and (Lh["h"] == Eh["h"]).all()):
-        # captured in commit order, every hash unique: the join would pair row n with row n
-        joined = pl.concat([lcols, ecols.drop("h").rename({c: f"{c}_e" for c in [*_HEAD, *img]})],
-                           how="horizontal")
-    else:
-        joined = lcols.join(ecols, on="h", how="inner", maintain_order="left", suffix="_e")
-    matched = _confirmed(joined, history)
+        lp = ep = None  # captured in commit order, every hash unique: the join would pair row n with row n
+    elif spill:  # the join out of core (see ``spill_wanted``)
+        lp, ep = _spilled_join(Lh, Eh)
+    else:  # the join on the hash alone (positions only: the content is read chunk by chunk to confirm)
+        j = Lh.select("h").with_row_index("lp").join(Eh.select("h").with_row_index("ep"), on="h", how="inner",
+                                                     maintain_order="left")
+        lp, ep = j["lp"], j["ep"]
+        del j
+    matched, lag_ns = _matched(Lh, Eh, lp, ep, history)
+    del lp, ep
     e_unmatched = _without(Eh, "eidx", matched["eidx"])
     l_unmatched = _without(Lh, "lseq", matched["lseq"])
     rest = e_unmatched
@@ -780,14 +916,14 @@ def check(
         _check_partial_before(found, matched, history, capabilities)
 
     # 4. order and transaction boundaries
-    pairs = matched.select("kh", "table", "key", "okey", "lseq", "eidx", "txid", "etx")
+    # (pairs are positions; the columns each check reads are gathered from Lh/Eh when it runs)
+    pairs = matched.select("lseq", "eidx")
     if paired.height:
-        paired = paired.select(_hash(pl.struct("table", "key")).alias("kh"),
-                               "table", "key", "okey", "lseq", "eidx", "txid", "etx")
-        pairs = pl.concat([pairs, paired]).sort("lseq")
-    _check_order(found, pairs, history)
+        pairs = pl.concat([pairs, paired.select(pl.col("lseq").cast(pairs["lseq"].dtype),
+                                                pl.col("eidx").cast(pairs["eidx"].dtype))]).sort("lseq")
+    _check_order(found, pairs, Lh, history)
     if capabilities.transactions:
-        _check_transactions(found, pairs, history)
+        _check_transactions(found, _pair_columns(pairs.sort("eidx"), Lh, Eh, ["txid"], ["etx"]), history)
 
     # 5. replay
     split = capabilities.splits_updates
@@ -800,10 +936,9 @@ def check(
     else:
         _check_replay(found, history, final_state, pairs, split, confirmed)
 
-    lag_ns = (matched["captured_at"] - matched["issued_at"]).filter(matched["issued_at"] > 0)
     measurements = lag_summary(lag_ns)
     measurements.update(events=E.height, committed=L.height, matched=matched.height, redelivered=redelivered,
-                        check_path="general")
+                        check_path="general-spill" if spill else "general")
     counts = {k: found.counts[k] for k in ANOMALIES if found.counts.get(k)}
     return Verdict(
         status="fail" if counts else "pass",
@@ -916,7 +1051,7 @@ def _split_ledger_updates(L: pl.DataFrame, only_key_changes: bool = False) -> pl
     keep = L.filter(~is_split).with_columns((pl.col("lseq") * 2).alias("lseq2"))
     out = pl.concat([keep, dels, ins]).sort("lseq2")
     return out.drop("lseq").rename({"lseq2": "lseq"}).with_columns(
-        pl.col("lseq").cast(pl.UInt32), *_view_hashes())
+        pl.col("lseq").cast(pl.UInt32))
 
 
 def _split_updates(found: _Anomalies, rest: pl.DataFrame, l_un: pl.DataFrame,
@@ -1081,7 +1216,7 @@ def _check_partial_before(found: _Anomalies, matched: pl.DataFrame, history: Enc
     lseqs, eidxs = rows["lseq"].to_numpy(), rows["eidx"].to_numpy()
     # the images read in bulk, as the rows give them (a Python object per pair only for anomalies)
     got = _images_at(history.elog, history.event_keys["ridx"].to_numpy()[eidxs], "before")
-    want = _images_at(history.llog, history._committed["ridx"].to_numpy()[lseqs // 2 if split else lseqs],
+    want = _images_at(history.llog, history.ledger["ridx"].to_numpy()[lseqs // 2 if split else lseqs],
                       "before")
     for k, (before, old) in enumerate(zip(got, want, strict=True)):
         if not before:
@@ -1100,11 +1235,20 @@ def _check_partial_before(found: _Anomalies, matched: pl.DataFrame, history: Enc
             }], [(e.table, encode_key(e.key))])
 
 
-def _check_order(found: _Anomalies, pairs: pl.DataFrame, history: EncodedHistory) -> None:
+def _check_order(found: _Anomalies, pairs: pl.DataFrame, Lh: pl.DataFrame, history: EncodedHistory) -> None:
     """Per key, capture order must follow commit order; a key-changing update stands in the
-    order of its old key and of its new one (the key is followed across its change)."""
+    order of its old key and of its new one (the key is followed across its change). ``pairs``
+    (``lseq``, ``eidx``) in ledger order; keys are read from ``Lh``, the ledger view."""
     if pairs["eidx"].is_sorted():
         return  # captured in commit order: on every key too
+    moves = Lh["okey"].null_count() < Lh.height
+    if not moves:
+        s = _pair_columns(pairs, Lh, Lh, ["kh"], []).select("kh", "eidx").sort("kh", maintain_order=True)
+        same_key = pl.col("kh") == pl.col("kh").shift(1)
+        if not s.select((same_key & (pl.col("eidx") < pl.col("eidx").shift(1))).any()).item():
+            return  # capture order increases along commit order on every key
+        del s
+    pairs = _pair_columns(pairs, Lh, Lh, ["kh", "table", "key", "okey"], [])
     moved = pairs.filter(pl.col("okey").is_not_null())
     if moved.height:
         moved = moved.with_columns(pl.col("okey").alias("key")).with_columns(_key_hash())

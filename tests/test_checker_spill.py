@@ -1,0 +1,117 @@
+"""The general path's out-of-core join (``CDC_CHECK_SPILL``) and chunked confirmation give the
+verdicts of the in-memory join, case by case: the mutation histories (every fault class, with
+and without the engine's final state, under several claims), key changes, and Arrow histories
+reordered across transactions with planted faults."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+import harness.checker as checker
+from harness.checker import SPILL_ENV, check, encode_history, spill_wanted
+from harness.verdict import Verdict
+from suites.test_checker_benchmark import arrow_history
+from tests.histories import FULL, random_history
+from tests.mutants import FAULTS, REDELIVER
+from tests.test_checker_keys import pk_history
+from tests.test_checker_mutations import captured
+
+
+def _both(monkeypatch: pytest.MonkeyPatch, ledger: Any, events: Any, caps, final_state=None) -> tuple[Verdict, Verdict]:
+    """The verdict in memory, then with the join spilled and confirmation 97 pairs at a time."""
+    monkeypatch.setenv(SPILL_ENV, "0")
+    mem = check(encode_history(ledger, events), caps, final_state=final_state)
+    monkeypatch.setenv(SPILL_ENV, "1")
+    monkeypatch.setattr(checker, "_CONFIRM_CHUNK", 97)
+    spilled = check(encode_history(ledger, events), caps, final_state=final_state)
+    monkeypatch.undo()
+    return mem, spilled
+
+
+def _same(mem: Verdict, spilled: Verdict) -> None:
+    assert mem.measurements["check_path"] == "general"
+    assert spilled.measurements["check_path"] == "general-spill"
+    assert (spilled.status, spilled.anomalies, spilled.examples) == (mem.status, mem.anomalies, mem.examples)
+    for k in ("events", "committed", "matched", "redelivered", "lag_ms"):
+        assert spilled.measurements[k] == mem.measurements[k], k
+
+
+#: per claim, the faults whose naming depends on it (every fault under FULL); one spilled check
+#: costs a DuckDB connection and two Parquet files, so the list stays short
+CLAIMS = {
+    "full": (FULL, [*FAULTS, REDELIVER]),
+    "key-before": (replace(FULL, before_image="key"), ["lose-before", "corrupt-before", "corrupt-after"]),
+    "no-before": (replace(FULL, before_image="none"), ["corrupt-before", "corrupt-after", "drop"]),
+    "delete-insert": (replace(FULL, updates="delete+insert"), ["split-update", "drop", "reorder"]),
+    "at-least-once": (replace(FULL, delivery="at-least-once"), [REDELIVER, "duplicate"]),
+}
+
+
+@pytest.mark.parametrize("claim", list(CLAIMS))
+def test_mutation_histories_get_the_same_verdict_spilled(monkeypatch: pytest.MonkeyPatch, claim: str) -> None:
+    caps, faults = CLAIMS[claim]
+    h = random_history(3, 240, 30, caps, txn_max=2, rollback_every=9, truncate_every=53)
+    names: set[str] = set()
+    for fault in [None, *faults]:
+        events, m = captured(h, fault, 3)
+        if fault is not None and not (m is not None and m.applied):
+            continue
+        for final_state in ((None, h.final_state) if fault in (None, "diverge") else (None,)):
+            mem, spilled = _both(monkeypatch, h.ledger, events, caps, final_state)
+            _same(mem, spilled)
+            names |= set(mem.anomalies)
+    if claim == "full":  # the cases the brief names were all exercised, and named
+        assert {"lost", "duplicate", "reordered", "torn-txn", "op-mismatch", "before-mismatch"} <= names
+
+
+@pytest.mark.parametrize("key_updates", ["update", "delete+insert"])
+def test_key_changes_get_the_same_verdict_spilled(monkeypatch: pytest.MonkeyPatch, key_updates: str) -> None:
+    h = pk_history()
+    caps = replace(FULL, key_updates=key_updates)
+    events = h.events(key_updates)
+    for evs in (events, events[:3] + events[4:], events + events[2:3], events[::-1]):
+        _same(*_both(monkeypatch, h.ledger, evs, caps))
+        _same(*_both(monkeypatch, h.ledger, evs, caps, h.state))
+
+
+def _modified(batch: pa.RecordBatch, i: int) -> pa.RecordBatch:
+    """``batch`` with row ``i``'s ``n`` changed in its after image."""
+    after = batch.column("after")
+    n = after.field("n").to_pylist()
+    n[i] += 1
+    fields = [pa.array(n, after.field("n").type) if f.name == "n" else after.field(f.name) for f in after.type]
+    new = pa.StructArray.from_arrays(fields, names=[f.name for f in after.type])
+    return batch.set_column(batch.schema.get_field_index("after"), "after", new)
+
+
+def test_arrow_histories_across_transactions_get_the_same_verdict_spilled(monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger, batches = arrow_history(2_000, per_batch=500)
+    rev = batches[::-1]  # each transaction whole and in order, the transactions reversed: the general path
+    cases = {
+        "reversed": (rev, {}),
+        "lost": ([rev[0].slice(1), *rev[1:]], {"lost": 1}),
+        "duplicate": ([*rev, rev[2].slice(7, 1)], {"duplicate": 1}),
+        "after-mismatch": ([_modified(rev[0], 5), *rev[1:]], {"after-mismatch": 1}),
+        "torn-txn": ([rev[0].slice(0, 250), rev[1], rev[0].slice(250), *rev[2:]], {"torn-txn": 1}),
+        "reordered": ([rev[0].take(pa.array([1, 0, *range(2, 500)])), *rev[1:]], {}),
+    }
+    for name, (events, want) in cases.items():
+        mem, spilled = _both(monkeypatch, ledger, events, FULL)
+        _same(mem, spilled)
+        assert mem.anomalies == want, (name, mem.summary())
+
+
+def test_spill_is_chosen_by_size_unless_forced(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(SPILL_ENV, raising=False)
+    assert not spill_wanted(checker.SPILL_ROWS - 1) and spill_wanted(checker.SPILL_ROWS)
+    monkeypatch.setenv(SPILL_ENV, "0")
+    assert not spill_wanted(10 * checker.SPILL_ROWS)
+    monkeypatch.setenv(SPILL_ENV, "1")
+    assert spill_wanted(1)
+    monkeypatch.setenv(SPILL_ENV, "yes")
+    with pytest.raises(ValueError, match="CDC_CHECK_SPILL='yes': set it to 1"):
+        spill_wanted(1)
