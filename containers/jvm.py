@@ -10,6 +10,7 @@ starts the same dir again, ``stop()`` shuts down and removes the dir.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
@@ -43,11 +44,44 @@ def jars_root() -> Path:
     return Path(os.environ.get("CDC_JARS") or PROJECT / ".cache" / "jars")
 
 
+#: what the jars are resolved from: ``scripts/setup-jvm.sh`` stamps ``<jars>/.stamp`` with a hash of these
+RESOLVED_FROM = ("containers/jvm/pom.xml", "scripts/setup-jvm.sh")
+
+
+def jars_hash(project: Path = PROJECT) -> str | None:
+    """The stamp ``scripts/setup-jvm.sh`` writes for this checkout's pom and script
+    (``sha256sum pom script | sha256sum | cut -c1-16``); None when either file is absent."""
+    try:
+        lines = "".join(f"{hashlib.sha256((project / name).read_bytes()).hexdigest()}  {name}\n"
+                        for name in RESOLVED_FROM)
+    except OSError:
+        return None
+    return hashlib.sha256(lines.encode()).hexdigest()[:16]
+
+
+def check_jars_current(root: Path, project: Path = PROJECT) -> None:
+    """``EngineUnavailable`` when the jars in ``root`` were resolved from another pom or set-up
+    script than this checkout's (its ``.stamp`` differs): a jar added since (e.g. Spark's Kafka
+    source) would be missing at run time, and the engine would fail late, inside a run. A folder
+    without a stamp (filled by hand, ``CDC_JARS``) is taken as it is."""
+    try:
+        stamp = (root / ".stamp").read_text().strip()
+    except OSError:
+        return
+    want = jars_hash(project)
+    if want is not None and stamp != want:
+        raise EngineUnavailable(f"the jars in {root} are out of date (resolved from another containers/jvm/pom.xml "
+                                f"or scripts/setup-jvm.sh: stamp {stamp}, this checkout's {want}); fix: make setup")
+
+
 def jar_dir(profile: str) -> Path:
-    """The folder of one profile's jars, or ``EngineUnavailable`` naming the set-up command."""
-    path = jars_root() / FOLDERS.get(profile, profile)
+    """The folder of one profile's jars, or ``EngineUnavailable`` naming the set-up command
+    (missing, or resolved from another pom: ``check_jars_current``)."""
+    root = jars_root()
+    path = root / FOLDERS.get(profile, profile)
     if not path.is_dir() or not any(path.glob("*.jar")):
         raise EngineUnavailable(f"the {profile} jars are not in {path}; fix: {SETUP_HINT}")
+    check_jars_current(root)
     return path
 
 

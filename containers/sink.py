@@ -105,6 +105,16 @@ class SinkEngine:
     def log_path(self) -> Path | None:
         return None
 
+    def state(self) -> dict[str, Any]:
+        """Where the running incarnation is (for a report when a capture comes up short): its
+        number, alive or not, and its own ``state()`` (positions, batches, idle)."""
+        sink = self.current
+        out: dict[str, Any] = {"incarnations": self.incarnations,
+                               "alive": bool(self._thread is not None and self._thread.is_alive())}
+        if sink is not None and hasattr(sink, "state"):
+            out.update(sink.state())
+        return out
+
     def caught_up(self, high: int) -> bool:
         """True when the running incarnation is idle at offset ``high`` or past it (the partition's
         end, read live by the caller) with everything it read applied, and no failpoint waits to

@@ -4,7 +4,8 @@ A step creates the load table with the family's source, starts the approach in a
 ``CaptureLoop`` (the conformance suite's reader thread: polls, acks each batch), offers load
 with ``harness.loadgen``, waits until every change arrived (or the deadline), and checks the
 capture: every offered change exactly once, as an insert of its key. Only a right capture gives
-figures; a wrong one raises ``CaptureWrong`` naming what was wrong.
+figures; a wrong one raises ``CaptureWrong`` naming what was wrong and the context (``explain``: how
+the capture ended, the reader's errors, what the approach reports about its run).
 
 Figures per step: lag per change = ``captured_at − issued`` (the reader's receipt time minus
 the moment the writer sent the commit; the same clock), its p50/p95/p99/max; the same from the
@@ -24,7 +25,7 @@ counts.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,18 +100,48 @@ def run_step(cls: type, family: Any, settings: Mapping[str, Any], engines: Mappi
             offered = _offer(family.name, source, ctx, plan)
             write_s = time.monotonic() - started
             loop.drain(offered.changes)
+            measured = _measured(loop, ctx)
             loop.stop()
         except BaseException:
             loop.close_quietly()
             raise
     finally:
         source.close()
-    figures = check_capture(loop.events, offered)
+    figures = check_capture(loop.events, offered, why=explain(loop.failed, loop.reader_errors, measured))
     figures.update(offered.figures())
     achieved = figures.get("achieved_per_s") or 0.0
     figures["writer_limited"] = bool(achieved < WRITER_SHORT * step.rate)
     figures.update(write_s=round(write_s, 3), restarts=loop.restarts, reader_errors=loop.reader_errors[:3])
     return figures
+
+
+def _measured(loop: CaptureLoop, ctx: RunContext) -> dict[str, Any]:
+    """What the approach reports about its run (optional ``run_measurements(ctx)``), read before
+    it stops; {} when it has none or cannot say."""
+    read = getattr(loop.approach, "run_measurements", None)
+    try:
+        return dict(read(ctx)) if read is not None else {}
+    except Exception as exc:  # noqa: BLE001 - a report about the run must not hide the run's own result
+        return {"run_measurements_error": f"{type(exc).__name__}: {exc}"}
+
+
+def explain(failed: str | None, reader_errors: Sequence[str], measured: Mapping[str, Any]) -> str:
+    """Why a capture may be short or wrong, for ``CaptureWrong``: how the capture ended, the
+    reader's errors (distinct ones, the first 3, with their count), and what the approach reported
+    about its run (its values that are not tables of figures, e.g. a pipeline sink's errors and
+    state); says so when there is none of these, so a wrong capture never comes without context."""
+    parts = [f"the capture ended early ({failed})"] if failed else []
+    distinct = list(dict.fromkeys(reader_errors))
+    if reader_errors:
+        parts.append(f"{len(reader_errors)} reader errors ({len(distinct)} distinct), e.g. "
+                     + " | ".join(e[:300] for e in distinct[:3]))
+    else:
+        parts.append("no reader error")
+    told = {k: v for k, v in measured.items()
+            if not (isinstance(v, Mapping) and any(isinstance(x, Mapping) for x in v.values()))}
+    if told:
+        parts.append("the approach reports " + ", ".join(f"{k}={str(v)[:300]}" for k, v in told.items()))
+    return "; ".join(parts)
 
 
 def _offer(family: str, source: Any, ctx: RunContext, plan: Offer) -> Offered:
@@ -146,9 +177,10 @@ def captured_columns(parts: Iterable[Any]) -> tuple[np.ndarray, np.ndarray, np.n
     return np.concatenate(keys), np.concatenate(stamps), np.concatenate(inserts)
 
 
-def check_capture(events: Any, offered: Offered) -> dict[str, Any]:
-    """Every offered change captured exactly once as an insert, else ``CaptureWrong``; then the
-    lag figures (ms) from issue and from intended start, and ``bounded``."""
+def check_capture(events: Any, offered: Offered, why: str = "") -> dict[str, Any]:
+    """Every offered change captured exactly once as an insert, else ``CaptureWrong`` (its message
+    ends with ``why``: ``explain``'s context); then the lag figures (ms) from issue and from
+    intended start, and ``bounded``."""
     keys, stamps, inserts = captured_columns(events.parts)
     want, issued, intended = offered.issued_per_key()
     order = np.argsort(keys, kind="stable")
@@ -160,7 +192,7 @@ def check_capture(events: Any, offered: Offered) -> dict[str, Any]:
         raise CaptureWrong(f"captured {len(keys)} events for {len(want)} changes: {len(missing)} lost "
                            f"(e.g. {missing[:3].tolist()}), {int((counts > 1).sum())} keys repeated "
                            f"(e.g. {uniq[counts > 1][:3].tolist()}), {len(extra)} never written, "
-                           f"{int((~inserts).sum())} not inserts")
+                           f"{int((~inserts).sum())} not inserts" + (f"; {why}" if why else ""))
     lag = stamps - issued
     interval_ms = offered.offer.rows / offered.offer.rate * 1e3
     figures = {"captured": len(keys), **lag_summary(lag)}

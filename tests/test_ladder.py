@@ -12,7 +12,7 @@ import pytest
 
 from harness.columnar import RowLog
 from harness.events import ChangeEvent
-from harness.ladder import CaptureWrong, Step, check_capture, ladder_points, sustainable
+from harness.ladder import CaptureWrong, Step, check_capture, explain, ladder_points, sustainable
 from harness.loadgen import Offer, Offered
 from harness.results import ReportError
 from reports import html as report_html
@@ -160,3 +160,20 @@ def test_pushed_ladder_metrics() -> None:
         == pytest.approx(0.0009)
     assert value("cdc_ladder_bounded", {"approach": "pg-pgoutput", "offered": "20000"}) == 0.0
     assert value("cdc_ladder_achieved_per_second", {"approach": "mysql-binlog", "offered": "1000"}) == 998.0
+
+
+def test_a_wrong_capture_says_why_it_may_be() -> None:
+    """A short capture carries its context: a dead sink's errors reach the failure, not only a count."""
+    offered = _offered()
+    issued = _issued(offered)
+    why = explain(None, ["EngineUnavailable: sink incarnation died: AnalysisException: kafka"] * 3,
+                  {"sink_errors": ["AnalysisException: kafka"], "hop_lag_ms": {"sink_iceberg": {"p99": None}}})
+    with pytest.raises(CaptureWrong, match="40 lost.*3 reader errors \\(1 distinct\\).*sink incarnation died") as info:
+        check_capture(_events([], issued), offered, why=why)
+    assert "sink_errors=" in str(info.value) and "hop_lag_ms" not in str(info.value)
+
+
+def test_explain_says_when_nothing_explains() -> None:
+    assert explain(None, [], {}) == "no reader error"
+    ended = explain("capture ended: task FAILED", [], {})
+    assert ended == "the capture ended early (capture ended: task FAILED); no reader error"

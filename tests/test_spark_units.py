@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from containers import spark
@@ -115,3 +117,33 @@ def test_the_stream_reads_a_versions_columns_from_its_log_entry(tmp_path) -> Non
     assert _logged_columns(tmp_path, 0) == ["id", "qty", "name"]
     assert _logged_columns(tmp_path, 1) is None
     assert _logged_columns(tmp_path, 2) is None
+
+
+class _NoKafkaSession:
+    """A session whose class path lacks a streaming source: ``load()`` fails as Spark's does."""
+
+    @property
+    def readStream(self) -> Any:  # noqa: N802 - pyspark's name
+        return self
+
+    def format(self, name: str) -> Any:
+        self.name = name
+        return self
+
+    def option(self, *_: Any) -> Any:
+        return self
+
+    def load(self) -> None:
+        raise RuntimeError(f"[DATA_SOURCE_NOT_FOUND] Failed to find the data source: {self.name}.\nJVM stack")
+
+
+def test_a_session_without_the_kafka_source_is_refused_with_the_fix() -> None:
+    """The Spark sink's start check (``require_kafka_source``) turns a missing Kafka source into one line
+    naming ``make setup``; the positive side runs in every pg-kafka-iceberg-spark cell of the suite."""
+    from types import SimpleNamespace
+
+    from harness.pipeline.spark_sink import require_kafka_source
+
+    with pytest.raises(EngineUnavailable, match=r"cannot load the 'kafka' streaming source \(\[DATA_SOURCE_NOT_FOUND\]"
+                       r" Failed to find the data source: kafka\.\); fix: make setup"):
+        require_kafka_source(SimpleNamespace(session=_NoKafkaSession()))

@@ -243,8 +243,8 @@ class PgKafkaIceberg(BaseApproach):
         """The sink's figures: ``hop_lag_ms`` per change it applied (first application):
         PostgreSQL commit → Kafka record (Debezium + Connect) and Kafka record → the sink's
         Iceberg commit done (Kafka's record time has millisecond resolution); ``sink_crashes``
-        (incarnations killed at a failpoint) and ``sink_errors`` (incarnations that died of an
-        error)."""
+        (incarnations killed at a failpoint), ``sink_errors`` (incarnations that died of an
+        error) and ``sink_state`` (the running incarnation's positions, ``SinkEngine.state``)."""
         sink = ctx.role("sink")
         first: dict[tuple, tuple[int, int, int]] = {}
         for table, key, ts_us, kafka_ms, done_ns in sink.hops:
@@ -252,7 +252,7 @@ class PgKafkaIceberg(BaseApproach):
         hops = {"debezium_kafka": [k - s for s, k, _ in first.values()],
                 "sink_iceberg": [d - k for _, k, d in first.values()]}
         return {"hop_lag_ms": {name: lag_summary(v)["lag_ms"] for name, v in hops.items()},
-                "sink_crashes": len(sink.crashes), "sink_errors": list(sink.errors[:5])}
+                "sink_crashes": len(sink.crashes), "sink_errors": list(sink.errors[:5]), "sink_state": sink.state()}
 
     def commit_log(self, ctx: RunContext) -> list[SinkCommit]:
         """Every sink commit of the run's tables, from the records in the Iceberg snapshots."""

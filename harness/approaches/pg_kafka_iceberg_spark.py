@@ -32,6 +32,9 @@ class PgKafkaIcebergSpark(PgKafkaIceberg):
         if ctx.role("spark").backend != "local":
             raise Unsupported("pg-kafka-iceberg-spark needs a local Spark session: over Spark Connect, "
                               "foreachBatch runs in the server's Python process")
+        from harness.pipeline.spark_sink import require_kafka_source
+
+        require_kafka_source(ctx.role("spark"))  # before the connector: a missing jar ends the run here
         super().start(ctx, resume)
 
     def table_writer(self, ctx: RunContext) -> TableWriter:

@@ -120,6 +120,12 @@ class IcebergSink:
         #: the consumer's position (past Kafka's transaction markers too), when it was last idle
         self.position = -1
 
+    def state(self) -> dict[str, Any]:
+        """Where this incarnation is: offsets read to, applied to and its position, batches
+        committed, changes pending, idle, the last flush marker applied."""
+        return {"read_to": self.read_to, "applied_to": self.applied_to, "position": self.position,
+                "batches": self.batches, "pending": self.pending, "idle": self.idle, "marker": self.marker}
+
     def _consumer(self) -> Any:
         from containers.jvm import require_confluent_kafka
 

@@ -36,6 +36,20 @@ from harness.pipeline.sink import IcebergSink, _Txn
 WATCH_S = 0.05
 
 
+def require_kafka_source(spark: Any, source: str = "kafka") -> None:
+    """``EngineUnavailable`` naming the fix when the session cannot load Spark's Kafka source
+    (``spark-sql-kafka-0-10`` and its jars are not on the session's class path). Resolving the
+    source reads no topic and connects to nothing. Without this check every sink incarnation
+    would die at its query's start and be restarted, and the run would capture nothing."""
+    try:
+        (spark.session.readStream.format(source).option("kafka.bootstrap.servers", "127.0.0.1:9")
+         .option("subscribe", "cdc-probe").load())
+    except Exception as exc:  # noqa: BLE001 - AnalysisException (DATA_SOURCE_NOT_FOUND) or a py4j error
+        raise EngineUnavailable(f"the Spark session cannot load the {source!r} streaming source "
+                                f"({str(exc).splitlines()[0][:160]}); fix: make setup (spark-sql-kafka-0-10 "
+                                "and its jars in .cache/jars/spark)") from None
+
+
 class _Record:
     """One Kafka record of a micro-batch with the accessors of a confluent-kafka ``Message``."""
 
@@ -77,6 +91,12 @@ class SparkIcebergSink(IcebergSink):
         self._done: list[_Txn] = []
         self._died: BaseException | None = None
         self._busy = False
+        #: the streaming query's last status message (e.g. "Waiting for data to arrive")
+        self.query_status = "not started"
+
+    def state(self) -> dict[str, Any]:
+        """``IcebergSink.state`` and the streaming query's last status message."""
+        return {**super().state(), "query": self.query_status}
 
     def run(self, stop: threading.Event, fire: Callable[[str], bool]) -> None:
         for spec in self.specs.values():
@@ -138,6 +158,7 @@ class SparkIcebergSink(IcebergSink):
         """Idle and position from the query: no trigger running, no new data at the last one, the
         end offset of the last micro-batch (past Kafka's transaction markers), nothing carried."""
         status = query.status
+        self.query_status = str(status.get("message"))
         progress = query.lastProgress
         if progress and progress.get("sources"):
             end = _offsets(progress["sources"][-1].get("endOffset"))
