@@ -36,8 +36,10 @@ from harness.approaches.pgoutput import (
     Column,
     PgOutputDecoder,
     Relation,
+    _row_code,
     converter,
     parse,
+    precompile_rows,
 )
 from harness.context import RunContext
 from harness.events import ChangeEvent
@@ -409,6 +411,23 @@ def test_compiled_row_falls_back_on_other_column_count() -> None:
     assert rel.row(one, 0)[:2] == ((7,), {"id": 7})
     odd = Relation(2, "s", "q", [Column(1, "id 'x\"", 23, -1)], "q", None)
     assert odd.row(one, 0)[1] == {"id 'x\"": 7}  # names are repr'd into the generated code
+
+
+
+def test_precompiled_shape_is_reused_and_binds_each_relations_converters() -> None:
+    """A shape compiled before streaming serves the Relation that arrives on the stream (no
+    compile there); the code is shared, the converters are each relation's own."""
+    names, key_idx = ("pre_id", "pre_v"), (0,)
+    precompile_rows([(names, key_idx)])
+    code = _row_code(names, key_idx)
+    ints = Relation(1, "s", "t", [Column(1, "pre_id", 20, -1), Column(0, "pre_v", 23, -1)], "t", ("pre_id",))
+    texts = Relation(2, "s", "u", [Column(1, "pre_id", 25, -1), Column(0, "pre_v", 25, -1)], "u", ("pre_id",))
+    assert _row_code(names, key_idx) is code and ints.row.__code__ is texts.row.__code__
+    data = b"\x00\x02t\x00\x00\x00\x017t\x00\x00\x00\x0242"
+    assert ints.row(data, 0)[:3] == ((7,), {"pre_id": 7, "pre_v": 42}, False)
+    assert texts.row(data, 0)[:3] == (("7",), {"pre_id": "7", "pre_v": "42"}, False)
+    other = Relation(3, "s", "w", [Column(0, "pre_id", 20, -1), Column(1, "pre_v", 20, -1)], "w", ("pre_v",))
+    assert other.row(data, 0)[0] == (42,)  # another key position: another code
 
 
 # -- converters ---------------------------------------------------------------------------------------

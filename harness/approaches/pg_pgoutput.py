@@ -472,7 +472,34 @@ class PgOutput(LogicalSlotReader):
 
         warm_arrow()  # before the first poll: its first batch would pay for it
         keys = _key_lookup(self.url, self.schema)
+        if self.schema:
+            _precompile_known(self.url, self.schema, keys)
         return PgOutputDecoder(schema=self.schema, key_columns=keys)
+
+
+_COLUMNS_SQL = (
+    "SELECT c.relname, array_agg(a.attname ORDER BY a.attnum) FROM pg_class c "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid "
+    "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped "
+    "AND a.attgenerated = '' GROUP BY c.relname")
+
+
+def _precompile_known(url: str, schema: str, keys: Any) -> None:
+    """Compile the row parsers of ``schema``'s keyed tables before streaming (their columns as a
+    Relation message will list them: attnum order, no dropped or generated column), so the first
+    change of each does not wait about 1 ms behind its Relation message. A guess that turns out
+    wrong (the table changed since) only leaves that Relation to compile on the stream."""
+    from containers.postgres import connect
+    from harness.approaches.pgoutput import precompile_rows
+
+    with connect(url) as conn:
+        rows = conn.execute(_COLUMNS_SQL, (schema,)).fetchall()
+    shapes = []
+    for rel, names in rows:
+        key = keys(schema, rel)
+        if key and all(k in names for k in key):
+            shapes.append((tuple(names), tuple(names.index(k) for k in key)))
+    precompile_rows(shapes)
 
 
 _KEYS_SQL = (

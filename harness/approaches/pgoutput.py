@@ -20,10 +20,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from struct import Struct
+from types import CodeType
 from typing import Any
 
 import numpy as np
@@ -612,13 +613,29 @@ def _change(buf: bytes, off: int, kind: int, rel: Relation) -> tuple[str, tuple,
 
 
 def _compile_row(rel: Relation) -> Callable[[bytes, int], tuple[tuple, dict[str, Any], bool, int]]:
-    """Generate a TupleData parser unrolled for this relation's columns and converters.
+    """A TupleData parser unrolled for this relation's columns, bound to its converters.
 
-    The code is built from the column count and ``repr`` of the column names only; it parses
+    The code (``_row_source``, compiled once per shape) is built from the column count, the key
+    positions and ``repr`` of the column names only; it parses
     each column inline (no per-column loop, list or zip) and builds the image dict directly.
     A tuple with another column count falls back to the generic loop.
     """
-    n = len(rel.names)
+
+    def generic(buf: bytes, off: int) -> tuple[tuple, dict[str, Any], bool, int]:
+        vals, off = _conv_tuple(buf, off, rel.convs)
+        image = dict(zip(rel.names, vals, strict=False))
+        return tuple(vals[i] for i in rel.key_idx), image, UNCHANGED in vals, off
+
+    env: dict[str, Any] = {"unpack": _I32.unpack_from, "unpack16": _I16.unpack_from, "UNCH": UNCHANGED,
+                           "other": _other_kind, "generic": generic}
+    env.update({f"c{i}": c for i, c in enumerate(rel.convs)})
+    exec(_row_code(tuple(rel.names), tuple(rel.key_idx)), env)  # noqa: S102 - generated from repr'd names
+    return env["row"]
+
+
+def _row_source(names: tuple[str, ...], key_idx: tuple[int, ...]) -> str:
+    """The source of a TupleData parser unrolled for ``names`` (converters ``c0``… bound later)."""
+    n = len(names)
     lines = ["def row(buf, off):",
              f"    if unpack16(buf, off)[0] != {n}:",
              "        return generic(buf, off)",
@@ -641,20 +658,32 @@ def _compile_row(rel: Relation) -> Callable[[bytes, int], tuple[tuple, dict[str,
             "    else:",
             f"        v{i}, off = other(buf, off)",
         ]
-    key = "(" + "".join(f"v{i}, " for i in rel.key_idx) + ")"
-    image = "{" + ", ".join(f"{name!r}: v{i}" for i, name in enumerate(rel.names)) + "}"
+    key = "(" + "".join(f"v{i}, " for i in key_idx) + ")"
+    image = "{" + ", ".join(f"{name!r}: v{i}" for i, name in enumerate(names)) + "}"
     lines.append(f"    return {key}, {image}, u, off")
+    return "\n".join(lines)
 
-    def generic(buf: bytes, off: int) -> tuple[tuple, dict[str, Any], bool, int]:
-        vals, off = _conv_tuple(buf, off, rel.convs)
-        image = dict(zip(rel.names, vals, strict=False))
-        return tuple(vals[i] for i in rel.key_idx), image, UNCHANGED in vals, off
 
-    env: dict[str, Any] = {"unpack": _I32.unpack_from, "unpack16": _I16.unpack_from, "UNCH": UNCHANGED,
-                           "other": _other_kind, "generic": generic}
-    env.update({f"c{i}": c for i, c in enumerate(rel.convs)})
-    exec("\n".join(lines), env)  # noqa: S102 - generated from column count and repr'd names
-    return env["row"]
+#: compiled row parsers by shape (column names, key positions): compiling one costs about 1 ms, paid
+#: once per shape (``precompile_rows`` pays it before streaming), not on the stream
+_ROW_CODE: dict[tuple[tuple[str, ...], tuple[int, ...]], CodeType] = {}
+
+
+def _row_code(names: tuple[str, ...], key_idx: tuple[int, ...]) -> CodeType:
+    """The compiled ``row`` function's code for a relation of columns ``names`` keyed at ``key_idx``
+    (the converters are bound at ``exec``: one code object serves every type of those columns)."""
+    code = _ROW_CODE.get((names, key_idx))
+    if code is None:
+        code = compile(_row_source(names, key_idx), "<pgoutput-row>", "exec")
+        _ROW_CODE[(names, key_idx)] = code
+    return code
+
+
+def precompile_rows(shapes: Iterable[tuple[tuple[str, ...], tuple[int, ...]]]) -> None:
+    """Compile the row parsers of these (column names, key positions) shapes now: the reader calls
+    it for the tables it knows before streaming, so a Relation message does not stall the stream."""
+    for names, key_idx in shapes:
+        _row_code(tuple(names), tuple(key_idx))
 
 
 def _other_kind(buf: bytes, off: int) -> tuple[Any, int]:
