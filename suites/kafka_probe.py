@@ -114,9 +114,9 @@ class Probe:
                 raise RuntimeError(f"connector {approach.connector} not {want} within 30 s")
             time.sleep(0.02)
 
-    def drain(self, variant: str, rows: int) -> dict[str, Any]:
-        """ROWS inserts behind a paused connector of ``variant``, then resumed and read to the last."""
-        from harness.approaches.pg_debezium import PgDebezium
+    def _variant_table(self, variant: str, more_columns: str = "") -> tuple[Any, str]:
+        """Connector settings of ``variant`` in force, a fresh run context, and its table
+        ``t (id bigint key, name text, qty int[, more_columns])`` created: ``(ctx, table)``."""
         from harness.sources.postgres import run_schema
 
         extra = VARIANTS[variant]
@@ -127,8 +127,15 @@ class Probe:
         table = f'"{run_schema(ctx)}".t'
         with self.pg.connect() as conn:
             conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{run_schema(ctx)}"')
-            conn.execute(f"CREATE TABLE {table} (id bigint PRIMARY KEY, name text, qty int, price numeric(12,2), "
-                         "at timestamptz)")
+            conn.execute(f"CREATE TABLE {table} (id bigint PRIMARY KEY, name text, qty int"
+                         f"{', ' + more_columns if more_columns else ''})")
+        return ctx, table
+
+    def drain(self, variant: str, rows: int) -> dict[str, Any]:
+        """ROWS inserts behind a paused connector of ``variant``, then resumed and read to the last."""
+        from harness.approaches.pg_debezium import PgDebezium
+
+        ctx, table = self._variant_table(variant, "price numeric(12,2), at timestamptz")
         approach = PgDebezium()
         try:
             approach.start(ctx)
@@ -175,17 +182,8 @@ class Probe:
 
         from harness.approaches.pg_debezium import PgDebezium
         from harness.loadgen import Offer, offer, pg_writer
-        from harness.sources.postgres import run_schema
 
-        extra = VARIANTS[variant]
-        dbz.TUNED = {**TUNED, **(extra or {})}
-        self.runs += 1
-        ctx = self._context(f"p{self.runs}", {"replica_identity": "default", "delivery": "at-least-once",
-                                              "connector": "defaults" if extra is None else "tuned"})
-        table = f'"{run_schema(ctx)}".t'
-        with self.pg.connect() as conn:
-            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{run_schema(ctx)}"')
-            conn.execute(f"CREATE TABLE {table} (id bigint PRIMARY KEY, name text, qty int)")
+        ctx, table = self._variant_table(variant)
         plan = Offer(rate, seconds, 1, 4)
         offered: list[Any] = []
         approach = PgDebezium()
