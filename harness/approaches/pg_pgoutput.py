@@ -468,12 +468,14 @@ class PgOutput(LogicalSlotReader):
         return opts
 
     def make_decoder(self) -> Any:
+        from containers.postgres import connect
         from harness.approaches.pgoutput import PgOutputDecoder, warm_arrow
 
         warm_arrow()  # before the first poll: its first batch would pay for it
-        keys = _key_lookup(self.url, self.schema)
-        if self.schema:
-            _precompile_known(self.url, self.schema, keys)
+        with connect(self.url) as conn:  # one catalog connection for the keys and the row shapes
+            keys = _key_lookup(self.url, self.schema, conn)
+            if self.schema:
+                _precompile_known(conn, self.schema, keys)
         return PgOutputDecoder(schema=self.schema, key_columns=keys)
 
 
@@ -484,16 +486,15 @@ _COLUMNS_SQL = (
     "AND a.attgenerated = '' GROUP BY c.relname")
 
 
-def _precompile_known(url: str, schema: str, keys: Any) -> None:
+def _precompile_known(conn: Any, schema: str, keys: Any) -> None:
     """Compile the row parsers of ``schema``'s keyed tables before streaming (their columns as a
     Relation message will list them: attnum order, no dropped or generated column), so the first
     change of each does not wait about 1 ms behind its Relation message. A guess that turns out
-    wrong (the table changed since) only leaves that Relation to compile on the stream."""
-    from containers.postgres import connect
+    wrong (the table changed since) only leaves that Relation to compile on the stream. ``conn``:
+    an open catalog connection."""
     from harness.approaches.pgoutput import precompile_rows
 
-    with connect(url) as conn:
-        rows = conn.execute(_COLUMNS_SQL, (schema,)).fetchall()
+    rows = conn.execute(_COLUMNS_SQL, (schema,)).fetchall()
     shapes = []
     for rel, names in rows:
         key = keys(schema, rel)
@@ -511,7 +512,7 @@ _KEYS_SQL = (
     "ORDER BY c.relname, i.indisprimary DESC, i.indexrelid, k.ord")
 
 
-def _key_lookup(url: str, schema: str | None = None) -> Any:
+def _key_lookup(url: str, schema: str | None = None, conn: Any = None) -> Any:
     """``(namespace, table) -> key column names`` read from the catalog (cached): the primary
     key's in index order, else the replica identity index's (a table without a primary key),
     else None (the relation's identity columns then: every column under REPLICA IDENTITY FULL).
@@ -519,15 +520,22 @@ def _key_lookup(url: str, schema: str | None = None) -> Any:
     The tables of ``schema`` (the run's, created before the reader starts) are read in one
     query here, before streaming: a lookup on the stream would open a connection while the
     changes queue up behind it (one such stall per table was most of pg-pgoutput's lag in the
-    suite). A table not seen then (created later, or elsewhere) is read when first asked."""
+    suite). A table not seen then (created later, or elsewhere) is read when first asked, on a
+    connection of its own; ``conn``, an open connection, serves the first read only."""
     cache: dict[tuple[str, str], tuple[str, ...] | None] = {}
 
-    def read(namespace: str, name: str | None) -> None:
+    def query(c: Any, namespace: str, name: str | None) -> list[Any]:
+        return c.execute(_KEYS_SQL.format(table="AND c.relname = %s" if name else ""),
+                         (namespace, name) if name else (namespace,)).fetchall()
+
+    def read(namespace: str, name: str | None, given: Any = None) -> None:
         from containers.postgres import connect
 
-        with connect(url) as conn:
-            rows = conn.execute(_KEYS_SQL.format(table="AND c.relname = %s" if name else ""),
-                                (namespace, name) if name else (namespace,)).fetchall()
+        if given is not None:
+            rows = query(given, namespace, name)
+        else:
+            with connect(url) as c:
+                rows = query(c, namespace, name)
         by_table: dict[str, list[tuple[str, int]]] = {}
         for _, rel, att, index in rows:
             by_table.setdefault(rel, []).append((att, index))
@@ -543,7 +551,7 @@ def _key_lookup(url: str, schema: str | None = None) -> Any:
         return cache[k]
 
     if schema:
-        read(schema, None)
+        read(schema, None, conn)
     return lookup
 
 

@@ -616,8 +616,8 @@ def _compile_row(rel: Relation) -> Callable[[bytes, int], tuple[tuple, dict[str,
     """A TupleData parser unrolled for this relation's columns, bound to its converters.
 
     The code (``_row_source``, compiled once per shape) is built from the column count, the key
-    positions and ``repr`` of the column names only; it parses
-    each column inline (no per-column loop, list or zip) and builds the image dict directly.
+    positions and ``repr`` of the column names only; it parses each column inline (no per-column
+    loop, list or zip) and builds the image dict directly.
     A tuple with another column count falls back to the generic loop.
     """
 
