@@ -8,8 +8,9 @@ the tuned connector: the Connect JVM's JIT) and per variant. A variant is a name
 (connector settings over the tuned ones) or ``pgoutput`` (the yardstick: pg-pgoutput's checked
 drain). A Debezium variant's drain is timed from the connector's resume (it is paused while ROWS
 inserts are written in 1000-row transactions) to the last insert read; the reader counts the
-records and parses each payload (``debezium._split``/``_loads``) but does not check them: it
-measures the pipeline, also under settings the approach cannot decode (``no-value-schema``).
+records and parses each payload (``debezium._split``/``_loads``) but does not decode the values
+or check them: it measures the pipeline. ``tuned`` sends records without their schema (the
+approach's tuned connector), ``tuned-schema`` the same settings with the schema in every record.
 ``python suites/kafka_probe.py lag RATE SECONDS VARIANT[,...]`` instead offers RATE single-row
 commits/s for SECONDS through 4 writer processes (``harness.loadgen``, as the lag benchmark) and
 splits each change's lag into hops: issued → committed (``source.ts_us``), → Debezium's event
@@ -41,13 +42,12 @@ from containers.postgres import LocalPostgres  # noqa: E402
 from harness.context import RunContext  # noqa: E402
 
 TUNED = dict(dbz.TUNED)
-#: connector settings over the tuned variant's (``None``: Debezium's defaults)
+#: connector settings over the tuned variant's (``None``: Debezium's defaults; ``_schema=record``:
+#: records with their schema, the approach decoding by it, as before the types messages)
 VARIANTS: dict[str, dict[str, str] | None] = {
     "tuned": {},
     "defaults": None,
-    # what a record costs without its schema (the approach cannot decode these: no types)
-    "no-value-schema": {"value.converter": "org.apache.kafka.connect.json.JsonConverter",
-                        "value.converter.schemas.enable": "false"},
+    "tuned-schema": {"_schema": "record"},
     "lz4": {"producer.override.compression.type": "lz4"},
     "batch-64k": {"producer.override.batch.size": "65536"},
     "max-batch-2048": {"max.batch.size": "2048"},
@@ -117,10 +117,12 @@ class Probe:
     def _variant_table(self, variant: str, more_columns: str = "") -> tuple[Any, str]:
         """Connector settings of ``variant`` in force, a fresh run context, and its table
         ``t (id bigint key, name text, qty int[, more_columns])`` created: ``(ctx, table)``."""
+        from harness.approaches.pg_debezium import PgDebezium
         from harness.sources.postgres import run_schema
 
         extra = VARIANTS[variant]
-        dbz.TUNED = {**TUNED, **(extra or {})}
+        PgDebezium.types_from_stream = (extra or {}).get("_schema") != "record"
+        dbz.TUNED = {k: v for k, v in {**TUNED, **(extra or {})}.items() if not k.startswith("_")}
         self.runs += 1
         ctx = self._context(f"p{self.runs}", {"replica_identity": "default", "delivery": "at-least-once",
                                               "connector": "defaults" if extra is None else "tuned"})

@@ -5,7 +5,10 @@ the case's Connect engine whose table topics are routed into it (Debezium's
 ``ByLogicalTableRouter``), so one partition holds every change of the run in commit order and an
 offset is a total order; it consumes that topic with confluent-kafka and maps each envelope
 (``op``, ``before``, ``after``, ``source``, ``transaction``) to a ``ChangeEvent`` with values
-decoded from the record's own schema (``debezium_values``); tombstones are skipped.
+decoded exactly (``debezium_values``): from the record's own schema, or, where the approach takes
+the column types from its stream (``types_in_stream``: records sent without their schema, about
+a sixth of the bytes), from the types the source wrote into the stream ahead of the changes that
+use them (``table_types``); tombstones are skipped.
 
 Durable progress is the consumer group's committed offset: ``ack`` commits synchronously,
 ``start(resume=True)`` reads the committed offset and continues after it; ``crash`` closes the
@@ -117,6 +120,9 @@ class DebeziumApproach(BaseApproach):
         self._connect: Any = None
         self._task_checked_at = 0.0
         self._kafka_engine: Any = None
+        self.start_offset = 0
+        #: records without their schema, column types from the stream (``uses_types_in_stream``)
+        self.types_in_stream = False
         #: compiled decoders by the schema part of records (values, keys)
         self._schemas: dict[bytes, tuple[Any, Any]] = {}
         self._caught_since: float | None = None
@@ -169,11 +175,29 @@ class DebeziumApproach(BaseApproach):
         called with every record that is not a change)."""
         return None
 
+    def uses_types_in_stream(self, settings: dict[str, Any]) -> bool:
+        """True when the run's records go without their schema and the column types come from
+        the stream instead (``control_record`` takes them, ``table_types`` gives them)."""
+        return False
+
+    def control_record(self, payload: dict, offset: int) -> None:
+        """A record that is not a change (a caught-up marker, a types message, a transaction's
+        BEGIN/END) at ``offset``, in stream order."""
+        token = self.marker_of(payload)
+        if token is not None:
+            self._marker_seen = token
+
+    def table_types(self, table: str) -> Any:
+        """The decoders (``debezium_pg_types.TableTypes``) of ``table``'s columns as of the
+        record being read (only with ``types_in_stream``)."""
+        raise NotImplementedError
+
     # -- contract -------------------------------------------------------------------------------
     def start(self, ctx: RunContext, resume: bool = False) -> None:
         super().start(ctx, resume)
         ck = _kafka()
         self.capabilities = self.capabilities_for(ctx.settings)
+        self.types_in_stream = self.uses_types_in_stream(ctx.settings)
         self._kafka_engine = ctx.role("kafka")
         self._connect = ctx.role("connect")
         prefix = ctx.name_prefix
@@ -211,6 +235,10 @@ class DebeziumApproach(BaseApproach):
             config.update(TUNED)
         if ctx.settings.get("delivery") == "exactly-once":
             config.update({"exactly.once.support": "required", "transaction.boundary": "poll"})
+        if self.types_in_stream:
+            json_converter = "org.apache.kafka.connect.json.JsonConverter"
+            config.update({"key.converter": json_converter, "key.converter.schemas.enable": "false",
+                           "value.converter": json_converter, "value.converter.schemas.enable": "false"})
         return config
 
     def _create_topic(self, ck: Any) -> None:
@@ -237,6 +265,8 @@ class DebeziumApproach(BaseApproach):
                 start = committed[0].offset
         consumer.assign([ck.TopicPartition(self.topic, 0, start)])
         self._consumer = consumer
+        #: the first offset this consumer reads (0: the topic's beginning)
+        self.start_offset = max(0, start)
 
     def poll(self, max_events: int, timeout_s: float) -> list[ChangeEvent]:
         """Changes in offset order (one partition: commit order), waiting at most ``timeout_s``."""
@@ -278,17 +308,19 @@ class DebeziumApproach(BaseApproach):
         return hit
 
     def to_event(self, raw: bytes, key: bytes | None, offset: int, captured_at: int) -> ChangeEvent | None:
-        """One Debezium envelope (Connect JSON with its schema) as a ``ChangeEvent`` (None for
-        records that are not changes). Only the payload is parsed per record: the schema part,
-        the same for every change of a table version, is parsed and compiled once."""
-        schema_json, payload = _split(raw)
+        """One Debezium envelope (Connect JSON, with its schema or not) as a ``ChangeEvent``
+        (None for records that are not changes). Only the payload is parsed per record: the
+        schema part, the same for every change of a table version, is parsed and compiled once;
+        without it, the decoders are the table's of the last types message."""
+        if self.types_in_stream:
+            schema_json, payload = b"", _loads(raw)
+        else:
+            schema_json, payload = _split(raw)
         if not payload:
             return None
         op = OPS.get(payload.get("op"))
-        if op is None:  # a caught-up marker, a transaction's BEGIN/END, or a kind not mapped
-            token = self.marker_of(payload)
-            if token is not None:
-                self._marker_seen = token
+        if op is None:  # a caught-up marker, a types message, a transaction's BEGIN/END, a kind not mapped
+            self.control_record(payload, offset)
             return None
         source = payload.get("source") or {}
         table = source.get("table") or ""
@@ -296,6 +328,11 @@ class DebeziumApproach(BaseApproach):
         commit_ts = source.get("ts_us")
         if op == "truncate":
             return ChangeEvent(table, op, (), None, None, (offset,), txid, _ns(commit_ts), captured_at)
+        if self.types_in_stream:
+            types = self.table_types(table)
+            before, after = types.row(payload.get("before")), types.row(payload.get("after"))
+            key_values = types.key(_loads(key), "__dbz__") if key is not None else ()
+            return ChangeEvent(table, op, key_values, before, after, (offset,), txid, _ns(commit_ts), captured_at)
         before_of, after_of = self._compiled(schema_json)
         before = before_of(payload.get("before"))
         after = after_of(payload.get("after"))

@@ -6,11 +6,21 @@ DEFAULT Debezium gives updates without a before image and deletes whose before i
 key plus *type defaults* (0, 1970-01-01) for NOT NULL columns: the approach passes them on as
 received, so the checker names what is wrong. Unchanged TOASTed values arrive as
 ``__debezium_unavailable_value`` and are passed on too.
+
+Under the ``tuned`` connector the records go without their schema (about 580 instead of 3,300
+bytes a change: the schema was most of Connect's, the broker's and the reader's work, figures in
+docs/kafka.md) and the reader decodes values from the column types the source writes into the
+stream: an event trigger in the run's database writes the run schema's column types as a
+transactional logical decoding message after every DDL on the schema (in the DDL's transaction,
+so before every change that uses the new types), and the approach writes one when the
+connector's slot exists (``debezium_pg_types``). Creating an event trigger takes a superuser;
+the ``defaults`` connector keeps Debezium's records with their schema.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import re
 import time
 from dataclasses import replace
@@ -19,9 +29,10 @@ from urllib.parse import unquote, urlsplit
 
 from containers.postgres import connect, create_schema_publication, drop_slot, pg_name, require_postgres
 from harness.approaches.debezium import DebeziumApproach
+from harness.approaches.debezium_pg_types import TableTypes, event_trigger_sql, table_types, types_sql
 from harness.capabilities import Capabilities
 from harness.context import RunContext
-from harness.errors import EngineUnavailable
+from harness.errors import EngineMisconfigured, EngineUnavailable
 
 
 class PgDebezium(DebeziumApproach):
@@ -41,6 +52,14 @@ class PgDebezium(DebeziumApproach):
                "holds the key and type defaults for NOT NULL columns",
                "unchanged TOAST values arrive as __debezium_unavailable_value"))
 
+    #: ``types`` also under Debezium's defaults: the decoding from record schemas beside the
+    #: decoding from the stream's types messages, on every type the scenario writes
+    variants: ClassVar[tuple[tuple[str, tuple[dict, ...]], ...]] = (
+        *DebeziumApproach.variants,
+        ("types", ({"connector": "tuned", "delivery": "at-least-once"},
+                   {"connector": "defaults", "delivery": "at-least-once"})),
+    )
+
     @classmethod
     def capabilities_for(cls, settings: dict[str, Any]) -> Capabilities:
         """Full before images under ``replica_identity=full``; exactly-once with that delivery."""
@@ -55,6 +74,15 @@ class PgDebezium(DebeziumApproach):
         self.schema = ""
         self.slot = ""
         self.publication = ""
+        self.trigger = ""
+        #: the run's tables' column decoders, from the last types message (``types_in_stream``)
+        self._types: dict[str, TableTypes] = {}
+        self.types_messages = 0
+        #: tables whose types had to be read from the catalog (a change before any types message)
+        self.types_from_catalog: set[str] = set()
+        #: (offset, types JSON) of every types message read; the last offset saved by ``ack``
+        self._types_log: list[tuple[int, str]] = []
+        self._types_saved = -1
 
     def start(self, ctx: RunContext, resume: bool = False) -> None:
         engine = ctx.role("postgres")
@@ -62,12 +90,40 @@ class PgDebezium(DebeziumApproach):
         self.schema = engine.schema_for(ctx.name_prefix)
         self.slot = pg_name(f"{ctx.name_prefix}_dbz")
         self.publication = pg_name(f"{ctx.name_prefix}_dbzpub")
+        self.trigger = pg_name(f"{ctx.name_prefix}_dbztypes")
         super().start(ctx, resume)
+        if resume and self.types_in_stream:
+            self._restore_types()
+
+    #: whether the ``tuned`` connector sends records without their schema (the pipeline's
+    #: upstream keeps them: its sink reads the schema)
+    types_from_stream: ClassVar[bool] = True
+
+    def uses_types_in_stream(self, settings: dict[str, Any]) -> bool:
+        """Under the ``tuned`` connector (and ``types_from_stream``)."""
+        return self.types_from_stream and settings.get("connector", "tuned") == "tuned"
+
+    def _types_prefix(self) -> str:
+        return f"{self.connector}.types"
 
     def before_register(self, ctx: RunContext, resume: bool) -> None:
         with connect(self.url) as admin:
             drop_slot(admin, self.slot, ctx.timeout_s)  # a stale slot of this name: start from now
             create_schema_publication(admin, self.publication, self.schema)
+            if self.types_in_stream:
+                self._create_types_trigger(admin)
+
+    def _create_types_trigger(self, admin: Any) -> None:
+        """The run's event trigger writing its schema's column types into the stream (a superuser's
+        right)."""
+        try:
+            for statement in event_trigger_sql(self.schema, self.trigger, self._types_prefix()):
+                admin.execute(statement)
+        except Exception as e:  # noqa: BLE001 - psycopg's errors: one message with the fix
+            raise EngineMisconfigured(
+                f"pg-debezium (connector=tuned) cannot create its event trigger {self.trigger}: "
+                f"{str(e).strip().splitlines()[0]}; fix: connect as a superuser, or run the "
+                "connector=defaults variant (records with their schema, no trigger)") from None
 
     #: caught-up markers (logical decoding messages) routed into the run's topic; the
     #: pg-kafka-iceberg upstream turns them off (its sink has markers of its own)
@@ -99,6 +155,67 @@ class PgDebezium(DebeziumApproach):
         content = message.get("content")
         return base64.b64decode(content).decode() if isinstance(content, str) else None
 
+    def control_record(self, payload: dict, offset: int) -> None:
+        """Caught-up markers, and the run's types messages (the decoders of every table of the
+        run's schema from here on, kept with their offsets for a resumed reader: ``ack``)."""
+        message = payload.get("message") if payload.get("op") == "m" else None
+        if message and message.get("prefix") == self._types_prefix() and isinstance(message.get("content"), str):
+            doc = base64.b64decode(message["content"]).decode()
+            self._apply_types(doc)
+            if not self._types_log or self._types_log[-1][0] < offset:
+                self._types_log.append((offset, doc))
+            return
+        super().control_record(payload, offset)
+
+    def _apply_types(self, doc: str) -> None:
+        self._types.update(table_types(json.loads(doc)))
+        self.types_messages += 1
+
+    def ack(self, position: Any) -> None:
+        """Commit the offset after ``position``; first, when a types message came since the last
+        save, save the types messages up to ``position`` in the checkpoint (a resumed reader
+        starts after the committed offset, past the messages that give its tables' types)."""
+        if self.types_in_stream and self._types_log and self._types_log[-1][0] != self._types_saved:
+            upto = [[off, doc] for off, doc in self._types_log if off <= int(position[0])]
+            if upto and upto[-1][0] != self._types_saved:
+                self.save_checkpoint({"types": upto})
+                self._types_saved = upto[-1][0]
+        super().ack(position)
+
+    def _restore_types(self) -> None:
+        """A resumed reader: the types of the saved messages before its first offset."""
+        saved = (self.load_checkpoint() or {}).get("types") or []
+        self._types_log = [(int(off), str(doc)) for off, doc in saved if int(off) < self.start_offset]
+        for _, doc in self._types_log:
+            self._apply_types(doc)
+        self._types_saved = self._types_log[-1][0] if self._types_log else -1
+
+    def table_types(self, table: str) -> TableTypes:
+        """The table's decoders as of the last types message; for a table no message named yet
+        (a change committed before the first one), its types in the catalog now, counted in
+        ``types_from_catalog``."""
+        found = self._types.get(table)
+        if found is None:
+            with connect(self.url) as admin:
+                doc = admin.execute(types_sql("%s"), (self.schema,)).fetchone()[0]
+            self._types.update({name: types for name, types in table_types(json.loads(doc)).items()
+                                if name not in self._types})
+            self.types_from_catalog.add(table)
+            found = self._types.get(table)
+            if found is None:
+                raise EngineUnavailable(f"pg-debezium: a change of table {table}, which is not in schema "
+                                        f"{self.schema} (dropped?): its column types are unknown")
+        return found
+
+    def run_measurements(self, ctx: RunContext) -> dict[str, Any]:
+        """Where the column types came from: ``value_types`` (``stream``: types messages, or
+        ``record schema``), how many types messages were read, and the tables whose types were
+        read from the catalog instead (none in a healthy run)."""
+        if not self.types_in_stream:
+            return {"value_types": "record schema"}
+        return {"value_types": "stream", "types_messages": self.types_messages,
+                "types_from_catalog": sorted(self.types_from_catalog)}
+
     def txid(self, payload: dict, source: dict) -> Any:
         """PostgreSQL's xid (``source.txId``): the transaction block's id is ``xid:lsn`` with the
         LSN of each change, so only the part before the colon names the transaction."""
@@ -106,8 +223,10 @@ class PgDebezium(DebeziumApproach):
 
     def connector_config(self, ctx: RunContext) -> dict[str, str]:
         parts = urlsplit(self.url)
-        # only this run's caught-up markers (by default every prefix's messages are taken)
-        markers = {"message.prefix.include.list": re.escape(self._marker_prefix())} if self.markers else {}
+        # only this run's caught-up markers and types messages (by default every prefix's are taken)
+        prefixes = [re.escape(p) for p, on in ((self._marker_prefix(), self.markers),
+                                               (self._types_prefix(), self.types_in_stream)) if on]
+        markers = {"message.prefix.include.list": "|".join(prefixes)} if prefixes else {}
         return {**markers,
             "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
             "plugin.name": "pgoutput",
@@ -124,10 +243,11 @@ class PgDebezium(DebeziumApproach):
 
     def route_regex(self, ctx: RunContext) -> str:
         tables = f"{ctx.name_prefix}\\.{self.schema}\\..*"
-        return f"{tables}|{ctx.name_prefix}\\.message" if self.markers else tables
+        return f"{tables}|{ctx.name_prefix}\\.message" if self.markers or self.types_in_stream else tables
 
     def wait_streaming(self, ctx: RunContext, timeout_s: float) -> None:
-        """The slot exists: every change committed after its creation is in its stream."""
+        """The slot exists: every change committed after its creation is in its stream. With
+        ``types_in_stream``, the run schema's column types are written then, ahead of them."""
         deadline = time.monotonic() + timeout_s
         with connect(self.url) as admin:
             while not admin.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s",
@@ -135,6 +255,9 @@ class PgDebezium(DebeziumApproach):
                 if time.monotonic() > deadline:
                     raise EngineUnavailable(f"the connector created no slot {self.slot} within {timeout_s:.0f} s")
                 time.sleep(0.05)
+            if self.types_in_stream:
+                admin.execute(f'SELECT pg_logical_emit_message(true, %s, "{self.schema}".cdc_types())',
+                              (self._types_prefix(),))
 
     def source_sent_all(self) -> bool:
         """The slot's walsender has sent all WAL written so far."""
@@ -152,3 +275,6 @@ class PgDebezium(DebeziumApproach):
         with connect(self.url) as admin:
             drop_slot(admin, self.slot, 30.0)
             admin.execute(f'DROP PUBLICATION IF EXISTS "{self.publication}"')
+            if self.trigger:
+                admin.execute(f'DROP EVENT TRIGGER IF EXISTS "{self.trigger}"')
+                admin.execute(f'DROP FUNCTION IF EXISTS "{self.schema}".cdc_types_emit(), "{self.schema}".cdc_types()')
