@@ -51,6 +51,8 @@ class _Upstream(PgDebezium):
 
     markers: ClassVar[bool] = False
     transaction_metadata: ClassVar[bool] = True
+    #: records keep their schema: the sink types its Iceberg columns from it
+    types_from_stream: ClassVar[bool] = False
 
     def _common_config(self, ctx: RunContext) -> dict[str, str]:
         return {**super()._common_config(ctx), "topic.transaction": "changes"}
