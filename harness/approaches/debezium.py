@@ -85,6 +85,8 @@ class DebeziumApproach(BaseApproach):
     #: every marker ``send_marker`` sends reaches a live connector's topic (so ``caught_up`` waits
     #: for it instead of judging by the source's sender, which a network partition leaves behind)
     markers_always_arrive: ClassVar[bool] = False
+    #: the markers are rows of a marker table (``marker_change`` is asked about every change)
+    marker_rows: ClassVar[bool] = False
     #: Debezium delivers at least once: after a crash of Connect or of the consumer, records
     #: after the last committed offset come again
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -173,6 +175,11 @@ class DebeziumApproach(BaseApproach):
     def marker_of(self, payload: dict) -> str | None:
         """The token of a caught-up marker record of this run (``None`` for any other record;
         called with every record that is not a change)."""
+        return None
+
+    def marker_change(self, source: dict, payload: dict) -> str | None:
+        """The token of a change that is a caught-up marker of this run (a row of a marker table,
+        never passed on as a change), else ``None``; called with every change record."""
         return None
 
     def uses_types_in_stream(self, settings: dict[str, Any]) -> bool:
@@ -323,6 +330,11 @@ class DebeziumApproach(BaseApproach):
             self.control_record(payload, offset)
             return None
         source = payload.get("source") or {}
+        if self.marker_rows:
+            token = self.marker_change(source, payload)
+            if token is not None:
+                self._marker_seen = token
+                return None
         table = source.get("table") or ""
         txid = self.txid(payload, source)
         commit_ts = source.get("ts_us")

@@ -5,6 +5,13 @@ The connector reads the binary log from the position it records at start (``snap
 no_data``: the schema is captured, no rows) and keeps its schema history in a Kafka topic of the
 run, removed at ``stop`` with the others. Its binlog client registers with a server id derived
 from the run's name. Positions, delivery and recovery are the Kafka side's (``debezium``).
+
+Caught-up markers are rows: the approach creates a marker database beside the run's
+(``<run database>_mk``, one table ``caught_up``), captured by the same connector and routed into
+the run's topic; ``send_marker`` upserts the token in an autocommit statement, binlogged after
+every transaction committed before it, and the reader takes that row's change as the marker and
+never passes it on. So ``caught_up`` is exact here too, on MariaDB and MySQL, whatever else the
+server binlogs.
 """
 
 from __future__ import annotations
@@ -46,13 +53,12 @@ class MariaDbDebezium(DebeziumApproach):
 
     name: ClassVar[str] = "mariadb-debezium"
     family: ClassVar[str] = "mysql"
-    #: not ``partition``: after a network partition the binlog dump thread left behind on the server
-    #: still says "has sent all binlog" and the last GTID's END marker may never be the run's, so
-    #: ``caught_up`` would end the drain while the connector is reconnecting (seen: lost=12 after
-    #: 12.7 s, the connector's binlog client still retrying); an exact marker of the run's own is
-    #: the fix (a marker row in the run's database, filtered out of the capture)
-    capabilities: ClassVar[Capabilities] = replace(DebeziumApproach.capabilities, before_image="full",
-                                                   partition=False)
+    #: ``partition``: the marker rows come through a live connector after every change before
+    #: them, so a drain waits for a reconnecting connector (the binlog dump thread a partition
+    #: leaves on the server says "has sent all binlog": the inexact rule alone ended drains early)
+    capabilities: ClassVar[Capabilities] = replace(DebeziumApproach.capabilities, before_image="full")
+    markers_always_arrive: ClassVar[bool] = True
+    marker_rows: ClassVar[bool] = True
     #: Debezium needs binlog_row_image=FULL: every variant runs with the FULL binlog settings
     variants: ClassVar[tuple[tuple[str, tuple[dict, ...]], ...]] = tuple(
         (name, tuple({**_FULL, **v} for v in variants)) for name, variants in DebeziumApproach.variants)
@@ -62,50 +68,50 @@ class MariaDbDebezium(DebeziumApproach):
         self.engine: Any = None
         self.database = ""
         self._threads_before = 0
-        #: caught-up markers: the GTID each token waits for, and the last transaction END read
-        self._gtid_tokens: dict[str, str] = {}
-        self._last_end: str | None = None
+        #: the database of the marker table (captured with the run's, never passed on)
+        self.marker_db = ""
 
     def _common_config(self, ctx: RunContext) -> dict[str, str]:
         """Debezium's transaction BEGIN/END records go into the run's topic too (``<prefix>.
-        changes``), each END after its transaction's changes: the caught-up markers."""
+        changes``): the transaction block names each change's GTID."""
         return {**super()._common_config(ctx), "topic.transaction": "changes"}
 
-    def send_marker(self, token: str) -> bool:
-        """The server's last binlogged GTID (``@@gtid_binlog_pos``, MariaDB, one replication
-        domain) stands for the marker: once the consumer has read that transaction's END record,
-        it has read every change binlogged before it. False on MySQL or with several domains.
-        When the last binlogged transaction is not one of the run's (a DDL, another database's),
-        no END of it comes: ``caught_up`` then answers by its inexact rule, as without markers."""
-        if self.engine is None or getattr(self.engine, "flavor", "") != "mariadb":
-            return False
+    def _execute(self, sql: str, args: tuple = ()) -> None:
         conn = self.engine.connect()
         try:
             with conn.cursor() as cur:
-                cur.execute("SELECT @@global.gtid_binlog_pos")
-                gtid = str(cur.fetchone()[0] or "")
+                cur.execute(sql, args)
         finally:
             conn.close()
-        if not gtid or "," in gtid:
+
+    def send_marker(self, token: str) -> bool:
+        """Upsert ``token`` into the marker table (autocommit: binlogged after every transaction
+        committed before it)."""
+        if self.engine is None or not self.marker_db:
             return False
-        self._gtid_tokens = {gtid: token}
-        if self._last_end == gtid:
-            self._marker_seen = token
+        self._execute(f"INSERT INTO `{self.marker_db}`.caught_up (id, token) VALUES (1, %s) "
+                      "ON DUPLICATE KEY UPDATE token = VALUES(token)", (token,))
         return True
 
-    def marker_of(self, payload: dict) -> str | None:
-        if payload.get("status") != "END":
+    def marker_change(self, source: dict, payload: dict) -> str | None:
+        """A change of the marker table: its row's token."""
+        if source.get("db") != self.marker_db:
             return None
-        self._last_end = str(payload.get("id"))
-        return self._gtid_tokens.get(self._last_end)
+        return str((payload.get("after") or {}).get("token") or "") or None
 
     def start(self, ctx: RunContext, resume: bool = False) -> None:
         self.engine = ctx.role("mysql")
         require_mysql(self.engine)
         self.database = self.engine.database_for(ctx.name_prefix)
+        self.marker_db = self.engine.database_for(f"{ctx.name_prefix}_mk")
         super().start(ctx, resume)
 
     def before_register(self, ctx: RunContext, resume: bool) -> None:
+        """The marker database and table (before the connector's schema snapshot), then the count
+        of binlog dump threads before the connector's."""
+        self._execute(f"CREATE DATABASE IF NOT EXISTS `{self.marker_db}`")
+        self._execute(f"CREATE TABLE IF NOT EXISTS `{self.marker_db}`.caught_up "
+                      "(id int PRIMARY KEY, token varchar(200) NOT NULL)")
         self._threads_before = _dump_threads(self.engine)
 
     def connector_config(self, ctx: RunContext) -> dict[str, str]:
@@ -118,7 +124,7 @@ class MariaDbDebezium(DebeziumApproach):
             "database.user": params["user"],
             "database.password": params["password"],
             "database.server.id": str(100_000 + zlib.crc32(ctx.name_prefix.encode()) % 1_000_000_000),
-            "database.include.list": self.database,
+            "database.include.list": f"{self.database},{self.marker_db}",
             "database.ssl.mode": "disable",
             "include.schema.changes": "false",
             "schema.history.internal.kafka.bootstrap.servers": self._kafka_engine.bootstrap,
@@ -131,8 +137,13 @@ class MariaDbDebezium(DebeziumApproach):
             "snapshot.locking.mode": "none",
         }
 
+    def drop_source_objects(self) -> None:
+        """The marker database (the run's own is the source's)."""
+        if self.marker_db:
+            self._execute(f"DROP DATABASE IF EXISTS `{self.marker_db}`")
+
     def route_regex(self, ctx: RunContext) -> str:
-        return f"{ctx.name_prefix}\\.{self.database}\\..*"
+        return f"{ctx.name_prefix}\\.({self.database}|{self.marker_db})\\..*"
 
     def wait_streaming(self, ctx: RunContext, timeout_s: float) -> None:
         """The connector's binlog dump thread is connected: it reads from the position it
