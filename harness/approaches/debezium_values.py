@@ -153,6 +153,9 @@ def field_decoder(schema: Mapping[str, Any]) -> Callable[[Any], Any] | None:
         return None
     if name == "org.apache.kafka.connect.data.Decimal":
         return _fixed_decimal(int((schema.get("parameters") or {}).get("scale", 0)))
+    logical = LOGICAL.get(name)  # type: ignore[arg-type]
+    if logical is not None:
+        return lambda v: logical(v, schema)
     return lambda v: decode(v, schema)
 
 
