@@ -151,3 +151,22 @@ def test_event_trigger_messages_sit_between_the_changes_around_the_ddl() -> None
             conn.execute("DROP EVENT TRIGGER run2_types")
             conn.execute("SELECT pg_drop_replication_slot('order_probe')")
     assert kinds == ["1", "2", "types", "3"]
+
+
+def test_without_superuser_the_tuned_connector_names_the_fix() -> None:
+    """Creating an event trigger takes a superuser: a plain role gets one message with the fix."""
+    from harness.approaches.pg_debezium import PgDebezium
+    from harness.errors import EngineMisconfigured
+
+    with server() as (_, url):
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE ROLE plain LOGIN PASSWORD 'plainpw'")
+            conn.execute("CREATE SCHEMA run3 AUTHORIZATION plain")
+        approach = PgDebezium()
+        approach.schema, approach.trigger, approach.connector = "run3", "run3_types", "run3"
+        plain_url = url.replace(url.split("//")[1].split("@")[0], "plain:plainpw")
+        with psycopg.connect(plain_url, autocommit=True) as conn, \
+                pytest.raises(EngineMisconfigured, match="connect as a superuser.*connector=defaults"):
+            approach._create_types_trigger(conn)
