@@ -87,7 +87,7 @@ def _mutation_histories(monkeypatch: pytest.MonkeyPatch, claim: str, partition: 
         events, m = captured(h, fault, 3)
         if fault is not None and not (m is not None and m.applied):
             continue
-        for final_state in ((None, h.final_state) if fault in (None, "diverge") or partition else (None,)):
+        for final_state in ((None, h.final_state) if fault in (None, "diverge") else (None,)):
             mem, spilled = _both(monkeypatch, h.ledger, events, caps, final_state, partition)
             _same(mem, spilled, path)
             names |= set(mem.anomalies)
