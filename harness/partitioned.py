@@ -254,6 +254,8 @@ class _Pass:
     files: list[Path] = field(default_factory=list)
     lag_files: list[Path] = field(default_factory=list)
     left: list[ck._Leftovers] = field(default_factory=list)
+    #: per partition, the events out of key order among its matched pairs
+    reordered: list[pl.Series] = field(default_factory=list)
     events: int = 0
     committed: int = 0
     matched: int = 0
@@ -282,6 +284,7 @@ def _match(lay: _Layout, view: _View, caps: Capabilities, root: Path) -> _Pass:
         out.matched += matched.height
         out.redelivered += left.redelivered
         out.e_unmatched += left.e_unmatched
+        out.reordered.append(ck._reordered(matched.select("lseq", "eidx"), Lh))
         pairs = ck._pair_columns(matched, Lh, Eh, ["txid"], ["etx"])
         out.files.append(root / f"m{p}.parquet")
         pairs.write_parquet(out.files[-1], compression="lz4")
@@ -328,15 +331,16 @@ def _near_parts(paired: pl.DataFrame, n: int) -> pl.Series:
 
 def _order(found: ck._Anomalies, lay: _Layout, run: _Pass, paired: pl.DataFrame, caps: Capabilities,
            torn: list[int], view: _View) -> None:
-    """Stage 4: per partition, keys captured out of commit order; then the transactions' torn
+    """Stage 4: per partition, keys captured out of commit order (found on the matched pairs
+    while matching, looked for again where near pairs join them); then the transactions' torn
     ones (``torn``, from DuckDB); both named on the events' rows."""
     near_part = _near_parts(paired, lay.n)
     bad, torn_rows = [], []
     torn_s = pl.Series("eidx", torn, pl.UInt32)
     for p in range(lay.n):
-        _, pairs = _pairs(run, paired, near_part, p)
-        found_p = pl.Series("eidx", [], pl.UInt32)
-        if not pairs["eidx"].is_sorted():
+        found_p = run.reordered[p]
+        if paired.height and (near_part == p).any():  # near pairs joined the matched ones: look again
+            _, pairs = _pairs(run, paired, near_part, p)
             L = ck._capability_view(_with_views(lay.ledger.read(p, ["lseq", "table", "key", "okey", "op", "kh"])),
                                     caps)
             found_p = ck._reordered(pairs, L)
