@@ -143,13 +143,21 @@ class _Writer:
             return
         frame = pl.concat(self.buffer)
         self.buffer, self.rows = [], 0
-        parts = {(0,): frame} if self.n == 1 else frame.with_columns((pl.col("kh") % self.n).alias("_p")).partition_by(
-            "_p", as_dict=True, include_key=False, maintain_order=True)
-        del frame
-        for (p,), part in parts.items():
+        for p, part in self._split(frame):
             path = self.root / f"{self.name}{p}-{len(self.files[p])}.arrow"
             part.write_ipc(path, compression="uncompressed")
             self.files[p].append(path)
+
+    def _split(self, frame: pl.DataFrame) -> list[tuple[int, pl.DataFrame]]:
+        """The rows of each partition, in order (a stable radix sort on the partition number)."""
+        if self.n == 1:
+            return [(0, frame)]
+        part = (frame["kh"].to_numpy() % self.n).astype(np.uint16 if self.n < 1 << 16 else np.uint32)
+        order = np.argsort(part, kind="stable")
+        bounds = np.r_[0, np.cumsum(np.bincount(part, minlength=self.n))]
+        frame = frame[order]
+        return [(p, frame.slice(int(bounds[p]), int(bounds[p + 1] - bounds[p]))) for p in range(self.n)
+                if bounds[p + 1] > bounds[p]]
 
     def read(self, p: int, columns: list[str] | None = None) -> pl.DataFrame:
         """Partition ``p``'s rows in the order they were added."""
