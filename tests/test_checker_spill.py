@@ -7,6 +7,7 @@ reordered across transactions with planted faults."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from typing import Any
 
@@ -21,6 +22,7 @@ from harness.verdict import Verdict
 from suites.test_checker_benchmark import arrow_history
 from tests.histories import FULL, random_history
 from tests.mutants import FAULTS, REDELIVER
+from tests.test_checker import ddl_history, readded_column_history
 from tests.test_checker_keys import pk_history
 from tests.test_checker_mutations import captured
 
@@ -29,15 +31,15 @@ TINY_PARTITION, TINY_FLUSH = 40, 50
 
 
 def _both(monkeypatch: pytest.MonkeyPatch, ledger: Any, events: Any, caps, final_state=None,
-          partition: bool = False) -> tuple[Verdict, Verdict]:
+          partition: bool = False, rows: int = TINY_PARTITION) -> tuple[Verdict, Verdict]:
     """The verdict in memory, then with the join spilled and confirmation 97 pairs at a time
-    (``partition``: checked by key partitions of ``TINY_PARTITION`` rows instead)."""
+    (``partition``: checked by key partitions of ``rows`` rows instead)."""
     monkeypatch.setenv(PARTITION_ENV, "0")
     monkeypatch.setenv(SPILL_ENV, "0")
     mem = check(encode_history(ledger, events), caps, final_state=final_state)
     if partition:
         monkeypatch.setenv(PARTITION_ENV, "1")
-        monkeypatch.setattr(partitioned, "PARTITION_ROWS", TINY_PARTITION)
+        monkeypatch.setattr(partitioned, "PARTITION_ROWS", rows)
         monkeypatch.setattr(partitioned, "_FLUSH_ROWS", TINY_FLUSH)
     else:
         monkeypatch.setenv(SPILL_ENV, "1")
@@ -133,6 +135,23 @@ def test_arrow_histories_across_transactions_get_the_same_verdict_spilled(monkey
         _same(mem, spilled)
         assert mem.anomalies == want, (name, mem.summary())
         _same(*_both(monkeypatch, ledger, events, FULL, partition=True), "general-partitioned")
+
+
+def test_ddl_histories_get_the_same_verdict_partitioned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DDL (projection by commit order, a column dropped and re-added) on partitions of 2 rows."""
+    h, r = ddl_history(), readded_column_history()
+    ev = list(h.events)
+    i = next(j for j, e in enumerate(ev) if e.op == "insert" and e.key == (4,))
+    ev[i] = replace(ev[i], after={"id": 4, "v": "d", "n": 4, "c": None})  # the rename not followed
+    state = copy.deepcopy(r.final_state)
+    state["t"][(1,)]["n"] = 6
+    reordered = [e for e in h.events if e.op != "ddl"][::-1]
+    for hist, events, final_state in ((h, h.events, None), (h, h.events, h.final_state), (h, ev, None),
+                                      (h, reordered, h.final_state), (r, r.events, r.final_state),
+                                      (r, r.events, state)):
+        mem, part = _both(monkeypatch, hist.ledger, events, FULL, final_state, partition=True, rows=2)
+        _same(mem, part, "general-partitioned")
+        assert part.measurements["partitions"] > 1
 
 
 def test_spill_is_chosen_by_size_unless_forced(monkeypatch: pytest.MonkeyPatch) -> None:
