@@ -141,7 +141,7 @@ class _Writer:
     def flush(self) -> None:
         if not self.buffer:
             return
-        frame = pl.concat(self.buffer)
+        frame = pl.concat(self.buffer, rechunk=True)  # a gather from one chunk is twice as fast
         self.buffer, self.rows = [], 0
         for p, part in self._split(frame):
             path = self.root / f"{self.name}{p}-{len(self.files[p])}.arrow"
@@ -155,7 +155,7 @@ class _Writer:
         part = (frame["kh"].to_numpy() % self.n).astype(np.uint16 if self.n < 1 << 16 else np.uint32)
         order = np.argsort(part, kind="stable")
         bounds = np.r_[0, np.cumsum(np.bincount(part, minlength=self.n))]
-        frame = frame[order]
+        frame = frame.select(pl.all().gather(pl.Series(order)))  # a gather per column, in parallel
         return [(p, frame.slice(int(bounds[p]), int(bounds[p + 1] - bounds[p]))) for p in range(self.n)
                 if bounds[p + 1] > bounds[p]]
 
@@ -164,7 +164,8 @@ class _Writer:
         assert self.empty is not None
         if not self.files[p]:
             return self.empty.select(columns) if columns else self.empty
-        return pl.concat([pl.read_ipc(f, columns=columns) for f in self.files[p]]).rechunk()
+        scan = pl.scan_ipc(self.files[p])  # files read in parallel, in order
+        return (scan.select(columns) if columns else scan).collect().rechunk()
 
 
 @dataclass
