@@ -2,23 +2,25 @@
 
 A large history that is not aligned (``harness.aligned``) is checked without its whole-history
 frames. Its ledger and events are encoded segment by segment (``harness.checker``'s encoders)
-and written to Parquet, split by key hash into ``ceil(rows / PARTITION_ROWS)`` partitions, so no
-frame ever holds more than one partition (about ``PARTITION_ROWS`` rows) or one flush. Then:
+and written to Arrow IPC files, split by key hash into ``ceil(rows / PARTITION_ROWS)``
+partitions, so no frame ever holds more than one partition (about ``PARTITION_ROWS`` rows) or
+one flush (``_FLUSH_ROWS``). Then:
 
-1. per partition, the exact matching, confirmation and duplicate detection of the general path
-   (the same functions: every copy of one content has one key, so one partition); the matched
-   pairs (``lseq``, ``eidx``, ``va``, ``txid``, ``etx``) and the lags go back to Parquet;
+1. per partition, the exact matching, confirmation, duplicate detection and order check of the
+   general path (the same functions: every copy of one content has one key, so one partition);
+   the matched pairs (``lseq``, ``eidx``, ``va``, ``txid``, ``etx``) and the lags go to Parquet;
 2. the leftovers of every partition (the anomalies and their candidates: few when the capture is
    right) are concatenated in ledger / capture order and named by the general path's own stages
    (split updates, near matches, lost, phantoms), so their examples are the same;
-3. per partition again, the order check (per key) on the matched and near pairs;
+3. per partition again where near pairs joined its matched ones, the order check (per key);
 4. the transaction check (contiguity across all keys) and the lag percentiles in DuckDB over the
    pairs' Parquet, out of core;
 5. when a replay is due, per partition, with every truncate of its table applied to it.
 
-Memory beyond the history: one partition's frames (about 0.5 GB per million rows), the leftovers,
-the rolled-back changes and the positions of the rows left out (DDL, rolled back): it does not
-grow with the number of events. A single key's changes cannot be split over partitions.
+Memory beyond the history: one partition's frames, the leftovers, the rolled-back changes and
+the positions of the rows left out (DDL, rolled back): it does not grow with the number of
+events (``10m-general`` / ``20m-general``: 1.25 / 1.46 GB beyond the history, against 3.6 / 6.0
+GB whole; about 1.7x the CPU). A single key's changes cannot be split over partitions.
 
 Not partitioned (the checker's whole-history path, ``general`` or ``general-spill``, checks
 them): a history where some change or event changes its key (``old_key``; tables without a key
