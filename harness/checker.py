@@ -20,7 +20,13 @@ alone and confirms its candidates ``_CONFIRM_CHUNK`` pairs at a time; the matche
 as positions, and the order and transaction checks gather the columns they read. From
 ``SPILL_ROWS`` rows (``CDC_CHECK_SPILL``: 1 always, 0 never) the hash join runs out of core in
 DuckDB over Parquet under a memory limit (``check_path`` ``general-spill``); every stage after
-it is the same code, so both give the same verdict (``tests/test_checker_spill.py``).
+it is the same code, so both give the same verdict (``tests/test_checker_spill.py``). Those
+frames still grow with the history (about 0.46 GB per million events): from
+``harness.partitioned.PARTITION_FROM`` rows (``CDC_CHECK_PARTITION``: 1 always, 0 never) the
+same stages run one key-hash partition at a time from spilled files instead, the transaction
+check and lag percentiles in DuckDB (``check_path`` ``general-partitioned``), so the memory
+beyond the history stays bounded; a history with key changes, or a ``key`` before-image claim,
+is not partitioned (see that module).
 
 A key-changing update carries its old key (``old_key``, column ``okey``); under a
 ``key_updates=delete+insert`` claim the ledger view splits it into delete(old key) + insert(new
@@ -58,6 +64,7 @@ import os
 import tempfile
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -848,11 +855,19 @@ def check(
     replay is compared with the ledger's own final state. Content is matched on 64-bit hashes
     of the native values and every match is confirmed on the content itself, so a hash
     collision cannot hide an anomaly (``tests/test_columnar.py::test_hash_collisions_are_told_apart``).
+    A large history is checked one key partition at a time (``harness.partitioned``), with the
+    same verdict.
     """
     found = _Anomalies()
     fast = aligned(history.llog, history.elog, capabilities)
     if fast is not None:
         return _check_aligned(found, fast, history, capabilities, final_state)
+    from harness.partitioned import check_partitioned, partition_wanted
+
+    if partition_wanted(max(len(history.llog), len(history.elog))):
+        verdict = check_partitioned(history, capabilities, final_state)
+        if verdict is not None:
+            return verdict
     L = _capability_view(history.ledger, capabilities)
     E = history.events
     if capabilities.before_image != "full":
@@ -862,50 +877,14 @@ def check(
     # 1. exact matching by content and occurrence (in ledger order)
     Lh = _content(L, "lseq", history.llog)
     Eh = _content(E, "eidx", history.elog)
-    if (Lh.height == Eh.height and Lh.height and Lh["unique_h"][0] and Eh["unique_h"][0]
-            and (Lh["h"] == Eh["h"]).all()):
-        lp = ep = None  # captured in commit order, every hash unique: the join would pair row n with row n
-    elif spill:  # the join out of core (see ``spill_wanted``)
-        lp, ep = _spilled_join(Lh, Eh)
-    else:  # the join on the hash alone (positions only: the content is read chunk by chunk to confirm)
-        j = Lh.select("h").with_row_index("lp").join(Eh.select("h").with_row_index("ep"), on="h", how="inner",
-                                                     maintain_order="left")
-        lp, ep = j["lp"], j["ep"]
-        del j
+    lp, ep = _hash_join(Lh, Eh, spill)
     matched, lag_ns = _matched(Lh, Eh, lp, ep, history)
     del lp, ep
-    e_unmatched = _without(Eh, "eidx", matched["eidx"])
-    l_unmatched = _without(Lh, "lseq", matched["lseq"])
-    rest = e_unmatched
-    redelivered = 0
-    if e_unmatched.height:
-        e_unmatched = _with_content(e_unmatched, history.elog)
-        same_h0 = _with_content(Lh.filter(pl.col("h0").is_in(e_unmatched["h0"].implode())), history.llog)
-        in_ledger = e_unmatched.join(same_h0.select(CONTENT).unique(), on=CONTENT, how="semi", nulls_equal=True)
-        surplus = in_ledger
-        if capabilities.delivery == "at-least-once" and in_ledger.height:
-            surplus = _unbounded_repeats(in_ledger, Eh, history)
-            redelivered = in_ledger.height - surplus.height
-        _add_events(found, "duplicate", surplus, history, "captured more often than committed "
-                    "(not a redelivery after a restart of an unacknowledged position)")
-        rest = _without(e_unmatched, "eidx", in_ledger["eidx"])
-        # repeats of an event that matches nothing committed (a partial image, say): the first
-        # delivery is judged below; a repeat is redelivery or duplicate by the same rule
-        repeats = _later_deliveries(rest, Eh, history)
-        if repeats.height:
-            unexcused = repeats
-            if capabilities.delivery == "at-least-once":
-                unexcused = _unbounded_repeats(repeats, Eh, history)
-                redelivered += repeats.height - unexcused.height
-            _add_events(found, "duplicate", unexcused, history, "captured again at the same position "
-                        "(not a redelivery after a restart of an unacknowledged position)")
-            rest = _without(rest, "eidx", repeats["eidx"])
+    left = _leftovers(Lh, Eh, matched, history, capabilities)
+    _report_duplicates(found, left, history)
+    rest, l_unmatched = left.rest, left.l_unmatched
 
     # 2. updates captured as delete + insert
-    if l_unmatched.height:
-        l_unmatched = _with_content(l_unmatched, history.llog)
-    if "before" not in rest.columns:
-        rest = _with_content(rest, history.elog)
     if capabilities.updates == "update" and rest.height and l_unmatched.height:
         rest, l_unmatched = _split_updates(found, rest, l_unmatched, history)
 
@@ -917,35 +896,117 @@ def check(
 
     # 4. order and transaction boundaries
     # (pairs are positions; the columns each check reads are gathered from Lh/Eh when it runs)
-    pairs = matched.select("lseq", "eidx")
-    if paired.height:
-        pairs = pl.concat([pairs, paired.select(pl.col("lseq").cast(pairs["lseq"].dtype),
-                                                pl.col("eidx").cast(pairs["eidx"].dtype))]).sort("lseq")
+    pairs = _with_paired(matched.select("lseq", "eidx"), paired)
     _check_order(found, pairs, Lh, history)
     if capabilities.transactions:
         _check_transactions(found, _pair_columns(pairs.sort("eidx"), Lh, Eh, ["txid"], ["etx"]), history)
 
     # 5. replay
     split = capabilities.splits_updates
-    confirmed = matched.filter("va").select(
-        (pl.col("lseq") // 2 if split else pl.col("lseq")).cast(pl.UInt32).alias("lseq"), "eidx")
     ops = pl.col("op") == "truncate"
-    if (final_state is None and not found.counts and not l_unmatched.height and not e_unmatched.height
-            and not history.ledger.select(ops.any()).item() and not E.select(ops.any()).item()):
-        pass  # every change matched its event on content, per key in order: replay gives the same state
-    else:
-        _check_replay(found, history, final_state, pairs, split, confirmed)
+    if _replay_needed(found, final_state, l_unmatched.height, left.e_unmatched,
+                      history.ledger.select(ops.any()).item() or E.select(ops.any()).item()):
+        _check_replay(found, history, final_state, pairs, split, _confirmed(matched, split))
 
     measurements = lag_summary(lag_ns)
-    measurements.update(events=E.height, committed=L.height, matched=matched.height, redelivered=redelivered,
+    measurements.update(events=E.height, committed=L.height, matched=matched.height, redelivered=left.redelivered,
                         check_path="general-spill" if spill else "general")
+    return _verdict(found, measurements)
+
+
+def _hash_join(Lh: pl.DataFrame, Eh: pl.DataFrame, spill: bool) -> tuple[pl.Series | None, pl.Series | None]:
+    """Candidate pairs (positions in ``Lh``, ``Eh``) of equal content hash, in ledger order;
+    (None, None) when the capture is in commit order with every hash unique (row n with row n)."""
+    if (Lh.height == Eh.height and Lh.height and Lh["unique_h"][0] and Eh["unique_h"][0]
+            and (Lh["h"] == Eh["h"]).all()):
+        return None, None  # the join would pair row n with row n
+    if spill:  # the join out of core (see ``spill_wanted``)
+        return _spilled_join(Lh, Eh)
+    # the join on the hash alone (positions only: the content is read chunk by chunk to confirm)
+    j = Lh.select("h").with_row_index("lp").join(Eh.select("h").with_row_index("ep"), on="h", how="inner",
+                                                 maintain_order="left")
+    return j["lp"], j["ep"]
+
+
+def _with_paired(pairs: pl.DataFrame, paired: pl.DataFrame) -> pl.DataFrame:
+    """Matched pairs (``lseq``, ``eidx``) and the near pairs of ``_classify_leftovers``, in ledger order."""
+    if not paired.height:
+        return pairs
+    return pl.concat([pairs, paired.select(pl.col("lseq").cast(pairs["lseq"].dtype),
+                                           pl.col("eidx").cast(pairs["eidx"].dtype))]).sort("lseq")
+
+
+def _confirmed(matched: pl.DataFrame, split: bool) -> pl.DataFrame:
+    """Matched pairs whose after images are confirmed equal (``lseq`` of the unsplit ledger)."""
+    return matched.filter("va").select(
+        (pl.col("lseq") // 2 if split else pl.col("lseq")).cast(pl.UInt32).alias("lseq"), "eidx")
+
+
+def _replay_needed(found: _Anomalies, final_state: FinalState | None, l_unmatched: int, e_unmatched: int,
+                   truncates: bool) -> bool:
+    """Against the ledger's own final state the replay is implied when every change matched its
+    event on content (per key in order), nothing is anomalous and no truncate moves whole tables."""
+    return bool(final_state is not None or found.counts or l_unmatched or e_unmatched or truncates)
+
+
+def _verdict(found: _Anomalies, measurements: dict[str, Any]) -> Verdict:
     counts = {k: found.counts[k] for k in ANOMALIES if found.counts.get(k)}
-    return Verdict(
-        status="fail" if counts else "pass",
-        anomalies=counts,
-        examples={k: found.examples[k] for k in counts},
-        measurements=measurements,
-    )
+    return Verdict(status="fail" if counts else "pass", anomalies=counts,
+                   examples={k: found.examples[k] for k in counts}, measurements=measurements)
+
+
+@dataclass
+class _Leftovers:
+    """What the exact matching left: events and changes unpaired (``rest``, ``l_unmatched``, with
+    canonical images), surplus exact copies (``surplus``: of a committed change; ``repeats``: of
+    an earlier event), how many of those were excused redelivery, and ``e_unmatched`` events
+    unpaired before duplicates were taken out."""
+
+    rest: pl.DataFrame
+    l_unmatched: pl.DataFrame
+    surplus: pl.DataFrame | None
+    repeats: pl.DataFrame | None
+    redelivered: int
+    e_unmatched: int
+
+
+def _leftovers(Lh: pl.DataFrame, Eh: pl.DataFrame, matched: pl.DataFrame, history: Any,
+               caps: Capabilities) -> _Leftovers:
+    """Split what the exact matching left into duplicates and the rest (each on its content:
+    a duplicate's copies share its key, so this runs per key partition as well)."""
+    e_unmatched = _without(Eh, "eidx", matched["eidx"])
+    l_unmatched = _with_content(_without(Lh, "lseq", matched["lseq"]), history.llog)
+    n_unmatched = e_unmatched.height
+    if not n_unmatched:
+        return _Leftovers(_with_content(e_unmatched, history.elog), l_unmatched, None, None, 0, 0)
+    e_unmatched = _with_content(e_unmatched, history.elog)
+    same_h0 = _with_content(Lh.filter(pl.col("h0").is_in(e_unmatched["h0"].implode())), history.llog)
+    in_ledger = e_unmatched.join(same_h0.select(CONTENT).unique(), on=CONTENT, how="semi", nulls_equal=True,
+                                 maintain_order="left")
+    surplus, redelivered = in_ledger, 0
+    if caps.delivery == "at-least-once" and in_ledger.height:
+        surplus = _unbounded_repeats(in_ledger, Eh, history)
+        redelivered = in_ledger.height - surplus.height
+    rest = _without(e_unmatched, "eidx", in_ledger["eidx"])
+    # repeats of an event that matches nothing committed (a partial image, say): the first
+    # delivery is judged below; a repeat is redelivery or duplicate by the same rule
+    repeats = _later_deliveries(rest, Eh, history)
+    unexcused = repeats
+    if repeats.height:
+        if caps.delivery == "at-least-once":
+            unexcused = _unbounded_repeats(repeats, Eh, history)
+            redelivered += repeats.height - unexcused.height
+        rest = _without(rest, "eidx", repeats["eidx"])
+    return _Leftovers(rest, l_unmatched, surplus, unexcused, redelivered, n_unmatched)
+
+
+def _report_duplicates(found: _Anomalies, left: _Leftovers, history: Any) -> None:
+    if left.surplus is not None:
+        _add_events(found, "duplicate", left.surplus, history, "captured more often than committed "
+                    "(not a redelivery after a restart of an unacknowledged position)")
+    if left.repeats is not None:
+        _add_events(found, "duplicate", left.repeats, history, "captured again at the same position "
+                    "(not a redelivery after a restart of an unacknowledged position)")
 
 
 def _check_aligned(found: _Anomalies, fast: Aligned, history: EncodedHistory, capabilities: Capabilities,
@@ -960,9 +1021,7 @@ def _check_aligned(found: _Anomalies, fast: Aligned, history: EncodedHistory, ca
     lag_ns = pl.Series(fast.captured_at - fast.issued_at).filter(pl.Series(fast.issued_at > 0))
     measurements = lag_summary(lag_ns)
     measurements.update(events=fast.n, committed=fast.n, matched=fast.n, redelivered=0, check_path="aligned")
-    counts = {k: found.counts[k] for k in ANOMALIES if found.counts.get(k)}
-    return Verdict(status="fail" if counts else "pass", anomalies=counts,
-                   examples={k: found.examples[k] for k in counts}, measurements=measurements)
+    return _verdict(found, measurements)
 
 
 def lag_summary(lag_ns: pl.Series | Sequence[float]) -> dict[str, Any]:
@@ -970,22 +1029,30 @@ def lag_summary(lag_ns: pl.Series | Sequence[float]) -> dict[str, Any]:
     nanosecond lags (one sort). The one percentile function of the suite and the benchmarks."""
     if not isinstance(lag_ns, pl.Series):
         lag_ns = pl.Series(list(lag_ns), dtype=pl.Float64)
-    if lag_ns.len() == 0:
-        return {"lag_cdf": [], "lag_ms": {"p50": None, "p95": None, "p99": None, "max": None}}
     ms = (lag_ns.cast(pl.Float64) / 1e6).sort()
-    n = ms.len()
+    return lag_summary_at(ms.len(), lambda ranks: ms.gather(ranks).to_list())
+
+
+def lag_summary_at(n: int, pick: Any) -> dict[str, Any]:
+    """``lag_summary`` of ``n`` lags given ``pick(ranks)``: the lags in ms (nanoseconds / 1e6, as
+    floats) at those ranks of their ascending order (the lags may live elsewhere: in DuckDB)."""
+    if n == 0:
+        return {"lag_cdf": [], "lag_ms": {"p50": None, "p95": None, "p99": None, "max": None}}
     fractions = [i / 200 for i in range(1, 201)]
-    lower = ms.gather([int(f * (n - 1)) for f in fractions]).to_list()
-    cdf = [[round(float(v), 4), f] for v, f in zip(lower, fractions, strict=True)] if n > 1 else []
+    ranks = [int(f * (n - 1)) for f in fractions]
+    qs = {q: (int(q * (n - 1)), min(int(q * (n - 1)) + 1, n - 1)) for q in (0.50, 0.95, 0.99)}
+    wanted = sorted({*ranks, *(r for pair in qs.values() for r in pair), n - 1})
+    at = dict(zip(wanted, pick(wanted), strict=True))
+    cdf = [[round(float(at[r]), 4), f] for r, f in zip(ranks, fractions, strict=True)] if n > 1 else []
 
     def linear(q: float) -> float:
         x = q * (n - 1)
         lo = int(x)
-        a, b = ms[lo], ms[min(lo + 1, n - 1)]
+        a, b = at[lo], at[min(lo + 1, n - 1)]
         return round(float(a + (b - a) * (x - lo)), 3)
 
     return {"lag_cdf": cdf, "lag_ms": {
-        "p50": linear(0.50), "p95": linear(0.95), "p99": linear(0.99), "max": round(float(ms[n - 1]), 3),
+        "p50": linear(0.50), "p95": linear(0.95), "p99": linear(0.99), "max": round(float(at[n - 1]), 3),
     }}
 
 
@@ -1239,14 +1306,24 @@ def _check_order(found: _Anomalies, pairs: pl.DataFrame, Lh: pl.DataFrame, histo
     """Per key, capture order must follow commit order; a key-changing update stands in the
     order of its old key and of its new one (the key is followed across its change). ``pairs``
     (``lseq``, ``eidx``) in ledger order; keys are read from ``Lh``, the ledger view."""
+    bad = _reordered(pairs, Lh)
+    if bad.len():
+        _add_events(found, "reordered", _event_rows(history, bad), history,
+                    "captured before a change committed earlier on this key")
+
+
+def _reordered(pairs: pl.DataFrame, Lh: pl.DataFrame) -> pl.Series:
+    """``_check_order``'s finding: the events (``eidx``, ascending) captured before a change
+    committed earlier on their key; the check is per key, so it can run per key partition."""
+    none = pl.Series("eidx", [], pl.UInt32)
     if pairs["eidx"].is_sorted():
-        return  # captured in commit order: on every key too
+        return none  # captured in commit order: on every key too
     moves = Lh["okey"].null_count() < Lh.height
     if not moves:
         s = _pair_columns(pairs, Lh, Lh, ["kh"], []).select("kh", "eidx").sort("kh", maintain_order=True)
         same_key = pl.col("kh") == pl.col("kh").shift(1)
         if not s.select((same_key & (pl.col("eidx") < pl.col("eidx").shift(1))).any()).item():
-            return  # capture order increases along commit order on every key
+            return none  # capture order increases along commit order on every key
         del s
     pairs = _pair_columns(pairs, Lh, Lh, ["kh", "table", "key", "okey"], [])
     moved = pairs.filter(pl.col("okey").is_not_null())
@@ -1256,13 +1333,11 @@ def _check_order(found: _Anomalies, pairs: pl.DataFrame, Lh: pl.DataFrame, histo
     s = pairs.select("kh", "eidx").sort("kh", maintain_order=True)  # pairs are in lseq order
     same_key = pl.col("kh") == pl.col("kh").shift(1)
     if not s.select((same_key & (pl.col("eidx") < pl.col("eidx").shift(1))).any()).item():
-        return  # capture order increases along commit order on every key
+        return none  # capture order increases along commit order on every key
     # a hash collision can only merge two keys here: look again on the keys themselves
     s = pairs.select("eidx", "table", "key")
     s = s.with_columns(pl.col("eidx").cum_max().shift(1).over(["table", "key"]).alias("prev_max"))
-    bad = s.filter(pl.col("eidx") < pl.col("prev_max")).select("eidx").unique().sort("eidx")
-    _add_events(found, "reordered", _event_rows(history, bad["eidx"]), history,
-                "captured before a change committed earlier on this key")
+    return s.filter(pl.col("eidx") < pl.col("prev_max")).select("eidx").unique().sort("eidx")["eidx"]
 
 
 def _event_rows(history: EncodedHistory, eidx: pl.Series) -> pl.DataFrame:
@@ -1293,15 +1368,17 @@ def _check_transactions(found: _Anomalies, pairs: pl.DataFrame, history: Encoded
                     "one transaction's changes split across commit positions or interleaved")
 
 
-def _alive(df: pl.DataFrame, order_col: str) -> pl.DataFrame:
+def _alive(df: pl.DataFrame, order_col: str, truncs: pl.DataFrame | None = None) -> pl.DataFrame:
     """The last change per key after the table's last truncate, unless it is a delete; a
-    key-changing update also ends its old key (as a delete would)."""
+    key-changing update also ends its old key (as a delete would). ``truncs`` (table,
+    ``order_col``): the truncates when ``df`` holds only some keys (None: ``df``'s own)."""
     df = df.select("table", "key", "okey", "op", order_col, "kh", "ridx")
     moved = df.filter(pl.col("okey").is_not_null() & (pl.col("op") == "update"))
     if moved.height:
         gone = moved.with_columns(pl.col("okey").alias("key"), pl.lit("delete").alias("op")).with_columns(_key_hash())
         df = pl.concat([df, gone.select(df.columns)]).sort(order_col, maintain_order=True)
-    truncs = df.filter(pl.col("op") == "truncate")
+    if truncs is None:
+        truncs = df.filter(pl.col("op") == "truncate")
     rows = df.filter(pl.col("op") != "truncate") if truncs.height else df
     if truncs.height:
         cut = dict(truncs.group_by("table").agg(pl.col(order_col).max()).iter_rows())
@@ -1358,25 +1435,33 @@ def _check_replay(found: _Anomalies, history: EncodedHistory, final_state: Final
                   confirmed: pl.DataFrame | None = None) -> None:
     """Replay the events on the empty state; compare with the final state, per key not yet explained.
 
-    Vectorized on the canonical final images; only differing keys are looked at in Python, where
-    images of tables with DDL are brought to the table's final shape before comparing: each
-    image gets only the DDL committed after the change that wrote it (an event: after the
-    committed change it was paired with), so a column dropped and re-added under the same name
-    keeps the value written after the re-add.
+    Vectorized on the canonical final images (``_replay_diff``); only differing keys are looked
+    at in Python (``_report_replay``).
     """
-    got = _alive(history.event_keys, "eidx")
-    if final_state is None:
-        want = _alive(history.ledger, "lseq")
-        want_rows: Sequence[Any] = history.ledger_rows
+    final = None if final_state is None else _final_frame(final_state)
+    diff, event_at = _replay_diff(history, final, pairs, split, confirmed)
+    _report_replay(found, history, final, diff, event_at)
+
+
+def _replay_diff(history: Any, final: tuple[pl.DataFrame, RowLog, RowLog] | None,
+                 pairs: pl.DataFrame | None, split: bool, confirmed: pl.DataFrame | None,
+                 truncs: tuple[pl.DataFrame, pl.DataFrame] | None = None) -> tuple[pl.DataFrame, dict[int, int]]:
+    """The keys whose replayed state differs from the final state (``final``: the engine's,
+    ``_final_frame``; None: the ledger's), sorted by (table, key), and for tables with DDL the
+    ledger row each of their events was paired with. ``history.event_keys``/``history.ledger``
+    may hold some keys only (a partition): ``truncs`` then gives every truncate (events, ledger)."""
+    got = _alive(history.event_keys, "eidx", truncs[0] if truncs else None)
+    if final is None:
+        want = _alive(history.ledger, "lseq", truncs[1] if truncs else None)
         want_log = history.llog
     else:
-        want, want_rows, want_log = _final_frame(final_state)
+        want, _, want_log = final
     j = want.join(got, on=["kh", "table", "key"], how="full", suffix="_got", coalesce=False)
     both = pl.col("idx").is_not_null() & pl.col("idx_got").is_not_null()
     j = j.with_columns(both.alias("both"))
     pairs_j = j.filter("both")
     same = np.zeros(pairs_j.height, dtype=bool)
-    if final_state is None and confirmed is not None and confirmed.height:
+    if final is None and confirmed is not None and confirmed.height:
         # a change and the event matched to it (after images confirmed equal) need no second look
         known = confirmed.select(pl.col("lseq").alias("idx"), pl.col("eidx").alias("idx_got"),
                                  pl.lit(True).alias("known"))
@@ -1388,9 +1473,11 @@ def _check_replay(found: _Anomalies, history: EncodedHistory, final_state: Final
     if len(look):
         same[look] = _same_side(want_log, pairs_j["ridx"].to_numpy()[look], history.elog,
                                 pairs_j["ridx_got"].to_numpy()[look], "after")
-    diff = pl.concat([j.filter(~pl.col("both")), pairs_j.filter(pl.Series(~same))])
+    diff = pl.concat([j.filter(~pl.col("both")), pairs_j.filter(pl.Series(~same))]).select(
+        "table", "key", "idx", "table_got", "key_got", "idx_got")
     if not diff.height:
-        return
+        return diff, {}
+    diff = diff.sort(pl.coalesce("table", "table_got"), pl.coalesce("key", "key_got"))
     ddl_tables = {c.table for c in history.ddl}
     ledger_at = getattr(history.ledger_rows, "ridx", None)
     event_at: dict[int, int] = {}
@@ -1398,11 +1485,25 @@ def _check_replay(found: _Anomalies, history: EncodedHistory, final_state: Final
         got_idx = diff["idx_got"].drop_nulls().implode()
         for lseq, eidx in pairs.filter(pl.col("eidx").is_in(got_idx)).select("lseq", "eidx").iter_rows():
             event_at[eidx] = int(ledger_at[lseq // 2 if split else lseq])
+    return diff, event_at
+
+
+def _report_replay(found: _Anomalies, history: Any, final: tuple[pl.DataFrame, RowLog, RowLog] | None,
+                   diff: pl.DataFrame, event_at: Mapping[int, int]) -> None:
+    """Name the keys of ``diff`` (``_replay_diff``) no other anomaly explains ``divergence``;
+    images of tables with DDL are brought to the table's final shape before comparing: each
+    image gets only the DDL committed after the change that wrote it (an event: after the
+    committed change it was paired with), so a column dropped and re-added under the same name
+    keeps the value written after the re-add."""
+    if not diff.height:
+        return
+    want_rows: Sequence[Any] = history.ledger_rows if final is None else final[1]
+    ddl_tables = {c.table for c in history.ddl}
+    ledger_at = getattr(history.ledger_rows, "ridx", None)
     never = 1 << 62  # after every DDL: apply none
     bad_keys: list[tuple[str, str]] = []
     examples: list[dict] = []
-    for table, key, idx, table_g, key_g, idx_g in diff.select(
-            "table", "key", "idx", "table_got", "key_got", "idx_got").iter_rows():
+    for table, key, idx, table_g, key_g, idx_g in diff.iter_rows():
         tk = (table, key) if table is not None else (table_g, key_g)
         if found.explains(*tk):
             continue
@@ -1410,7 +1511,7 @@ def _check_replay(found: _Anomalies, history: EncodedHistory, final_state: Final
         w = want_rows[idx].after if idx is not None else None
         if tk[0] in ddl_tables:
             g_at = event_at.get(idx_g, -1) if idx_g is not None else -1
-            if final_state is not None:
+            if final is not None:
                 w_at = never  # the engine's rows already have the table's final shape
             else:
                 w_at = int(ledger_at[idx]) if ledger_at is not None and idx is not None else -1
@@ -1424,7 +1525,7 @@ def _check_replay(found: _Anomalies, history: EncodedHistory, final_state: Final
     found.add("divergence", len(bad_keys), examples, bad_keys)
 
 
-def _project(image: Mapping[str, Any], table: str, history: EncodedHistory, at: int) -> dict[str, Any]:
+def _project(image: Mapping[str, Any], table: str, history: Any, at: int) -> dict[str, Any]:
     """Bring an image written at ledger row ``at`` to the table's final shape: the table's DDL
     committed after it, in order (``at`` = -1, unknown: all of it; each DDL is idempotent on an
     image written after it unless a column is dropped and re-added under the same name)."""

@@ -1,10 +1,13 @@
-"""The general path's out-of-core join (``CDC_CHECK_SPILL``) and chunked confirmation give the
-verdicts of the in-memory join, case by case: the mutation histories (every fault class, with
-and without the engine's final state, under several claims), key changes, and Arrow histories
+"""The general path's out-of-core join (``CDC_CHECK_SPILL``) and chunked confirmation, and its
+key-partitioned form (``CDC_CHECK_PARTITION``, ``harness.partitioned``: forced here with
+partitions of a few dozen rows), give the verdicts of the whole-history in-memory path, case by
+case: the mutation histories (every fault class, with and without the engine's final state,
+under several claims), key changes (not partitioned: checked whole), and Arrow histories
 reordered across transactions with planted faults."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from typing import Any
 
@@ -12,31 +15,45 @@ import pyarrow as pa
 import pytest
 
 import harness.checker as checker
+import harness.partitioned as partitioned
 from harness.checker import SPILL_ENV, check, encode_history, spill_wanted
+from harness.partitioned import PARTITION_ENV, partition_wanted
 from harness.verdict import Verdict
 from suites.test_checker_benchmark import arrow_history
 from tests.histories import FULL, random_history
 from tests.mutants import FAULTS, REDELIVER
+from tests.test_checker import ddl_history, readded_column_history
 from tests.test_checker_keys import pk_history
 from tests.test_checker_mutations import captured
 
+#: partitions of this many rows (a 240-change history: about 7), written this many rows at a time
+TINY_PARTITION, TINY_FLUSH = 40, 50
 
-def _both(monkeypatch: pytest.MonkeyPatch, ledger: Any, events: Any, caps, final_state=None) -> tuple[Verdict, Verdict]:
-    """The verdict in memory, then with the join spilled and confirmation 97 pairs at a time."""
+
+def _both(monkeypatch: pytest.MonkeyPatch, ledger: Any, events: Any, caps, final_state=None,
+          partition: bool = False, rows: int = TINY_PARTITION) -> tuple[Verdict, Verdict]:
+    """The verdict in memory, then with the join spilled and confirmation 97 pairs at a time
+    (``partition``: checked by key partitions of ``rows`` rows instead)."""
+    monkeypatch.setenv(PARTITION_ENV, "0")
     monkeypatch.setenv(SPILL_ENV, "0")
     mem = check(encode_history(ledger, events), caps, final_state=final_state)
-    monkeypatch.setenv(SPILL_ENV, "1")
+    if partition:
+        monkeypatch.setenv(PARTITION_ENV, "1")
+        monkeypatch.setattr(partitioned, "PARTITION_ROWS", rows)
+        monkeypatch.setattr(partitioned, "_FLUSH_ROWS", TINY_FLUSH)
+    else:
+        monkeypatch.setenv(SPILL_ENV, "1")
     monkeypatch.setattr(checker, "_CONFIRM_CHUNK", 97)
     spilled = check(encode_history(ledger, events), caps, final_state=final_state)
     monkeypatch.undo()
     return mem, spilled
 
 
-def _same(mem: Verdict, spilled: Verdict) -> None:
+def _same(mem: Verdict, spilled: Verdict, path: str = "general-spill") -> None:
     assert mem.measurements["check_path"] == "general"
-    assert spilled.measurements["check_path"] == "general-spill"
+    assert spilled.measurements["check_path"] == path
     assert (spilled.status, spilled.anomalies, spilled.examples) == (mem.status, mem.anomalies, mem.examples)
-    for k in ("events", "committed", "matched", "redelivered", "lag_ms"):
+    for k in ("events", "committed", "matched", "redelivered", "lag_ms", "lag_cdf"):
         assert spilled.measurements[k] == mem.measurements[k], k
 
 
@@ -53,16 +70,28 @@ CLAIMS = {
 
 @pytest.mark.parametrize("claim", list(CLAIMS))
 def test_mutation_histories_get_the_same_verdict_spilled(monkeypatch: pytest.MonkeyPatch, claim: str) -> None:
+    _mutation_histories(monkeypatch, claim, partition=False)
+
+
+@pytest.mark.parametrize("claim", list(CLAIMS))
+def test_mutation_histories_get_the_same_verdict_partitioned(monkeypatch: pytest.MonkeyPatch, claim: str) -> None:
+    """Every fault checked by key partitions of a few dozen rows; a ``key`` before-image claim
+    is not partitioned (``harness.partitioned``): it is checked whole."""
+    _mutation_histories(monkeypatch, claim, partition=True)
+
+
+def _mutation_histories(monkeypatch: pytest.MonkeyPatch, claim: str, partition: bool) -> None:
     caps, faults = CLAIMS[claim]
     h = random_history(3, 240, 30, caps, txn_max=2, rollback_every=9, truncate_every=53)
+    path = ("general" if caps.before_image == "key" else "general-partitioned") if partition else "general-spill"
     names: set[str] = set()
-    for fault in [None, *faults]:
+    for fault in [None, *(dict.fromkeys([*FAULTS, REDELIVER, *faults]) if partition else faults)]:
         events, m = captured(h, fault, 3)
         if fault is not None and not (m is not None and m.applied):
             continue
         for final_state in ((None, h.final_state) if fault in (None, "diverge") else (None,)):
-            mem, spilled = _both(monkeypatch, h.ledger, events, caps, final_state)
-            _same(mem, spilled)
+            mem, spilled = _both(monkeypatch, h.ledger, events, caps, final_state, partition)
+            _same(mem, spilled, path)
             names |= set(mem.anomalies)
     if claim == "full":  # the cases the brief names were all exercised, and named
         assert {"lost", "duplicate", "reordered", "torn-txn", "op-mismatch", "before-mismatch"} <= names
@@ -76,6 +105,8 @@ def test_key_changes_get_the_same_verdict_spilled(monkeypatch: pytest.MonkeyPatc
     for evs in (events, events[:3] + events[4:], events + events[2:3], events[::-1]):
         _same(*_both(monkeypatch, h.ledger, evs, caps))
         _same(*_both(monkeypatch, h.ledger, evs, caps, h.state))
+        # a key change stands in two keys' order and state: such a history is checked whole
+        _same(*_both(monkeypatch, h.ledger, evs, caps, h.state, partition=True), "general")
 
 
 def _modified(batch: pa.RecordBatch, i: int) -> pa.RecordBatch:
@@ -103,6 +134,24 @@ def test_arrow_histories_across_transactions_get_the_same_verdict_spilled(monkey
         mem, spilled = _both(monkeypatch, ledger, events, FULL)
         _same(mem, spilled)
         assert mem.anomalies == want, (name, mem.summary())
+        _same(*_both(monkeypatch, ledger, events, FULL, partition=True), "general-partitioned")
+
+
+def test_ddl_histories_get_the_same_verdict_partitioned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DDL (projection by commit order, a column dropped and re-added) on partitions of 2 rows."""
+    h, r = ddl_history(), readded_column_history()
+    ev = list(h.events)
+    i = next(j for j, e in enumerate(ev) if e.op == "insert" and e.key == (4,))
+    ev[i] = replace(ev[i], after={"id": 4, "v": "d", "n": 4, "c": None})  # the rename not followed
+    state = copy.deepcopy(r.final_state)
+    state["t"][(1,)]["n"] = 6
+    reordered = [e for e in h.events if e.op != "ddl"][::-1]
+    for hist, events, final_state in ((h, h.events, None), (h, h.events, h.final_state), (h, ev, None),
+                                      (h, reordered, h.final_state), (r, r.events, r.final_state),
+                                      (r, r.events, state)):
+        mem, part = _both(monkeypatch, hist.ledger, events, FULL, final_state, partition=True, rows=2)
+        _same(mem, part, "general-partitioned")
+        assert part.measurements["partitions"] > 1
 
 
 def test_spill_is_chosen_by_size_unless_forced(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -115,3 +164,15 @@ def test_spill_is_chosen_by_size_unless_forced(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv(SPILL_ENV, "yes")
     with pytest.raises(ValueError, match="CDC_CHECK_SPILL='yes': set it to 1"):
         spill_wanted(1)
+
+
+def test_partitioning_is_chosen_by_size_unless_forced(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(PARTITION_ENV, raising=False)
+    assert not partition_wanted(partitioned.PARTITION_FROM - 1) and partition_wanted(partitioned.PARTITION_FROM)
+    monkeypatch.setenv(PARTITION_ENV, "0")
+    assert not partition_wanted(10 * partitioned.PARTITION_FROM)
+    monkeypatch.setenv(PARTITION_ENV, "1")
+    assert partition_wanted(1)
+    monkeypatch.setenv(PARTITION_ENV, "maybe")
+    with pytest.raises(ValueError, match="CDC_CHECK_PARTITION='maybe': set it to 1"):
+        partition_wanted(1)
