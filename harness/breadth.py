@@ -6,9 +6,11 @@ What core leaves out is only a variant axis whose other values run beside it:
 
 - Spark-written tables (``writer=spark``) read by each reader: one cell per reader (the writer ×
   reader interop with the scenario that matters most for it), not every scenario;
-- Debezium's fault scenarios under ``replica_identity=default`` (they run under ``full``, with
-  both deliveries; the other scenarios run under both identities), and ``reader-crash`` (a crash of
-  the consumer, which the source's delivery mode does not change) with ``delivery=exactly-once``;
+- Debezium's scenarios under ``replica_identity=default`` except those where the identity changes
+  what Debezium sends (``DEFAULT_IDENTITY``: update and delete before images, the TOAST
+  placeholder, every type; every scenario runs under ``full``, the faults with both deliveries),
+  and ``reader-crash`` (a crash of the consumer, which the source's delivery mode does not change)
+  with ``delivery=exactly-once``;
 - the table-shape and large-transaction scenarios (``LIGHT_FIRST``) on heavy engines, and the key
   scenarios on Spark: they run on every light engine, and on the heavy ones in ``all`` breadth;
 - the Spark sink of the pipeline (``pg-kafka-iceberg-spark``): one smoke cell with the
@@ -26,9 +28,6 @@ from collections.abc import Iterable
 from typing import Any
 
 BREADTHS = ("all", "core")
-#: the engine and reader faults Debezium cells run (per replica identity in ``all`` breadth)
-FAULT_SCENARIOS = frozenset({"connect-crash", "broker-restart", "reader-crash", "source-restart", "net-drop",
-                             "net-partition"})
 #: the Spark-written cell each reader keeps in core breadth (approach → scenario)
 CORE_SPARK_WRITTEN = {
     "delta-cdf": "compaction",           # delta-rs reads Spark's commits and its OPTIMIZE
@@ -37,6 +36,10 @@ CORE_SPARK_WRITTEN = {
     "iceberg-snapshot-diff": "schema-rename",  # pyiceberg reads Spark's rename
     # delta-cdf-spark-stream: none (its column-mapped drop/rename/type cells cost 55-90 s each)
 }
+#: the scenarios heavy cells run under REPLICA IDENTITY DEFAULT in core breadth (the others under
+#: FULL only): where DEFAULT changes what is captured (updates without before images and deletes
+#: with type defaults: crud, multi-table-txn; unchanged TOAST values: toast; every type: types)
+DEFAULT_IDENTITY = frozenset({"crud", "multi-table-txn", "toast", "types"})
 #: scenarios heavy cells run in ``all`` breadth only (table shapes, transactions past memory limits)
 LIGHT_FIRST = frozenset({"partitioned", "generated-columns", "no-key", "large-txn-abort"})
 #: scenarios Spark cells run in ``all`` breadth only (key changes and composite keys)
@@ -62,4 +65,4 @@ def in_breadth(breadth: str, approach: str, scenario: str, settings: dict[str, A
         return CORE_SPARK_WRITTEN.get(approach) == scenario and settings.get("write_mode") != "merge-on-read"
     if scenario == "reader-crash" and settings.get("delivery") == "exactly-once":
         return False
-    return not (scenario in FAULT_SCENARIOS and settings.get("replica_identity") == "default")
+    return settings.get("replica_identity") != "default" or scenario in DEFAULT_IDENTITY

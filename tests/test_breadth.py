@@ -10,7 +10,7 @@ from pathlib import Path
 from harness.breadth import (
     CORE_SPARK_SINK,
     CORE_SPARK_WRITTEN,
-    FAULT_SCENARIOS,
+    DEFAULT_IDENTITY,
     KEY_SCENARIOS,
     LIGHT_FIRST,
     in_breadth,
@@ -39,6 +39,10 @@ def test_core_samples_spark_written_and_debezium_faults_under_default_identity_o
                           {"delivery": "at-least-once", "replica_identity": "default"}, heavy=True)
     assert not in_breadth("core", "mariadb-debezium", "reader-crash", eos, heavy=True)
     assert in_breadth("core", "pg-debezium", "toast", {"delivery": "at-least-once", "replica_identity": "default"},
+                      heavy=True)
+    assert not in_breadth("core", "pg-debezium", "schema-add",
+                          {"delivery": "at-least-once", "replica_identity": "default"}, heavy=True)
+    assert in_breadth("core", "pg-debezium", "schema-add", {"delivery": "at-least-once", "replica_identity": "full"},
                       heavy=True)
 
 
@@ -86,11 +90,10 @@ def test_core_keeps_every_approach_and_scenario_pair_it_had_without_a_spark_writ
     every, core = _collected("all"), _collected("core")
     assert core < every
     dropped = every - core
-    faults = tuple(FAULT_SCENARIOS)
     spark_sink = {c for c in every if c.startswith("pg-kafka-iceberg-spark-")}
     assert len(spark_sink & core) == len(CORE_SPARK_SINK), sorted(spark_sink & core)
-    assert all("writer-spark" in cell or (cell.startswith(tuple(f"pg-debezium-{f}" for f in faults))
-                                          and "replica-identity-default" in cell)
+    assert all("writer-spark" in cell or ("replica-identity-default" in cell and not any(
+                   re.match(rf"pg-debezium-{s}-", cell) for s in DEFAULT_IDENTITY))
                or ("reader-crash" in cell and "exactly-once" in cell) or _sampled_out(cell) or cell in spark_sink
                for cell in dropped), sorted(dropped)[:5]
 

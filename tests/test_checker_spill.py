@@ -26,8 +26,8 @@ from tests.test_checker import ddl_history, readded_column_history
 from tests.test_checker_keys import pk_history
 from tests.test_checker_mutations import captured
 
-#: partitions of this many rows (a 240-change history: about 7), written this many rows at a time
-TINY_PARTITION, TINY_FLUSH = 40, 50
+#: partitions of this many rows (a 240-change history: about 3), written this many rows at a time
+TINY_PARTITION, TINY_FLUSH = 100, 60
 
 
 def _both(monkeypatch: pytest.MonkeyPatch, ledger: Any, events: Any, caps, final_state=None,
