@@ -716,14 +716,20 @@ SPILL_MEMORY = "512MB"
 SPILL_ENV = "CDC_CHECK_SPILL"
 
 
+def size_switch(env: str, rows: int, threshold: int, verb: str) -> bool:
+    """A general-path choice by size: the variable ``env`` (1 or 0) decides, else ``rows >=
+    threshold``; any other value is refused with the fix (``verb``: what 1 does)."""
+    forced = os.environ.get(env, "").strip()
+    if forced not in ("", "0", "1"):
+        raise ValueError(f"{env}={forced!r}: set it to 1 (always {verb}), 0 (never) or leave it unset "
+                         f"({verb} from {threshold:,} rows)")
+    return forced == "1" or (not forced and rows >= threshold)
+
+
 def spill_wanted(rows: int) -> bool:
     """Whether a general-path check of ``rows`` (the larger side) joins out of core:
     ``CDC_CHECK_SPILL`` (1 or 0) decides, else ``rows >= SPILL_ROWS``."""
-    forced = os.environ.get(SPILL_ENV, "").strip()
-    if forced not in ("", "0", "1"):
-        raise ValueError(f"{SPILL_ENV}={forced!r}: set it to 1 (always spill), 0 (never) or leave it unset "
-                         f"(spill from {SPILL_ROWS:,} rows)")
-    return forced == "1" or (not forced and rows >= SPILL_ROWS)
+    return size_switch(SPILL_ENV, rows, SPILL_ROWS, "spill")
 
 
 def _spilled_join(Lh: pl.DataFrame, Eh: pl.DataFrame) -> tuple[pl.Series, pl.Series]:

@@ -65,11 +65,7 @@ _FLUSH_ROWS = 1 << 19
 def partition_wanted(rows: int) -> bool:
     """Whether a general-path check of ``rows`` (the larger side) is partitioned:
     ``CDC_CHECK_PARTITION`` (1 or 0) decides, else ``rows >= PARTITION_FROM``."""
-    forced = os.environ.get(PARTITION_ENV, "").strip()
-    if forced not in ("", "0", "1"):
-        raise ValueError(f"{PARTITION_ENV}={forced!r}: set it to 1 (always partition), 0 (never) or leave it "
-                         f"unset (partition from {PARTITION_FROM:,} rows)")
-    return forced == "1" or (not forced and rows >= PARTITION_FROM)
+    return ck.size_switch(PARTITION_ENV, rows, PARTITION_FROM, "partition")
 
 
 class _Unpartitionable(Exception):

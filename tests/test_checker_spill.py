@@ -154,25 +154,18 @@ def test_ddl_histories_get_the_same_verdict_partitioned(monkeypatch: pytest.Monk
         assert part.measurements["partitions"] > 1
 
 
-def test_spill_is_chosen_by_size_unless_forced(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(SPILL_ENV, raising=False)
-    assert not spill_wanted(checker.SPILL_ROWS - 1) and spill_wanted(checker.SPILL_ROWS)
-    monkeypatch.setenv(SPILL_ENV, "0")
-    assert not spill_wanted(10 * checker.SPILL_ROWS)
-    monkeypatch.setenv(SPILL_ENV, "1")
-    assert spill_wanted(1)
-    monkeypatch.setenv(SPILL_ENV, "yes")
-    with pytest.raises(ValueError, match="CDC_CHECK_SPILL='yes': set it to 1"):
-        spill_wanted(1)
-
-
-def test_partitioning_is_chosen_by_size_unless_forced(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(PARTITION_ENV, raising=False)
-    assert not partition_wanted(partitioned.PARTITION_FROM - 1) and partition_wanted(partitioned.PARTITION_FROM)
-    monkeypatch.setenv(PARTITION_ENV, "0")
-    assert not partition_wanted(10 * partitioned.PARTITION_FROM)
-    monkeypatch.setenv(PARTITION_ENV, "1")
-    assert partition_wanted(1)
-    monkeypatch.setenv(PARTITION_ENV, "maybe")
-    with pytest.raises(ValueError, match="CDC_CHECK_PARTITION='maybe': set it to 1"):
-        partition_wanted(1)
+@pytest.mark.parametrize(("env", "wanted", "threshold", "verb"), [
+    (SPILL_ENV, spill_wanted, lambda: checker.SPILL_ROWS, "spill"),
+    (PARTITION_ENV, partition_wanted, lambda: partitioned.PARTITION_FROM, "partition"),
+])
+def test_out_of_core_paths_are_chosen_by_size_unless_forced(monkeypatch: pytest.MonkeyPatch, env: str,
+                                                             wanted: Any, threshold: Any, verb: str) -> None:
+    monkeypatch.delenv(env, raising=False)
+    assert not wanted(threshold() - 1) and wanted(threshold())
+    monkeypatch.setenv(env, "0")
+    assert not wanted(10 * threshold())
+    monkeypatch.setenv(env, "1")
+    assert wanted(1)
+    monkeypatch.setenv(env, "maybe")
+    with pytest.raises(ValueError, match=f"{env}='maybe': set it to 1 \\(always {verb}\\)"):
+        wanted(1)
