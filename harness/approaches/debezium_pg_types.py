@@ -101,8 +101,7 @@ class TableTypes:
     key decoder (the record key's fields, routing fields left out), built once per types message."""
 
     def __init__(self, columns: Iterable[tuple[str, str, str]]) -> None:
-        self.columns = tuple(columns)
-        fields = [{"field": name, **connect_field(pg_type, kind)} for name, pg_type, kind in self.columns]
+        fields = [{"field": name, **connect_field(pg_type, kind)} for name, pg_type, kind in columns]
         self.row: Callable[[Mapping[str, Any] | None], dict[str, Any] | None] = compile_struct({"fields": fields})
         self._fields: dict[str, Callable[[Any], Any] | None] = {f["field"]: field_decoder(f) for f in fields}
 

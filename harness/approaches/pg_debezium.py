@@ -162,6 +162,7 @@ class PgDebezium(DebeziumApproach):
         if message and message.get("prefix") == self._types_prefix() and isinstance(message.get("content"), str):
             doc = base64.b64decode(message["content"]).decode()
             self._apply_types(doc)
+            self.types_messages += 1
             if not self._types_log or self._types_log[-1][0] < offset:
                 self._types_log.append((offset, doc))
             return
@@ -169,7 +170,6 @@ class PgDebezium(DebeziumApproach):
 
     def _apply_types(self, doc: str) -> None:
         self._types.update(table_types(json.loads(doc)))
-        self.types_messages += 1
 
     def ack(self, position: Any) -> None:
         """Commit the offset after ``position``; first, when a types message came since the last
