@@ -11,6 +11,13 @@ inserts are written in 1000-row transactions) to the last insert read; the reade
 records and parses each payload (``debezium._split``/``_loads``) but does not decode the values
 or check them: it measures the pipeline. ``tuned`` sends records without their schema (the
 approach's tuned connector), ``tuned-schema`` the same settings with the schema in every record.
+``CDC_KPROBE_READER=decode`` makes the reader decode every record as the approach does
+(``to_event``: a ``ChangeEvent`` with exact values) and ack after each batch, as the capture loop
+does (the harness's reader cost, beside the pipeline's); ``CDC_KPROBE_PRICE`` is the price
+column's type (default ``numeric(12,2)``; ``numeric``, as the suites' ``items`` table, sends
+Debezium's variable-scale decimal).
+``CDC_KPROBE_CONNECT_OPTS`` and ``CDC_KPROBE_BROKER_OPTS`` (space-separated JVM options) replace
+the Connect worker's and the broker's ``jvm_options`` (GC and JIT choices).
 ``python suites/kafka_probe.py lag RATE SECONDS VARIANT[,...]`` instead offers RATE single-row
 commits/s for SECONDS through 4 writer processes (``harness.loadgen``, as the lag benchmark) and
 splits each change's lag into hops: issued → committed (``source.ts_us``), → Debezium's event
@@ -51,6 +58,7 @@ VARIANTS: dict[str, dict[str, str] | None] = {
     "lz4": {"producer.override.compression.type": "lz4"},
     "batch-64k": {"producer.override.batch.size": "65536"},
     "max-batch-2048": {"max.batch.size": "2048"},
+    "queue-8k": {"max.queue.size": "8192"},
 }
 TXN_ROWS = 1000
 JIFFY = os.sysconf("SC_CLK_TCK")
@@ -86,6 +94,11 @@ class Probe:
         self.runs = 0
 
     def start(self) -> None:
+        from containers.connect import ConnectWorker
+
+        for cls, env in ((ConnectWorker, "CDC_KPROBE_CONNECT_OPTS"), (LocalKafka, "CDC_KPROBE_BROKER_OPTS")):
+            if os.environ.get(env):
+                cls.jvm_options = tuple(os.environ[env].split())
         self.pg.start()
         self.kafka.start()
         self.connect.start()
@@ -137,7 +150,9 @@ class Probe:
         """ROWS inserts behind a paused connector of ``variant``, then resumed and read to the last."""
         from harness.approaches.pg_debezium import PgDebezium
 
-        ctx, table = self._variant_table(variant, "price numeric(12,2), at timestamptz")
+        price = os.environ.get("CDC_KPROBE_PRICE", "numeric(12,2)")
+        decode = os.environ.get("CDC_KPROBE_READER", "parse") == "decode"
+        ctx, table = self._variant_table(variant, f"price {price}, at timestamptz")
         approach = PgDebezium()
         try:
             approach.start(ctx)
@@ -154,21 +169,27 @@ class Probe:
             got, size = 0, 0
             deadline = time.monotonic() + 300
             while got < rows and time.monotonic() < deadline:
-                for msg in approach._consumer.consume(num_messages=10_000, timeout=0.2):
+                batch = approach._consumer.consume(num_messages=10_000, timeout=0.2)
+                for msg in batch:
                     value = msg.value()
                     if value is None or msg.error() or b'"op":"c"' not in value:
                         continue
                     size += len(value)
                     got += 1
-                    if value.startswith(b'{"schema":'):
+                    if decode:
+                        approach.to_event(value, msg.key(), msg.offset(), 0)
+                    elif value.startswith(b'{"schema":'):
                         dbz._split(value)
                     else:
                         dbz._loads(value)
+                if decode and batch:
+                    approach.ack((batch[-1].offset(),))
             seconds = time.perf_counter() - started
             connect1, kafka1, self1 = thread_cpu(self.pid("connect")), thread_cpu(self.pid("kafka")), os.times()
         finally:
             approach.stop()
-        return {"variant": variant, "rows": got, "seconds": round(seconds, 2), "events_per_s": round(got / seconds),
+        return {"variant": variant, "reader": "decode" if decode else "parse", "price": price, "rows": got,
+                "seconds": round(seconds, 2), "events_per_s": round(got / seconds),
                 "bytes_per_record": round(size / max(got, 1)),
                 "connect_cpu_s": round(sum(connect1.values()) - sum(connect0.values()), 2),
                 "broker_cpu_s": round(sum(kafka1.values()) - sum(kafka0.values()), 2),

@@ -23,10 +23,11 @@ suites/test_kafka_benchmarks.py --benchmark-only --benchmark-json=out.json``):
   every change is checked captured, once, before the figures are reported.
 
 Before the first timed Debezium run, rounds of ``CDC_KAFKA_BENCH_WARM`` inserts (default 20000)
-go through tuned connectors to warm the fresh Connect JVM (its JIT), until a round is less than
-15% faster than the one before (at most ``CDC_KAFKA_BENCH_WARM_ROUNDS``, default 6): the drain
-and lag figures are the steady state; each round's events/s is reported beside the drain
-(``warm_up_rounds_per_s``; the first is ``cold_worker_events_per_s``). Each figure carries
+of the drain's ``items`` rows go through tuned connectors to warm the fresh Connect JVM (its
+JIT), until a round is less than 15% faster than the one before (at most
+``CDC_KAFKA_BENCH_WARM_ROUNDS``, default 6): the drain and lag figures are the steady state;
+each round's events/s is reported beside the drain (``warm_up_rounds_per_s``; the first is
+``cold_worker_events_per_s``). Each figure carries
 ``load_1m`` (the machine's load average).
 
 The module takes a few minutes, so it runs only under ``--benchmark-only`` (a plain ``pytest
@@ -47,6 +48,7 @@ import pytest
 
 from harness.context import RunContext
 from harness.runner import Case, run_case
+from harness.sources.postgres import pg_type
 from harness.steps import InsertMany, Scenario
 from scenarios.tables import ITEMS, RowMaker
 
@@ -146,21 +148,25 @@ class Warm:
 
 
 def _warm_round(pg_engine, stack: Stack, tmp_path: Path, name: str, n: int) -> float:
-    """``n`` inserts (TXN_ROWS-row transactions) written while a fresh tuned pg-debezium
-    connector is paused, then read to the last; events/s from its resume (the first poll) to the
-    last event read: the connector's and the reader's speed, which the JIT's warm-up moves (timed
-    from the first write, the rounds were as slow as the writes, and the warm-up stopped cold)."""
+    """``n`` inserts of the drain's ``items`` rows (TXN_ROWS-row transactions: the same column
+    types, so the JIT compiles the paths the drain takes, numeric and timestamptz included) written
+    while a fresh tuned pg-debezium connector is paused, then read to the last; events/s from its
+    resume (the first poll) to the last event read: the connector's and the reader's speed, which
+    the JIT's warm-up moves (timed from the first write, the rounds were as slow as the writes, and
+    the warm-up stopped cold)."""
     ctx = _context(_engines(pg_engine, stack), name, tmp_path, TUNED)
-    table = _create_table(pg_engine, ctx)
+    table = _create_table(pg_engine, ctx, ITEMS_COLUMNS)
     approach = _paused_debezium()()
     approach.start(ctx)
     keys: set = set()
+    maker = RowMaker(7)
     try:
         with pg_engine.connect() as conn:
             cur = conn.cursor()
             for base in range(0, n, TXN_ROWS):
-                cur.executemany(f"INSERT INTO {table} (id, name, qty) VALUES (%s, %s, %s)",
-                                [(i, f"name-{i}", i) for i in range(base, min(base + TXN_ROWS, n))])
+                rows = [maker.item(i) for i in range(base, min(base + TXN_ROWS, n))]
+                cur.executemany(f"INSERT INTO {table} ({', '.join(rows[0])}) VALUES "
+                                f"({', '.join(['%s'] * len(rows[0]))})", [tuple(r.values()) for r in rows])
                 conn.commit()
         t0 = time.perf_counter()
         deadline = time.monotonic() + 120
@@ -213,14 +219,18 @@ def _context(engines: dict[str, Any], name: str, tmp_path: Path, settings: tuple
                       settings=dict(settings), timeout_s=60)
 
 
-def _create_table(engine, ctx: RunContext) -> str:
+#: the columns of the suites' ``items`` table (the drain's), for the warm-up rounds
+ITEMS_COLUMNS = ", ".join([*(f"{c.name} {pg_type(c.type)}" for c in ITEMS.columns), "PRIMARY KEY (id)"])
+
+
+def _create_table(engine, ctx: RunContext, columns: str = "id bigint PRIMARY KEY, name text, qty int") -> str:
     from harness.sources.postgres import run_schema
 
     schema = run_schema(ctx)
     with engine.connect() as conn:
         conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         conn.execute(f'DROP TABLE IF EXISTS "{schema}".t')
-        conn.execute(f'CREATE TABLE "{schema}".t (id bigint PRIMARY KEY, name text, qty int)')
+        conn.execute(f'CREATE TABLE "{schema}".t ({columns})')
     return f'"{schema}".t'
 
 

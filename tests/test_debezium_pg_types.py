@@ -170,3 +170,112 @@ def test_without_superuser_the_tuned_connector_names_the_fix() -> None:
         with psycopg.connect(plain_url, autocommit=True) as conn, \
                 pytest.raises(EngineMisconfigured, match="connect as a superuser.*connector=defaults"):
             approach._create_types_trigger(conn)
+
+
+# -- the typed parse (msgspec): the same values as the generic path, or a refusal ---------------
+WIDE = [("id", "bigint", "b"), ("name", "text", "b"), ("qty", "integer", "b"), ("price", "numeric", "b"),
+        ("fixed", "numeric(12,2)", "b"), ("at", "timestamp with time zone", "b"), ("body", "bytea", "b"),
+        ("ok", "boolean", "b"), ("ratio", "double precision", "b"), ("small", "real", "b"),
+        ("nums", "integer[]", "b"), ("doc", "jsonb", "b"), ("my col", "text", "b"), ("class", "smallint", "b")]
+
+
+def _vsd(unscaled: int, scale: int) -> dict:
+    raw = unscaled.to_bytes((unscaled.bit_length() + 8) // 8, "big", signed=True)
+    return {"scale": scale, "value": base64.b64encode(raw).decode()}
+
+
+ROW_IMAGES = [
+    None,
+    {"id": 1, "name": "a", "qty": 2, "price": _vsd(-123456789012345678901234567890, 12),
+     "fixed": base64.b64encode((-5).to_bytes(1, "big", signed=True)).decode(), "at": "2026-11-27T06:00:00.5Z",
+     "body": "AP8=", "ok": True, "ratio": 0.1, "small": 3.0517578e-05, "nums": [1, None], "doc": '{"a":[1,2]}',
+     "my col": "x\n\u00e9\u2603", "class": -3},
+    {"id": 2**70, "name": "__debezium_unavailable_value", "body": "__debezium_unavailable_value", "ratio": "NaN",
+     "small": "-Infinity", "price": {"scale": 0, "value": "AA=="}, "doc": "__debezium_unavailable_value"},
+    {"id": 3, "extra": {"not": "a column"}},  # a column the types do not name: left out, as by row()
+]
+
+
+@pytest.mark.skipif(not TableTypes([("id", "bigint", "b")]).typed, reason="fix: pip install -e '.[kafka]' (msgspec)")
+@pytest.mark.parametrize("image", ROW_IMAGES, ids=["null", "every-type", "placeholders-and-specials", "extra-field"])
+def test_typed_row_parse_gives_the_generic_values(image: dict | None) -> None:
+    types = TableTypes(WIDE)
+    raw = json.dumps(image).encode()
+    typed, generic = types.row_json(raw), types.row(json.loads(raw))
+    assert typed == generic or (typed is not None and generic is not None and _same_with_nan(typed, generic))
+    if typed is not None:
+        assert list(typed) == [name for name, _, _ in WIDE]
+        assert [type(v) for v in typed.values()] == [type(v) for v in generic.values()]  # type: ignore[union-attr]
+
+
+def _same_with_nan(a: dict, b: dict) -> bool:
+    return all(x == y or (isinstance(x, float) and x != x and y != y)
+               for x, y in zip(a.values(), b.values(), strict=True))
+
+
+@pytest.mark.skipif(not TableTypes([("id", "bigint", "b")]).typed, reason="fix: pip install -e '.[kafka]' (msgspec)")
+@pytest.mark.parametrize("text", [b'{"id": 1.0}', b'{"id": "1"}', b'{"ok": 1}', b'{"name": 5}', b'{"id": true}',
+                                  b'{"id": 1', b'[1]'])
+def test_typed_row_parse_refuses_a_value_not_of_its_column_type(text: bytes) -> None:
+    import msgspec
+
+    with pytest.raises(msgspec.DecodeError):
+        TableTypes(WIDE).row_json(text)
+
+
+@pytest.mark.skipif(not TableTypes([("id", "bigint", "b")]).typed, reason="fix: pip install -e '.[kafka]' (msgspec)")
+def test_typed_key_parse_gives_the_generic_values() -> None:
+    types = TableTypes(WIDE)
+    for key in ({"id": 7, "__dbz__physicalTableIdentifier": "s.t"}, {"fixed": "AQ==", "at": "2026-01-01T00:00:00Z"},
+                {"__dbz__x": 1, "class": 2, "id": 2**65}, {}):
+        raw = json.dumps(key).encode()
+        assert types.key_json(raw, "__dbz__") == types.key(json.loads(raw), "__dbz__")
+        assert types.key_json(raw, "__dbz__") == types.key(json.loads(raw), "__dbz__")  # the cached plan
+    assert types.key_json(b"null", "__dbz__") == ()
+
+
+def _record(op: str, before: dict | None, after: dict | None, table: str = "items", **extra: object) -> bytes:
+    return json.dumps({"before": before, "after": after, "source": {
+        "version": "3.6.1.Final", "connector": "postgresql", "name": "p", "ts_ms": 1, "snapshot": "false",
+        "db": "postgres", "sequence": '["1","2"]', "ts_us": 1764223200123456, "ts_ns": 1764223200123456000,
+        "schema": "s", "table": table, "txId": 777, "lsn": 42, "xmin": None}, "transaction": None,
+        "op": op, "ts_ms": 2, **extra}).encode()
+
+
+@pytest.mark.skipif(not TableTypes([("id", "bigint", "b")]).typed, reason="fix: pip install -e '.[kafka]' (msgspec)")
+def test_pg_debezium_fast_path_gives_the_generic_event_or_none() -> None:
+    from harness.approaches.pg_debezium import PgDebezium
+
+    reader = PgDebezium()
+    reader.types_in_stream = True
+    reader._types = table_types({"items": [list(c) for c in WIDE]})
+    key = json.dumps({"id": 1, "__dbz__physicalTableIdentifier": "s.items"}).encode()
+    images = [i for i in ROW_IMAGES if i is not None]
+    for op, before, after in (("c", None, images[0]), ("u", images[1], images[0]), ("d", images[2], None),
+                              ("r", None, images[1])):
+        raw = _record(op, before, after)
+        fast = reader.fast_event(raw, key, 5, 9)
+        assert fast is not None
+        generic = replace_fast(reader, raw, key)
+        assert (fast.table, fast.op, fast.key, fast.position, fast.txid, fast.commit_ts, fast.captured_at) == \
+            (generic.table, generic.op, generic.key, generic.position, generic.txid, generic.commit_ts,
+             generic.captured_at) == ("items", {"c": "insert", "u": "update", "d": "delete", "r": "insert"}[op],
+                                      (1,), (5,), 777, 1764223200123456000, 9)
+        for a, b in ((fast.before, generic.before), (fast.after, generic.after)):
+            assert a == b or _same_with_nan(a, b)  # type: ignore[arg-type]
+    # not for the fast path: messages, truncates, a value not of its column's type
+    message = json.dumps({"op": "m", "source": {"table": ""}, "message": {"prefix": "p", "content": "eA=="}}).encode()
+    assert reader.fast_event(message, None, 1, 0) is None
+    assert reader.fast_event(_record("t", None, None), None, 1, 0) is None
+    misfit = _record("c", None, {"id": "seven"})
+    assert reader.fast_event(misfit, key, 1, 0) is None
+    assert reader.to_event(misfit, key, 1, 0).after["id"] == "seven"  # type: ignore[union-attr]
+
+
+def replace_fast(reader: object, raw: bytes, key: bytes) -> object:
+    """The generic path's event of a record (the fast path turned off on this one reader)."""
+    reader.fast_event = lambda *_: None  # type: ignore[attr-defined]
+    try:
+        return reader.to_event(raw, key, 5, 9)  # type: ignore[attr-defined]
+    finally:
+        del reader.fast_event  # type: ignore[attr-defined]

@@ -194,6 +194,12 @@ class DebeziumApproach(BaseApproach):
         if token is not None:
             self._marker_seen = token
 
+    def fast_event(self, raw: bytes, key: bytes | None, offset: int, captured_at: int) -> ChangeEvent | None:
+        """``to_event`` of a change record without its schema by a faster path, or ``None`` when
+        the record is not one it reads (then the generic path reads it): only with
+        ``types_in_stream``; the same event as the generic path or ``None``."""
+        return None
+
     def table_types(self, table: str) -> Any:
         """The decoders (``debezium_pg_types.TableTypes``) of ``table``'s columns as of the
         record being read (only with ``types_in_stream``)."""
@@ -320,6 +326,9 @@ class DebeziumApproach(BaseApproach):
         schema part, the same for every change of a table version, is parsed and compiled once;
         without it, the decoders are the table's of the last types message."""
         if self.types_in_stream:
+            event = self.fast_event(raw, key, offset, captured_at)
+            if event is not None:
+                return event
             schema_json, payload = b"", _loads(raw)
         else:
             schema_json, payload = _split(raw)
@@ -339,16 +348,16 @@ class DebeziumApproach(BaseApproach):
         txid = self.txid(payload, source)
         commit_ts = source.get("ts_us")
         if op == "truncate":
-            return ChangeEvent(table, op, (), None, None, (offset,), txid, _ns(commit_ts), captured_at)
+            return ChangeEvent(table, op, (), None, None, (offset,), txid, ns_of(commit_ts), captured_at)
         if self.types_in_stream:
             types = self.table_types(table)
             before, after = types.row(payload.get("before")), types.row(payload.get("after"))
             key_values = types.key(_loads(key), "__dbz__") if key is not None else ()
-            return ChangeEvent(table, op, key_values, before, after, (offset,), txid, _ns(commit_ts), captured_at)
+            return ChangeEvent(table, op, key_values, before, after, (offset,), txid, ns_of(commit_ts), captured_at)
         before_of, after_of = self._compiled(schema_json)
         before = before_of(payload.get("before"))
         after = after_of(payload.get("after"))
-        return ChangeEvent(table, op, self._key(key), before, after, (offset,), txid, _ns(commit_ts), captured_at)
+        return ChangeEvent(table, op, self._key(key), before, after, (offset,), txid, ns_of(commit_ts), captured_at)
 
     def _key(self, raw: bytes | None) -> tuple:
         """The key columns' values in key order, from the record key (routing fields dropped)."""
@@ -499,5 +508,6 @@ def _split(raw: bytes) -> tuple[bytes, Any]:
     return raw[_SCHEMA_START:cut], _loads(raw[cut + len(_PAYLOAD):-1])
 
 
-def _ns(us: Any) -> int | None:
+def ns_of(us: Any) -> int | None:
+    """Epoch nanoseconds of Debezium's epoch microseconds (``ts_us``)."""
     return int(us) * 1000 if us is not None else None

@@ -145,6 +145,14 @@ def _fixed_decimal(scale: int) -> Callable[[Any], Any]:
     return run
 
 
+def _variable_scale(v: Any) -> Any:
+    """``_variable_decimal`` without its schema argument and base64's wrapper (the common case of
+    a numeric without precision, one call per value)."""
+    raw = v["value"]
+    return Decimal(f"{int.from_bytes(a2b_base64(raw) if isinstance(raw, str) else bytes(raw), 'big', signed=True)}"
+                   f"E{-int(v['scale'])}")
+
+
 def field_decoder(schema: Mapping[str, Any]) -> Callable[[Any], Any] | None:
     """A one-argument decoder for one non-null field value, chosen once for its schema (``None``
     for plain ints, strings and booleans, whose JSON form is their value)."""
@@ -153,6 +161,8 @@ def field_decoder(schema: Mapping[str, Any]) -> Callable[[Any], Any] | None:
         return None
     if name == "org.apache.kafka.connect.data.Decimal":
         return _fixed_decimal(int((schema.get("parameters") or {}).get("scale", 0)))
+    if name == "io.debezium.data.VariableScaleDecimal":
+        return _variable_scale
     logical = LOGICAL.get(name)  # type: ignore[arg-type]
     if logical is not None:
         return lambda v: logical(v, schema)

@@ -14,7 +14,11 @@ stream: an event trigger in the run's database writes the run schema's column ty
 transactional logical decoding message after every DDL on the schema (in the DDL's transaction,
 so before every change that uses the new types), and the approach writes one when the
 connector's slot exists (``debezium_pg_types``). Creating an event trigger takes a superuser;
-the ``defaults`` connector keeps Debezium's records with their schema.
+the ``defaults`` connector keeps Debezium's records with their schema. With the types known
+ahead, a change record is parsed by typed msgspec decoders (``fast_event``: the envelope's few
+fields the reader uses, then each row image by its table's types), a third of the reader's
+work; a record they do not fit (a message, a truncate, a value not of its column's type) is read
+the generic way.
 """
 
 from __future__ import annotations
@@ -27,12 +31,33 @@ from dataclasses import replace
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
+try:
+    import msgspec
+except ImportError:  # the kafka extra installs it; without it every record is read the generic way
+    msgspec = None  # type: ignore[assignment]
+
 from containers.postgres import connect, create_schema_publication, drop_slot, pg_name, require_postgres
-from harness.approaches.debezium import DebeziumApproach
+from harness.approaches.debezium import OPS, DebeziumApproach, ns_of
 from harness.approaches.debezium_pg_types import TableTypes, event_trigger_sql, table_types, types_sql
 from harness.capabilities import Capabilities
 from harness.context import RunContext
 from harness.errors import EngineMisconfigured, EngineUnavailable
+from harness.events import ChangeEvent
+
+
+def _envelope_decoder() -> Any:
+    """A msgspec decoder of the envelope fields a change needs (``op``, the row images as raw
+    JSON, ``source``'s table, commit time and xid); every other field is skipped unparsed."""
+    if msgspec is None:
+        return None
+    null = msgspec.Raw(b"null")
+    source = msgspec.defstruct("Source", [("table", str, ""), ("ts_us", Any, None), ("txId", Any, None)])
+    envelope = msgspec.defstruct("Envelope", [("op", Any, None), ("before", msgspec.Raw, null),
+                                              ("after", msgspec.Raw, null), ("source", source | None, None)])
+    return msgspec.json.Decoder(envelope)
+
+
+_ENVELOPE = _envelope_decoder()
 
 
 class PgDebezium(DebeziumApproach):
@@ -189,6 +214,26 @@ class PgDebezium(DebeziumApproach):
         for _, doc in self._types_log:
             self._apply_types(doc)
         self._types_saved = self._types_log[-1][0] if self._types_log else -1
+
+    def fast_event(self, raw: bytes, key: bytes | None, offset: int, captured_at: int) -> ChangeEvent | None:
+        """A change record (insert, update, delete) parsed by the typed decoders of its table's
+        types; ``None`` for any other record and for one the decoders do not fit."""
+        if _ENVELOPE is None:
+            return None
+        try:
+            env = _ENVELOPE.decode(raw)
+            op = OPS.get(env.op) if isinstance(env.op, str) else None
+            source = env.source
+            if op is None or op == "truncate" or source is None:
+                return None
+            types = self.table_types(source.table)
+            if not types.typed:
+                return None
+            return ChangeEvent(source.table, op, types.key_json(key, "__dbz__") if key is not None else (),
+                               types.row_json(env.before), types.row_json(env.after), (offset,), source.txId,
+                               ns_of(source.ts_us), captured_at)
+        except msgspec.DecodeError:
+            return None
 
     def table_types(self, table: str) -> TableTypes:
         """The table's decoders as of the last types message; for a table no message named yet
