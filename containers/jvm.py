@@ -234,6 +234,23 @@ class JvmServer:
         fields = stat[stat.rindex(")") + 2:].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def thread_cpu_s(self) -> dict[str, float]:
+        """CPU seconds of the running JVM's threads by name (digits at the end dropped, threads
+        of one name summed; ``C2 CompilerThre`` is the JIT's optimizing compiler), ``{}`` when it
+        is not running: where a benchmark's CPU goes, and whether the JIT is still compiling."""
+        if not self.running():
+            return {}
+        out: dict[str, float] = {}
+        for task in Path(f"/proc/{self._executor.process.pid}/task").iterdir():
+            try:
+                raw = (task / "stat").read_text()
+            except OSError:
+                continue
+            fields = raw[raw.rindex(")") + 2:].split()
+            name = raw[raw.index("(") + 1:raw.rindex(")")].rstrip("0123456789-#")
+            out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return out
+
     def kill(self) -> None:
         """Crash the server: SIGKILL (no shutdown hook, no flush beyond the OS cache)."""
         if self._executor is not None:

@@ -61,21 +61,6 @@ VARIANTS: dict[str, dict[str, str] | None] = {
     "queue-8k": {"max.queue.size": "8192"},
 }
 TXN_ROWS = 1000
-JIFFY = os.sysconf("SC_CLK_TCK")
-
-
-def thread_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds of each thread of ``pid`` by name (digits at the end dropped, names summed)."""
-    out: dict[str, float] = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            raw = (task / "stat").read_text()
-        except OSError:
-            continue
-        fields = raw[raw.rindex(")") + 2:].split()
-        name = raw[raw.index("(") + 1:raw.rindex(")")].rstrip("0123456789-")
-        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / JIFFY
-    return out
 
 
 def _top(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
@@ -107,9 +92,11 @@ class Probe:
         for engine in (self.connect, self.kafka, self.pg):
             engine.stop()
 
+    def server(self, engine: str) -> Any:
+        return self.connect.workers["at-least-once"] if engine == "connect" else self.kafka
+
     def pid(self, engine: str) -> int:
-        server = self.connect.workers["at-least-once"] if engine == "connect" else self.kafka
-        return server._executor.process.pid
+        return self.server(engine)._executor.process.pid
 
     def _context(self, name: str, settings: dict[str, Any]) -> RunContext:
         return RunContext(run_id=name, worker="kprobe", workdir=self.workdir, source_role="postgres",
@@ -163,7 +150,8 @@ class Probe:
                     cur.executemany(f"INSERT INTO {table} VALUES (%s, %s, %s, %s, now())",
                                     [(i, f"name-{i}", i, i / 100) for i in range(base, min(base + TXN_ROWS, rows))])
                     conn.commit()
-            connect0, kafka0, self0 = thread_cpu(self.pid("connect")), thread_cpu(self.pid("kafka")), os.times()
+            connect, kafka = self.server("connect"), self.server("kafka")
+            connect0, kafka0, self0 = connect.thread_cpu_s(), kafka.thread_cpu_s(), os.times()
             started = time.perf_counter()
             self._connector_state(approach, "resume", "RUNNING")
             got, size = 0, 0
@@ -185,7 +173,7 @@ class Probe:
                 if decode and batch:
                     approach.ack((batch[-1].offset(),))
             seconds = time.perf_counter() - started
-            connect1, kafka1, self1 = thread_cpu(self.pid("connect")), thread_cpu(self.pid("kafka")), os.times()
+            connect1, kafka1, self1 = connect.thread_cpu_s(), kafka.thread_cpu_s(), os.times()
         finally:
             approach.stop()
         return {"variant": variant, "reader": "decode" if decode else "parse", "price": price, "rows": got,

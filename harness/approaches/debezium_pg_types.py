@@ -25,11 +25,13 @@ work of a parse to dicts followed by decoding; a text that does not fit the type
 
 from __future__ import annotations
 
+import datetime as dt
+import keyword
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from harness.approaches.debezium_values import UNAVAILABLE, compile_struct, field_decoder
+from harness.approaches.debezium_values import UNAVAILABLE, compile_struct, field_decoder, unscaled_decimal
 
 try:
     import msgspec
@@ -112,14 +114,41 @@ _PLAIN_TYPES: dict[str, type] = {"int8": int, "int16": int, "int32": int, "int64
                                  "boolean": bool}
 
 
+def typed_field(field: Mapping[str, Any]) -> tuple[Any, Callable[[Any], Any] | None]:
+    """How ``TableTypes.row_json`` reads a field: the type msgspec parses its JSON value as, and
+    the decoder then applied to it (``None``: the parsed value is the value). Plain integers,
+    strings and booleans, bytes (base64), a decimal's unscaled bytes and zoned timestamps
+    (ISO 8601) are parsed by msgspec itself, the rest as JSON for ``field_decoder``'s decoder."""
+    fn = field_decoder(field)
+    if fn is None:
+        return _PLAIN_TYPES[field["type"]], None
+    name = field.get("name")
+    if name is None and field["type"] == "bytes":
+        return bytes, None
+    if name == _DECIMAL:
+        return bytes, unscaled_decimal(int((field.get("parameters") or {}).get("scale", 0)))
+    if name == "io.debezium.time.ZonedTimestamp":
+        return dt.datetime, None
+    return Any, fn
+
+
+def plain_name(name: str) -> bool:
+    """True when a column's name can be a struct field's own name (``msgspec.structs.asdict``
+    then gives the image dict directly)."""
+    return name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_")
+
+
 def _image_decoder(fields: list[dict[str, Any]]) -> Any:
     """A msgspec decoder of a row image's JSON (an object with these fields, or null) into a
-    struct whose fields are in column order; ``None`` without msgspec."""
+    struct whose fields are in column order, named as the columns (when every name is
+    ``plain_name``, else ``c0``, ``c1``, …); ``None`` without msgspec."""
     if msgspec is None:
         return None
-    spec = [(f"c{i}", _PLAIN_TYPES[f["type"]] | None if field_decoder(f) is None else Any, None)
-            for i, f in enumerate(fields)]
-    image = msgspec.defstruct("Image", spec, rename={f"c{i}": f["field"] for i, f in enumerate(fields)})
+    names = [f["field"] if plain_name(f["field"]) else f"c{i}" for i, f in enumerate(fields)]
+    if len(set(names)) < len(names) or names != [f["field"] for f in fields]:
+        names = [f"c{i}" for i in range(len(fields))]
+    spec = [(attr, typed_field(f)[0] | None, None) for attr, f in zip(names, fields, strict=True)]
+    image = msgspec.defstruct("Image", spec, rename={attr: f["field"] for attr, f in zip(names, fields, strict=True)})
     return msgspec.json.Decoder(image | None)
 
 
@@ -133,13 +162,11 @@ class TableTypes:
         self._fields: dict[str, Callable[[Any], Any] | None] = {f["field"]: field_decoder(f) for f in fields}
         self._names = tuple(f["field"] for f in fields)
         self._image = _image_decoder(fields)
-        self._special = tuple((i, fn) for i, f in enumerate(fields) if (fn := field_decoder(f)) is not None)
+        #: True when ``row_json`` and ``key_json`` can be used (msgspec is installed)
+        self.typed = self._image is not None
+        self._special = tuple((f["field"], fn) for f in fields if (fn := typed_field(f)[1]) is not None)
+        self._as_dict = all(plain_name(name) for name in self._names)
         self._key_plans: dict[tuple[str, ...], tuple[tuple[str, Any], ...]] = {}
-
-    @property
-    def typed(self) -> bool:
-        """True when ``row_json`` and ``key_json`` can be used (msgspec is installed)."""
-        return self._image is not None
 
     def row_json(self, raw: bytes) -> dict[str, Any] | None:
         """``row`` of a row image given as JSON text (``null``: None), the same values as
@@ -148,12 +175,13 @@ class TableTypes:
         image = self._image.decode(raw)
         if image is None:
             return None
-        values = list(msgspec.structs.astuple(image))
-        for i, fn in self._special:
-            v = values[i]
+        out = (msgspec.structs.asdict(image) if self._as_dict
+               else dict(zip(self._names, msgspec.structs.astuple(image), strict=True)))
+        for name, fn in self._special:
+            v = out[name]
             if v is not None and v != UNAVAILABLE:
-                values[i] = fn(v)
-        return dict(zip(self._names, values, strict=True))
+                out[name] = fn(v)
+        return out
 
     def key_json(self, raw: bytes, skip_prefix: str) -> tuple:
         """``key`` of a record key given as JSON text (the same values as ``key(json.loads(raw))``)."""

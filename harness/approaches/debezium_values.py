@@ -145,6 +145,17 @@ def _fixed_decimal(scale: int) -> Callable[[Any], Any]:
     return run
 
 
+def unscaled_decimal(scale: int) -> Callable[[bytes], Decimal]:
+    """The decimal of a scale from its unscaled value's big-endian two's-complement bytes (the
+    bytes of a ``Decimal`` field, base64-decoded)."""
+    exponent = f"E{-scale}"
+
+    def run(raw: bytes) -> Decimal:
+        return Decimal(f"{int.from_bytes(raw, 'big', signed=True)}{exponent}")
+
+    return run
+
+
 def _variable_scale(v: Any) -> Any:
     """``_variable_decimal`` without its schema argument and base64's wrapper (the common case of
     a numeric without precision, one call per value)."""
