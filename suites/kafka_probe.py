@@ -16,6 +16,7 @@ approach's tuned connector), ``tuned-schema`` the same settings with the schema 
 does (the harness's reader cost, beside the pipeline's); ``CDC_KPROBE_PRICE`` is the price
 column's type (default ``numeric(12,2)``; ``numeric``, as the suites' ``items`` table, sends
 Debezium's variable-scale decimal).
+``CDC_KPROBE_FETCH_MIN_BYTES`` sets the reader's ``fetch.min.bytes`` (``debezium.FETCH_MIN_BYTES``).
 ``CDC_KPROBE_CONNECT_OPTS`` and ``CDC_KPROBE_BROKER_OPTS`` (space-separated JVM options) replace
 the Connect worker's and the broker's ``jvm_options`` (GC and JIT choices).
 ``python suites/kafka_probe.py lag RATE SECONDS VARIANT[,...]`` instead offers RATE single-row
@@ -49,6 +50,8 @@ from containers.postgres import LocalPostgres  # noqa: E402
 from harness.context import RunContext  # noqa: E402
 
 TUNED = dict(dbz.TUNED)
+if os.environ.get("CDC_KPROBE_FETCH_MIN_BYTES"):
+    dbz.FETCH_MIN_BYTES = int(os.environ["CDC_KPROBE_FETCH_MIN_BYTES"])
 #: connector settings over the tuned variant's (``None``: Debezium's defaults; ``_schema=record``:
 #: records with their schema, the approach decoding by it, as before the types messages)
 VARIANTS: dict[str, dict[str, str] | None] = {
@@ -61,6 +64,15 @@ VARIANTS: dict[str, dict[str, str] | None] = {
     "queue-8k": {"max.queue.size": "8192"},
 }
 TXN_ROWS = 1000
+
+
+def _p99_by_second(issued_ns: Any, lag_ns: Any) -> list[float]:
+    """The lag p99 (ms) of the changes issued in each second of the run: a tail at the start (a
+    consumer still connecting) reads apart from one spread over the run (pauses, scheduling)."""
+    import numpy as np
+
+    second = (issued_ns - issued_ns.min()) // 1_000_000_000
+    return [round(float(np.percentile(lag_ns[second == s], 99)) / 1e6, 1) for s in np.unique(second)]
 
 
 def _top(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
@@ -233,6 +245,7 @@ class Probe:
                 "achieved_per_s": offered[0].achieved_per_s(), "late_over_1ms": offered[0].late_over(1.0),
                 **{f"{hop}_ms": {q: round(float(np.percentile(v, p)) / 1e6, 2) for q, p in (("p50", 50), ("p99", 99))}
                    | {"max": round(float(v.max()) / 1e6, 1)} for hop, v in hops.items()},
+                "total_p99_by_second_ms": _p99_by_second(issued_ns, hops["total"]),
                 "load_1m": round(os.getloadavg()[0], 2)}
 
     def pgoutput(self, rows: int) -> dict[str, Any]:
