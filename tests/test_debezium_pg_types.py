@@ -237,6 +237,15 @@ def test_typed_key_parse_gives_the_generic_values() -> None:
         assert types.key_json(raw, "__dbz__") == types.key(json.loads(raw), "__dbz__")
         assert types.key_json(raw, "__dbz__") == types.key(json.loads(raw), "__dbz__")  # the cached plan
     assert types.key_json(b"null", "__dbz__") == ()
+    # one shape again and again (the learnt typed decoder), a value it refuses, another shape
+    zoned = TableTypes([("at", "timestamp with time zone", "b"), ("n", "bigint", "b")])
+    for key in ({"at": "2026-01-01T00:00:00Z", "n": 1, "__dbz__t": "s.t"},
+                {"at": "2026-01-02T00:00:00.5Z", "n": 2, "__dbz__t": "s.t"},
+                {"at": "__debezium_unavailable_value", "n": "x", "__dbz__t": "s.t"},
+                {"at": "2026-01-03T00:00:00Z", "n": 3, "__dbz__t": "s.t"}, {"n": 4, "__dbz__t": "s.t"},
+                {"n": 5, "__dbz__t": "s.t"}, {"n": 6, "at": None, "__dbz__t": "s.t", "extra": 1}):
+        raw = json.dumps(key).encode()
+        assert zoned.key_json(raw, "__dbz__") == zoned.key(json.loads(raw), "__dbz__"), key
 
 
 def _record(op: str, before: dict | None, after: dict | None, table: str = "items", **extra: object) -> bytes:

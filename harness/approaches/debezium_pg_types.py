@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import keyword
+import operator
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -152,6 +153,31 @@ def _image_decoder(fields: list[dict[str, Any]]) -> Any:
     return msgspec.json.Decoder(image | None)
 
 
+class _KeyPlan:
+    """A typed decoder of one shape of record key (its fields, in order, all required, no
+    other) and the pick of the key columns' values from the parsed struct."""
+
+    def __init__(self, names: tuple[str, ...], schemas: Mapping[str, Mapping[str, Any]], skip_prefix: str) -> None:
+        self.skip_prefix = skip_prefix
+        typed = [typed_field(schemas[n]) if n in schemas and not n.startswith(skip_prefix) else (Any, None)
+                 for n in names]
+        spec = [(f"k{i}", kind | None) for i, (kind, _) in enumerate(typed)]
+        key = msgspec.defstruct("Key", spec, rename={f"k{i}": n for i, n in enumerate(names)},
+                                forbid_unknown_fields=True)
+        self.decoder = msgspec.json.Decoder(key)
+        picked = [(i, typed[i][1]) for i, n in enumerate(names) if not n.startswith(skip_prefix)]
+        if any(fn is not None for _, fn in picked):
+            def pick(values: tuple) -> tuple:
+                return tuple(v if (v := values[i]) is None or fn is None or v == UNAVAILABLE else fn(v)
+                             for i, fn in picked)
+            self.pick: Callable[[tuple], tuple] = pick
+        elif len(picked) == 1:
+            only = picked[0][0]
+            self.pick = lambda values: (values[only],)
+        else:
+            self.pick = operator.itemgetter(*(i for i, _ in picked)) if picked else (lambda values: ())
+
+
 class TableTypes:
     """One table's columns as the reader decodes them: a row decoder (``before``/``after``) and a
     key decoder (the record key's fields, routing fields left out), built once per types message."""
@@ -166,7 +192,8 @@ class TableTypes:
         self.typed = self._image is not None
         self._special = tuple((f["field"], fn) for f in fields if (fn := typed_field(f)[1]) is not None)
         self._as_dict = all(plain_name(name) for name in self._names)
-        self._key_plans: dict[tuple[str, ...], tuple[tuple[str, Any], ...]] = {}
+        self._field_schemas = {f["field"]: f for f in fields}
+        self._key_plan: _KeyPlan | None = None
 
     def row_json(self, raw: bytes) -> dict[str, Any] | None:
         """``row`` of a row image given as JSON text (``null``: None), the same values as
@@ -184,16 +211,20 @@ class TableTypes:
         return out
 
     def key_json(self, raw: bytes, skip_prefix: str) -> tuple:
-        """``key`` of a record key given as JSON text (the same values as ``key(json.loads(raw))``)."""
+        """``key`` of a record key given as JSON text (the same values as ``key(json.loads(raw))``):
+        parsed by a typed decoder of the key's fields, learnt from the first key (a key of other
+        fields is parsed as JSON and teaches the decoder anew)."""
+        plan = self._key_plan
+        if plan is not None and plan.skip_prefix == skip_prefix:
+            try:
+                return plan.pick(msgspec.structs.astuple(plan.decoder.decode(raw)))
+            except msgspec.DecodeError:
+                pass
         value = msgspec.json.decode(raw)
-        if not isinstance(value, dict):
+        if not isinstance(value, dict) or not value:
             return self.key(value, skip_prefix)
-        names = tuple(value)
-        plan = self._key_plans.get(names)
-        if plan is None:
-            plan = self._key_plans[names] = tuple((n, self._fields.get(n)) for n in names
-                                                  if not n.startswith(skip_prefix))
-        return tuple(v if (v := value[n]) is None or fn is None or v == UNAVAILABLE else fn(v) for n, fn in plan)
+        self._key_plan = _KeyPlan(tuple(value), self._field_schemas, skip_prefix)
+        return self.key(value, skip_prefix)
 
     def key(self, value: Mapping[str, Any] | None, skip_prefix: str) -> tuple:
         """The key columns' values in the key's field order (a schema-less key keeps it)."""

@@ -37,7 +37,7 @@ except ImportError:  # the kafka extra installs it; without it every record is r
     msgspec = None  # type: ignore[assignment]
 
 from containers.postgres import connect, create_schema_publication, drop_slot, pg_name, require_postgres
-from harness.approaches.debezium import OPS, DebeziumApproach, ns_of
+from harness.approaches.debezium import OPS, DebeziumApproach
 from harness.approaches.debezium_pg_types import TableTypes, event_trigger_sql, table_types, types_sql
 from harness.capabilities import Capabilities
 from harness.context import RunContext
@@ -51,7 +51,7 @@ def _envelope_decoder() -> Any:
     if msgspec is None:
         return None
     null = msgspec.Raw(b"null")
-    source = msgspec.defstruct("Source", [("table", str, ""), ("ts_us", Any, None), ("txId", Any, None)])
+    source = msgspec.defstruct("Source", [("table", str, ""), ("ts_us", int | None, None), ("txId", Any, None)])
     envelope = msgspec.defstruct("Envelope", [("op", Any, None), ("before", msgspec.Raw, null),
                                               ("after", msgspec.Raw, null), ("source", source | None, None)])
     return msgspec.json.Decoder(envelope)
@@ -231,7 +231,7 @@ class PgDebezium(DebeziumApproach):
                 return None
             return ChangeEvent(source.table, op, types.key_json(key, "__dbz__") if key is not None else (),
                                types.row_json(env.before), types.row_json(env.after), (offset,), source.txId,
-                               ns_of(source.ts_us), captured_at)
+                               None if source.ts_us is None else source.ts_us * 1000, captured_at)
         except msgspec.DecodeError:
             return None
 
