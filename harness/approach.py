@@ -78,6 +78,10 @@ class BaseApproach:
     roles: ClassVar[tuple[str, ...]] = ()
     #: fsync the checkpoint before its rename (durable across a host crash, at a disk flush per ack)
     checkpoint_fsync: ClassVar[bool] = False
+    #: the capture loop's reader thread acks at most this often while events keep coming (at once
+    #: when a poll comes back empty and before the loop pauses); 0: after every poll. For an
+    #: approach whose ``ack`` is a round trip in its read path (a Kafka commit)
+    ack_every_s: ClassVar[float] = 0.0
 
     def __init__(self) -> None:
         self.ctx: RunContext | None = None

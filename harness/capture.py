@@ -41,7 +41,9 @@ class DeliveryRecord:
 
 
 class CaptureLoop:
-    """Runs ``approach.poll`` in a background thread, appending events and acking each batch.
+    """Runs ``approach.poll`` in a background thread, appending events and acking each batch
+    (or, for an approach with ``ack_every_s``, the last batch polled at most that often while
+    events keep coming, at once when a poll comes back empty, and before the thread stops).
 
     Contract: events are kept in receipt order across crashes and restarts, in ``events`` (a
     ``RowLog``: a poll's ``ChangeEvent`` list, or its Arrow event batch as it is, never turned
@@ -80,6 +82,10 @@ class CaptureLoop:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._quiet = False  # holds QUIET_GC between start and stop
+        #: the reader thread's last position polled but not yet acked (``ack_every_s``), and when
+        #: it last acked
+        self._pending: Position | None = None
+        self._acked_at = 0.0
 
     @property
     def restarts(self) -> int:
@@ -108,7 +114,8 @@ class CaptureLoop:
         self._thread.start()
 
     def pause(self) -> None:
-        """Stop the reader thread (the approach stays started)."""
+        """Stop the reader thread (the approach stays started; what it polled is acked before it
+        stops)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=self.ctx.timeout_s)
@@ -168,6 +175,7 @@ class CaptureLoop:
             except Exception as exc:  # noqa: BLE001 - a crash may fail on a dead connection
                 self.reader_errors.append(f"crash: {exc}")
         self.approach = None
+        self._pending = None  # polled, never acked: may come again
         self.record.restarts.append(Restart(len(self.events), self.acked, time.monotonic()))
 
     def restart(self) -> None:
@@ -244,7 +252,7 @@ class CaptureLoop:
         self._caught_twice = bool(answer and previous and previous[2] and previous[1] == len(self.events))
         self._caught_up = (now, len(self.events), answer)
 
-    def _keep(self, got: Polled, ack: bool) -> None:
+    def _keep(self, got: Polled, ack: bool, coalesce: bool = False) -> None:
         parts = polled_parts(got)
         if not parts:
             return
@@ -256,14 +264,26 @@ class CaptureLoop:
         if self.expected is not None and self.complete_at is None and len(self._positions) >= self.expected:
             self.complete_at = self.last_event_at
         if ack:
-            assert self.approach is not None
-            self.approach.ack(last)
-            self.acked = last
+            every = getattr(self.approach, "ack_every_s", 0.0) if coalesce else 0.0
+            if every and time.monotonic() - self._acked_at < every:
+                self._pending = last
+            else:
+                self._ack(last)
+
+    def _ack(self, position: Position) -> None:
+        assert self.approach is not None
+        self.approach.ack(position)
+        self.acked = position
+        self._pending = None
+        self._acked_at = time.monotonic()
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                got = self.poll_once()
+                got = self.approach.poll(self.batch, self.poll_timeout_s) if self.approach is not None else []
+                self._keep(got, ack=True, coalesce=True)
+                if not got and self._pending is not None:
+                    self._ack(self._pending)
                 if not got and self._want_caught_up:
                     self._check_caught_up()
             except Unsupported as exc:  # the reader refuses what the engine holds: the case is unsupported
@@ -277,3 +297,9 @@ class CaptureLoop:
             except Exception as exc:  # noqa: BLE001 - a reader failure is data, then a restart
                 self.reader_errors.append(f"{type(exc).__name__}: {exc}")
                 self.crash_and_resume()
+        if self._pending is not None and self.approach is not None:  # stopping: ack what was polled
+            try:
+                self._ack(self._pending)
+            except Exception as exc:  # noqa: BLE001 - not acked: it may come again, as after a crash
+                self.reader_errors.append(f"ack on pause: {type(exc).__name__}: {exc}")
+
