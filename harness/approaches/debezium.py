@@ -10,7 +10,8 @@ the column types from its stream (``types_in_stream``: records sent without thei
 a sixth of the bytes), from the types the source wrote into the stream ahead of the changes that
 use them (``table_types``); tombstones are skipped.
 
-Durable progress is the consumer group's committed offset: ``ack`` commits synchronously,
+Durable progress is the consumer group's committed offset: ``ack`` commits synchronously (the
+capture loop calls it at most every ``ack_every_s``, a commit being a broker round trip),
 ``start(resume=True)`` reads the committed offset and continues after it; ``crash`` closes the
 consumer without committing. The connector keeps running while the reader is down, as in
 production. ``stop`` deletes the connector, its topics and group, and the source-side objects
