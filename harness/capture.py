@@ -302,4 +302,3 @@ class CaptureLoop:
                 self._ack(self._pending)
             except Exception as exc:  # noqa: BLE001 - not acked: it may come again, as after a crash
                 self.reader_errors.append(f"ack on pause: {type(exc).__name__}: {exc}")
-

@@ -158,6 +158,7 @@ class _KeyPlan:
     other) and the pick of the key columns' values from the parsed struct."""
 
     def __init__(self, names: tuple[str, ...], schemas: Mapping[str, Mapping[str, Any]], skip_prefix: str) -> None:
+        self.names = names
         self.skip_prefix = skip_prefix
         typed = [typed_field(schemas[n]) if n in schemas and not n.startswith(skip_prefix) else (Any, None)
                  for n in names]
@@ -223,7 +224,9 @@ class TableTypes:
         value = msgspec.json.decode(raw)
         if not isinstance(value, dict) or not value:
             return self.key(value, skip_prefix)
-        self._key_plan = _KeyPlan(tuple(value), self._field_schemas, skip_prefix)
+        names = tuple(value)
+        if plan is None or plan.names != names or plan.skip_prefix != skip_prefix:  # a value it refused: same plan
+            self._key_plan = _KeyPlan(names, self._field_schemas, skip_prefix)
         return self.key(value, skip_prefix)
 
     def key(self, value: Mapping[str, Any] | None, skip_prefix: str) -> tuple:
