@@ -152,13 +152,14 @@ class CaptureLoop:
             self.approach = None
 
     # -- reading ------------------------------------------------------------------------------
-    def poll_once(self, max_events: int | None = None, ack: bool = True) -> Polled:
-        """One poll on the caller's thread (loop paused); keeps the events, acks if asked.
+    def poll_once(self, max_events: int | None = None, ack: bool = True, coalesce: bool = False) -> Polled:
+        """One poll on the caller's thread (loop paused); keeps the events, acks if asked (at once,
+        or, with ``coalesce``, as the approach's ``ack_every_s`` allows: the reader thread's way).
         Returns what the approach returned (a ``ChangeEvent`` list or an Arrow event batch)."""
         if self.approach is None:
             return []
         got = self.approach.poll(max_events or self.batch, self.poll_timeout_s)
-        self._keep(got, ack)
+        self._keep(got, ack, coalesce)
         return got
 
     def crash_and_resume(self) -> None:
@@ -280,8 +281,7 @@ class CaptureLoop:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                got = self.approach.poll(self.batch, self.poll_timeout_s) if self.approach is not None else []
-                self._keep(got, ack=True, coalesce=True)
+                got = self.poll_once(coalesce=True)
                 if not got and self._pending is not None:
                     self._ack(self._pending)
                 if not got and self._want_caught_up:

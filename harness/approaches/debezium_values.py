@@ -43,8 +43,10 @@ def _decimal(v: Any, schema: Mapping[str, Any]) -> Any:
     return _unscaled(_bytes(v), scale)
 
 
-def _variable_decimal(v: Any, schema: Mapping[str, Any]) -> Any:
-    return _unscaled(_bytes(v["value"]), int(v["scale"]))
+def _variable_scale(v: Any) -> Any:
+    """A ``VariableScaleDecimal`` struct (its scale, its unscaled bytes as base64) as a decimal."""
+    raw = v["value"]
+    return _unscaled(a2b_base64(raw) if isinstance(raw, str) else bytes(raw), int(v["scale"]))
 
 
 def _float(v: Any, schema: Mapping[str, Any]) -> float:
@@ -72,7 +74,7 @@ def _enum_set(v: str, schema: Mapping[str, Any]) -> Any:
 #: logical type name -> decoder(value, schema)
 LOGICAL: dict[str, Callable[[Any, Mapping[str, Any]], Any]] = {
     "org.apache.kafka.connect.data.Decimal": _decimal,
-    "io.debezium.data.VariableScaleDecimal": _variable_decimal,
+    "io.debezium.data.VariableScaleDecimal": lambda v, s: _variable_scale(v),
     "io.debezium.time.ZonedTimestamp": lambda v, s: dt.datetime.fromisoformat(v),
     "io.debezium.time.MicroTimestamp": lambda v, s: _EPOCH + dt.timedelta(microseconds=v),
     "io.debezium.time.NanoTimestamp": lambda v, s: _EPOCH + dt.timedelta(microseconds=v // 1000),
@@ -131,20 +133,6 @@ def _identity(v: Any) -> Any:
     return v
 
 
-def _fixed_decimal(scale: int) -> Callable[[Any], Any]:
-    """``_decimal`` for one schema's scale (base64 text of the unscaled big-endian bytes)."""
-    exponent = f"E{-scale}"
-
-    def run(v: Any) -> Any:
-        if isinstance(v, str):
-            if v in ("NaN", "Infinity", "-Infinity"):
-                return Decimal(v)
-            return Decimal(f"{int.from_bytes(a2b_base64(v), 'big', signed=True)}{exponent}")
-        return _unscaled(bytes(v), scale)
-
-    return run
-
-
 def unscaled_decimal(scale: int) -> Callable[[bytes], Decimal]:
     """The decimal of a scale from its unscaled value's big-endian two's-complement bytes (the
     bytes of a ``Decimal`` field, base64-decoded)."""
@@ -156,12 +144,16 @@ def unscaled_decimal(scale: int) -> Callable[[bytes], Decimal]:
     return run
 
 
-def _variable_scale(v: Any) -> Any:
-    """``_variable_decimal`` without its schema argument and base64's wrapper (the common case of
-    a numeric without precision, one call per value)."""
-    raw = v["value"]
-    return Decimal(f"{int.from_bytes(a2b_base64(raw) if isinstance(raw, str) else bytes(raw), 'big', signed=True)}"
-                   f"E{-int(v['scale'])}")
+def _fixed_decimal(scale: int) -> Callable[[Any], Any]:
+    """``_decimal`` for one schema's scale (base64 text of the unscaled big-endian bytes)."""
+    of_bytes = unscaled_decimal(scale)
+
+    def run(v: Any) -> Any:
+        if isinstance(v, str):
+            return Decimal(v) if v in ("NaN", "Infinity", "-Infinity") else of_bytes(a2b_base64(v))
+        return of_bytes(bytes(v))
+
+    return run
 
 
 def field_decoder(schema: Mapping[str, Any]) -> Callable[[Any], Any] | None:

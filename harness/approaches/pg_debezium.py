@@ -227,8 +227,6 @@ class PgDebezium(DebeziumApproach):
             if op is None or op == "truncate" or source is None:
                 return None
             types = self.table_types(source.table)
-            if not types.typed:
-                return None
             return ChangeEvent(source.table, op, types.key_json(key, "__dbz__") if key is not None else (),
                                types.row_json(env.before), types.row_json(env.after), (offset,), source.txId,
                                None if source.ts_us is None else source.ts_us * 1000, captured_at)
